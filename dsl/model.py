@@ -1,0 +1,333 @@
+"""The typed model of a workflow file (pydantic v2).
+
+The committed JSON Schema (`schemas/workflow.schema.json`) is generated from these classes
+(`python -m dsl.schema_export`), so the two cannot drift; a test compares them.
+Durations stay as written (`30s`, `PT1M`, 5): lint checks them and `dsl.durations` parses them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Duration = Annotated[
+    str | int | float,
+    Field(
+        description="A duration: 100ms, 30s, 5m, 2h, 7d, combinations like 1h30m, "
+        "ISO 8601 (PT1H30M), or a number of seconds."
+    ),
+]
+StateName = Annotated[str, Field(description="The name of a state in the same state machine.")]
+VarName = Annotated[
+    str,
+    Field(
+        description="A variable name: the value is stored as vars.<name>.",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    ),
+]
+Template = Annotated[
+    Any,
+    Field(
+        description="Any JSON value; strings may be Jinja2 templates. A string that is exactly "
+        "one {{ ... }} yields the native value."
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RetryPolicy(_Strict):
+    """How failed activity attempts are retried."""
+
+    max_attempts: int | None = Field(
+        None, description="Total attempts including the first; 1 means no retry. Default 3."
+    )
+    initial_interval: Duration | None = Field(
+        None, description="Wait before the first retry. Default 1s."
+    )
+    backoff: float | None = Field(
+        None, description="Multiplier applied to the interval after each retry (>= 1). Default 2."
+    )
+    max_interval: Duration | None = Field(
+        None, description="Upper bound for the wait between attempts. Default 30s."
+    )
+    non_retryable: list[str] | None = Field(
+        None, description="Error types that are never retried."
+    )
+
+
+class Timeouts(_Strict):
+    """Time limits of an activity."""
+
+    start_to_close: Duration | None = Field(None, description="Limit for one attempt.")
+    schedule_to_close: Duration | None = Field(
+        None, description="Limit for all attempts together, retry waits included."
+    )
+    heartbeat: Duration | None = Field(
+        None,
+        description="An attempt that does not heartbeat within this interval fails with "
+        "HeartbeatTimeout. Must be shorter than start_to_close.",
+    )
+
+
+class Defaults(_Strict):
+    """Settings that apply to every activity and compensation unless overridden."""
+
+    retry: RetryPolicy | None = Field(None, description="Default retry policy.")
+    timeout: Timeouts | None = Field(None, description="Default activity timeouts.")
+
+
+class SignalDef(_Strict):
+    """A signal the run accepts."""
+
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="JSON Schema the signal payload must satisfy."
+    )
+    description: str | None = Field(None, description="What the signal means.")
+
+
+class Catcher(_Strict):
+    """Handles errors of a state by moving to another state."""
+
+    errors: list[str] = Field(
+        description='Error types this catcher handles, or "*" for any.', min_length=1
+    )
+    result: VarName | None = Field(
+        None, description="Store the error {type, message, details} as vars.<result>."
+    )
+    next: StateName = Field(description="The state to go to when the error is caught.")
+
+
+class Compensation(_Strict):
+    """The saga undo step, recorded when the step completes."""
+
+    activity: str = Field(description="The activity that undoes the step.")
+    input: Template = Field(None, description="Input, rendered when the step completes.")
+    retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
+    timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
+
+
+class _StateBase(_Strict):
+    description: str | None = Field(None, description="Free text for people.")
+
+
+class _Flow(_StateBase):
+    next: StateName | None = Field(None, description="The state that follows this one.")
+    end: bool | None = Field(
+        None, description="true: this state ends its state machine (instead of next)."
+    )
+
+
+class ActivityState(_Flow):
+    """Runs a registered activity (a Python function) or the built-in `http`."""
+
+    type: Literal["activity"] = Field(description="State type.")
+    activity: str = Field(description="A registered activity name, or the built-in http.")
+    input: Template = Field(None, description="The activity input.")
+    result: VarName | None = Field(None, description="Store the result as vars.<result>.")
+    timeout: Timeouts | None = Field(None, description="Timeouts (override defaults).")
+    retry: RetryPolicy | None = Field(None, description="Retry policy (overrides defaults).")
+    compensate: Compensation | None = Field(None, description="The saga undo step.")
+    catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+
+
+class Choice(_Strict):
+    """One branch of a choice."""
+
+    when: str = Field(description="A template that evaluates to true or false.")
+    next: StateName = Field(description="The state to go to when `when` is true.")
+
+
+class ChoiceState(_StateBase):
+    """Goes to the first choice whose condition is true, else to default."""
+
+    type: Literal["choice"] = Field(description="State type.")
+    choices: list[Choice] = Field(description="Conditions, tried in order.", min_length=1)
+    default: StateName | None = Field(None, description="The state when no condition holds.")
+
+
+class SetState(_Flow):
+    """Sets variables."""
+
+    type: Literal["set"] = Field(description="State type.")
+    vars: dict[str, Template] = Field(description="Variables to set (templates allowed).")
+
+
+class SleepState(_Flow):
+    """Waits for a duration or until a timestamp (a durable timer)."""
+
+    type: Literal["sleep"] = Field(description="State type.")
+    duration: Duration | None = Field(None, description="How long to sleep.")
+    until: str | None = Field(None, description="An RFC 3339 timestamp (template allowed).")
+
+
+class WaitState(_Flow):
+    """Waits for a signal."""
+
+    type: Literal["wait"] = Field(description="State type.")
+    signal: str = Field(description="The signal to wait for (declared under signals).")
+    timeout: Duration | None = Field(None, description="Give up after this long.")
+    result: VarName | None = Field(None, description="Store the payload as vars.<result>.")
+    on_timeout: StateName | None = Field(
+        None, description="The state after a timeout; without it the timeout fails with Timeout."
+    )
+
+
+class Branch(_Strict):
+    """A small state machine inside a parallel state."""
+
+    start: StateName | None = Field(None, description="The first state; default the first listed.")
+    states: dict[str, State] = Field(description="The branch's states.", min_length=1)
+
+
+class ParallelState(_Flow):
+    """Runs branches concurrently and joins them."""
+
+    type: Literal["parallel"] = Field(description="State type.")
+    branches: list[Branch] = Field(description="The branches.", min_length=1)
+    result: VarName | None = Field(
+        None, description="Store the list of branch outputs (branch order) as vars.<result>."
+    )
+    catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+
+
+class MapState(_Flow):
+    """Runs a state machine once per item."""
+
+    type: Literal["map"] = Field(description="State type.")
+    items: Template = Field(description="The items: a list, or a template yielding one.")
+    as_: VarName | None = Field(
+        None, alias="as", description="Name of the loop variable (default item)."
+    )
+    concurrency: int | None = Field(
+        None, description="Iterations in flight at once (default 10).", ge=1
+    )
+    start: StateName | None = Field(None, description="The first state; default the first listed.")
+    states: dict[str, State] = Field(description="The iteration's states.", min_length=1)
+    result: VarName | None = Field(
+        None, description="Store the per-item outputs (item order) as vars.<result>."
+    )
+    catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+
+
+class ChildState(_Flow):
+    """Starts a child workflow and waits for its output."""
+
+    type: Literal["child"] = Field(description="State type.")
+    workflow: str = Field(description="A workflow name or a relative file path.")
+    input: Template = Field(None, description="The child's input.")
+    id: str | None = Field(None, description="Child run id template (default derived).")
+    result: VarName | None = Field(None, description="Store the child's output as vars.<result>.")
+    compensate: Compensation | None = Field(None, description="The saga undo step.")
+    catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+
+
+class CompensateState(_Flow):
+    """Runs the compensations recorded so far (newest first), then goes on."""
+
+    type: Literal["compensate"] = Field(description="State type.")
+
+
+class SucceedState(_StateBase):
+    """Ends the state machine successfully."""
+
+    type: Literal["succeed"] = Field(description="State type.")
+    output: Template = Field(None, description="The output (templates allowed).")
+
+
+class FailState(_StateBase):
+    """Fails the run (compensations run first, newest first)."""
+
+    type: Literal["fail"] = Field(description="State type.")
+    error: str = Field(description="The error type.")
+    message: str | None = Field(None, description="The error message (template allowed).")
+    details: Template = Field(None, description="Extra error details (templates allowed).")
+
+
+State = Annotated[
+    ActivityState
+    | ChoiceState
+    | SetState
+    | SleepState
+    | WaitState
+    | ParallelState
+    | MapState
+    | ChildState
+    | CompensateState
+    | SucceedState
+    | FailState,
+    Field(discriminator="type"),
+]
+
+FLOW_STATES = (
+    ActivityState,
+    SetState,
+    SleepState,
+    WaitState,
+    ParallelState,
+    MapState,
+    ChildState,
+    CompensateState,
+)
+TERMINAL_STATES = (SucceedState, FailState)
+CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
+
+
+class Workflow(_Strict):
+    """A tideflow workflow: a durable state machine."""
+
+    schema_ref: str | None = Field(
+        None, alias="$schema", description="Optional: the JSON Schema this file follows."
+    )
+    dsl: Literal["1.0"] = Field(description='The DSL version; "1.0".')
+    name: str = Field(
+        description="The workflow name: letters, digits, _ . -",
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+    )
+    version: int | str | None = Field(None, description="The workflow's own version.")
+    description: str | None = Field(None, description="What the workflow does.")
+    input_schema: dict[str, Any] | None = Field(
+        None, description="A JSON Schema the run's input must satisfy."
+    )
+    vars: dict[str, Template] | None = Field(
+        None, description="Initial variables (templates allowed)."
+    )
+    output: Template = Field(
+        None, description="The run's output when it ends via end: true."
+    )
+    timeout: Duration | None = Field(None, description="Whole-run timeout.")
+    defaults: Defaults | None = Field(None, description="Defaults for activities.")
+    signals: dict[str, SignalDef] | None = Field(
+        None, description="Signals the run accepts, each with a payload schema."
+    )
+    queries: dict[str, Template] | None = Field(
+        None, description="Named read-only views of the run (templates)."
+    )
+    start: StateName | None = Field(None, description="The first state; default the first listed.")
+    states: dict[str, State] = Field(description="The states, by name.", min_length=1)
+
+    def first_state(self) -> str:
+        return self.start or next(iter(self.states))
+
+
+Branch.model_rebuild()
+MapState.model_rebuild()
+ParallelState.model_rebuild()
+Workflow.model_rebuild()
+
+AnyState = (
+    ActivityState
+    | ChoiceState
+    | SetState
+    | SleepState
+    | WaitState
+    | ParallelState
+    | MapState
+    | ChildState
+    | CompensateState
+    | SucceedState
+    | FailState
+)

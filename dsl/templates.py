@@ -1,0 +1,136 @@
+"""The one sandboxed Jinja2 environment used for every template in a workflow.
+
+Why a sandbox: a workflow file is data, so it must never reach files, environment variables
+or Python internals. `ImmutableSandboxedEnvironment` blocks attribute access to internals and
+mutation of containers; the context only ever holds JSON data that the engine passes in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+
+
+class TemplateError(Exception):
+    """A template that does not compile or does not evaluate. `template` is the source text."""
+
+    def __init__(self, message: str, template: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.template = template
+        self.line = line
+
+
+def _make_environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.
+    env.globals = {"range": env.globals["range"], "dict": dict}
+    return env
+
+
+ENVIRONMENT = _make_environment()
+
+
+def is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value or "{#" in value
+
+
+def single_expression(value: str) -> str | None:
+    """The inner expression when `value` is exactly one `{{ ... }}`, else None."""
+    match = _SINGLE_EXPRESSION.match(value)
+    if match is None:
+        return None
+    expr = match.group("expr")
+    if "{{" in expr or "}}" in expr or "{%" in expr:
+        return None
+    return expr
+
+
+@lru_cache(maxsize=4096)
+def _compiled(value: str) -> Any:
+    expr = single_expression(value)
+    try:
+        if expr is not None:
+            return ("expr", ENVIRONMENT.compile_expression(expr, undefined_to_none=False))
+        return ("text", ENVIRONMENT.from_string(value))
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", value, exc.lineno) from None
+
+
+def check_syntax(value: str) -> TemplateError | None:
+    """Compile `value`; return the error instead of raising."""
+    try:
+        _compiled(value)
+    except TemplateError as exc:
+        return exc
+    return None
+
+
+def render_string(value: str, context: Mapping[str, Any]) -> Any:
+    """Render one string: native value for a single expression, text otherwise."""
+    if not is_template(value):
+        return value
+    kind, compiled = _compiled(value)
+    try:
+        if kind == "expr":
+            result = compiled(**context)
+            if isinstance(result, StrictUndefined):
+                str(result)  # raises UndefinedError with the missing name
+            return result
+        return compiled.render(**context)
+    except SecurityError as exc:
+        raise TemplateError(f"blocked by the sandbox: {exc}", value) from None
+    except TemplateError:
+        raise
+    except Exception as exc:  # any evaluation failure is the template's, not ours
+        raise TemplateError(f"{type(exc).__name__}: {exc}", value) from None
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside a JSON value (keys stay as written)."""
+    if isinstance(value, str):
+        return render_string(value, context)
+    if isinstance(value, list):
+        return [render(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render(item, context) for key, item in value.items()}
+    return value
+
+
+def iter_strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string inside a JSON value with its path (for static checks)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from iter_strings(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from iter_strings(item, (*path, key))
+
+
+def referenced_vars(value: str) -> set[str]:
+    """Names X used as `vars.X` or `vars['X']` in a template (best effort; syntax errors give {})."""
+    try:
+        expr = single_expression(value)
+        ast = ENVIRONMENT.parse("{{" + expr + "}}" if expr is not None else value)
+    except TemplateSyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name == "vars":
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                found.add(node.arg.value)
+    return found

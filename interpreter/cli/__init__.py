@@ -1,0 +1,53 @@
+"""The `tideflow` command line: argument parsing and output only; each command is a thin call
+into dsl/, the client or the worker. Each subcommand lives in its own module with a
+`register(subparsers)` function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from interpreter.cli import _common
+
+_COMMAND_MODULES = (
+    "interpreter.cli.validate_cmd",
+    "interpreter.cli.graph_cmd",
+    "interpreter.cli.run_cmds",
+    "interpreter.cli.inspect_cmds",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="tideflow",
+        description="Durable workflows as YAML state machines.",
+    )
+    parser.add_argument("--version", action="version", version=f"tideflow {_common.version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command module not written yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except _common.CliError as exc:
+        _common.print_error(exc.message, hint=exc.hint)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    return code
