@@ -1,0 +1,51 @@
+"""`ActivityContext`: what an activity knows about the step it runs for."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class ActivityContext:
+    """Passed as the first argument to activities that take two parameters.
+
+    `idempotency_key` is the same for every attempt of one step visit, so side effects can be
+    made idempotent. `heartbeat_details` holds what the previous attempt last reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        state: str,
+        attempt: int,
+        idempotency_key: str,
+        heartbeat_details: Any = None,
+        on_heartbeat: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.state = state
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.heartbeat_details = heartbeat_details
+        self._on_heartbeat = on_heartbeat
+        self._cancel = threading.Event()
+        self.last_heartbeat = time.monotonic()
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report progress; keeps a `heartbeat` timeout from firing. Details must be JSON."""
+        self.last_heartbeat = time.monotonic()
+        if self._on_heartbeat is not None:
+            self._on_heartbeat(details)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the step is no longer wanted (run cancelled, sibling branch failed)."""
+        return self._cancel.is_set()
+
+    def _request_cancel(self) -> None:
+        self._cancel.set()

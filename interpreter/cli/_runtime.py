@@ -1,0 +1,100 @@
+"""Argument helpers shared by the commands that touch runs: --db, --activities, --input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
+from interpreter.client import Client
+from interpreter.core.definition import Definition
+from interpreter.errors import (
+    ActivityRegistryError,
+    InputInvalid,
+    RunFinished,
+    RunNotFound,
+    StoreError,
+    TideflowError,
+    WorkflowInvalid,
+)
+
+T = TypeVar("T")
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="store: a file path, sqlite:///file or postgresql://... (default: TIDEFLOW_DB, else .tideflow/tideflow.db)")
+
+
+def add_activities(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--activities", metavar="PATH_OR_MODULE", action="append", default=[], help="a .py file or importable module that registers activities (repeatable)")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def parse_json_arg(text: str | None, what: str) -> Any:
+    """`JSON` or `@file.json`; None when not given."""
+    if text is None:
+        return None
+    source = what
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {what} file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        source = f"{what} file {path}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", hint="pass JSON text, or @path/to/file.json") from None
+
+
+def load_activities(specs: list[str]) -> set[str]:
+    from interpreter.activities import load_activity_modules
+
+    try:
+        return load_activity_modules(specs)
+    except ActivityRegistryError as exc:
+        raise CliError(exc.message, hint=exc.hint) from None
+
+
+def require_activities(defn: Definition, registered: set[str]) -> None:
+    missing = sorted(defn.activity_names() - registered)
+    if missing:
+        raise CliError(
+            f"workflow {defn.name!r} needs activities nobody registered: {', '.join(missing)}",
+            hint="pass the module or .py file that defines them with --activities",
+        )
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn tideflow's own exceptions into one clear CLI message with the right exit code."""
+    try:
+        yield
+    except WorkflowInvalid as exc:
+        from dsl.formatters import format_text
+
+        raise CliError(f"{exc.message}:\n" + format_text(exc.diagnostics).rstrip(), hint="run `tideflow validate` on the file for details") from None
+    except (InputInvalid, StoreError) as exc:
+        raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_USAGE) from None
+    except (RunNotFound, RunFinished) as exc:
+        raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_FAILED) from None
+    except TideflowError as exc:
+        raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_FAILED) from None
+
+
+def open_client(args: argparse.Namespace) -> Client:
+    with translated_errors():
+        return Client(getattr(args, "db", None))
+
+
+def call(function: Callable[[], T]) -> T:
+    with translated_errors():
+        return function()

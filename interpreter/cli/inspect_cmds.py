@@ -1,0 +1,146 @@
+"""`status`, `history`, `list`, `cancel`, `terminate`, `signal`, `query`: looking at and steering
+runs that already exist."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from interpreter.cli import _runtime as rt
+from interpreter.cli._common import EXIT_OK, print_json
+from interpreter.client import describe
+
+
+def register(subparsers: Any) -> None:
+    def command(name: str, help_: str, handler: Any, *, run_id: bool = True, json_: bool = True) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_)
+        if run_id:
+            parser.add_argument("run_id", metavar="RUN_ID")
+        rt.add_db(parser)
+        if json_:
+            rt.add_json(parser)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    command("status", "show a run: status, current state(s), vars, output, error, version", cmd_status)
+    command("history", "show a run's event history", cmd_history)
+    lst = command("list", "list runs", cmd_list, run_id=False)
+    lst.add_argument("--status", help="only runs with this status")
+    lst.add_argument("--workflow", help="only runs of this workflow")
+    command("cancel", "cancel a run cooperatively (compensations run; status cancelled)", cmd_cancel)
+    term = command("terminate", "end a run at once (no compensation)", cmd_terminate)
+    term.add_argument("--reason", default="terminated by user")
+    sig = command("signal", "send a signal to a run", cmd_signal)
+    sig.add_argument("name", metavar="NAME")
+    sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
+    qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
+    qry.add_argument("name", metavar="NAME")
+
+
+def _time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = rt.open_client(args)
+    info = rt.call(lambda: client.status(args.run_id))
+    if args.json:
+        print_json(info)
+        return EXIT_OK
+    print(f"run        {info['run_id']}")
+    print(f"workflow   {info['workflow']} (version {info['version'] or '-'}, definition {info['definition_hash'][:12]})")
+    print(f"status     {info['status']}")
+    for cur in info["current"]:
+        print(f"current    {cur['state']} (waiting for {cur['waiting_for'] or 'nothing'})")
+    if info["parent_id"]:
+        print(f"parent     {info['parent_id']}")
+    for child in info["children"]:
+        print(f"child      {child}")
+    print(f"created    {_time(info['created_at'])}")
+    print(f"updated    {_time(info['updated_at'])}")
+    if info["ended_at"]:
+        print(f"ended      {_time(info['ended_at'])}")
+    print(f"vars       {json.dumps(info['vars'], ensure_ascii=False)}")
+    if info["output"] is not None:
+        print(f"output     {json.dumps(info['output'], ensure_ascii=False)}")
+    if info["error"]:
+        print(f"error      {info['error']['type']}: {info['error']['message']}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    client = rt.open_client(args)
+    events = rt.call(lambda: client.history(args.run_id))
+    if args.json:
+        # Streamed: one array, written event by event, so huge histories stay cheap.
+        out = sys.stdout
+        out.write("[")
+        for index, event in enumerate(events):
+            out.write(("," if index else "") + "\n" + json.dumps(event, ensure_ascii=False))
+        out.write("\n]\n")
+        return EXIT_OK
+    print(f"{'SEQ':>5}  {'TIME':<24} {'TYPE':<22} {'STATE':<18} {'ATT':>3}  PAYLOAD")
+    for event in events:
+        payload = json.dumps(event["payload"], ensure_ascii=False)
+        if len(payload) > 100:
+            payload = payload[:97] + "..."
+        print(f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = rt.open_client(args)
+    runs = rt.call(lambda: client.list_runs(status=args.status, workflow=args.workflow))
+    if args.json:
+        print_json([{k: v for k, v in describe(r).items() if k not in ("vars", "input", "current")} for r in runs])
+        return EXIT_OK
+    print(f"{'RUN ID':<40} {'WORKFLOW':<18} {'STATUS':<10} {'CREATED':<24} PARENT")
+    for r in runs:
+        print(f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {r.parent_id or ''}")
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    client = rt.open_client(args)
+    rt.call(lambda: client.cancel(args.run_id))
+    if args.json:
+        print_json({"run_id": args.run_id, "cancel_requested": True})
+    else:
+        print(f"cancel requested for {args.run_id}; compensations run when a worker picks it up")
+    return EXIT_OK
+
+
+def cmd_terminate(args: argparse.Namespace) -> int:
+    client = rt.open_client(args)
+    record = rt.call(lambda: client.terminate(args.run_id, args.reason))
+    if args.json:
+        print_json({"run_id": record.id, "status": record.status})
+    else:
+        print(f"run {record.id} {record.status}")
+    return EXIT_OK
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    payload = rt.parse_json_arg(args.data, "--data")
+    client = rt.open_client(args)
+    signal_id = rt.call(lambda: client.signal(args.run_id, args.name, payload))
+    if args.json:
+        print_json({"run_id": args.run_id, "signal": args.name, "id": signal_id})
+    else:
+        print(f"signal {args.name} stored for {args.run_id}")
+    return EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    client = rt.open_client(args)
+    value = rt.call(lambda: client.query(args.run_id, args.name))
+    if args.json:
+        print_json({"run_id": args.run_id, "query": args.name, "value": value})
+    else:
+        print(json.dumps(value, indent=2, ensure_ascii=False) if not isinstance(value, str) else value)
+    return EXIT_OK

@@ -1,0 +1,219 @@
+"""The Python API for driving runs (the CLI is a thin layer over it).
+
+    from interpreter import Client
+
+    client = Client()                         # the default SQLite store, or Client("postgresql://...")
+    run_id = client.start("samples/approval.yaml", {"order_id": "A1"})
+    client.signal(run_id, "approve", {"approved": True, "by": "ana"})
+    print(client.query(run_id, "status"))
+    run = client.result(run_id, timeout=30)   # waits for a worker (or call client.execute)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from interpreter.core.definition import Definition
+from interpreter.core.engine import TERMINAL_STATUSES, Engine, new_run_state
+from interpreter.errors import (
+    InputInvalid,
+    ResultTimeout,
+    RunNotFound,
+    TideflowError,
+    WorkflowInvalid,
+)
+from interpreter.expressions import ExpressionError, evaluate
+from interpreter.store import NewRun, RunRecord, Store, open_store
+from interpreter.worker import EventSink, Worker
+
+
+def load_definition(path: str | Path) -> Definition:
+    """Validate a workflow file and return its pinned definition; WorkflowInvalid on errors."""
+    from dsl import validate_file
+
+    result = validate_file(path)
+    if not result.ok or result.document is None:
+        raise WorkflowInvalid(f"{path} has errors", result.diagnostics)
+    return Definition.from_data(result.document.data, str(Path(path).resolve()))
+
+
+def check_against_schema(schema: dict[str, Any] | None, value: Any, what: str) -> None:
+    """Raise InputInvalid naming the JSON pointer and the reason of the best error."""
+    if not schema:
+        return
+    err = best_match(Draft202012Validator(schema).iter_errors(value))
+    if err is not None:
+        pointer = "/" + "/".join(str(p) for p in err.absolute_path)
+        raise InputInvalid(f"{what} is invalid at {pointer}: {err.message}", hint=f"the schema requires: {err.validator} {err.validator_value!r}"[:300])
+
+
+class Client:
+    def __init__(self, db: str | None = None, *, store: Store | None = None) -> None:
+        self.store = store if store is not None else open_store(db)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- runs
+    def start(
+        self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None
+    ) -> str:
+        """Create a run and return its id. Starting an id that exists returns that run's id."""
+        return self.start_run(workflow, input, run_id=run_id)[0].id
+
+    def start_run(
+        self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None
+    ) -> tuple[RunRecord, bool]:
+        defn = workflow if isinstance(workflow, Definition) else load_definition(workflow)
+        if run_id is not None:
+            existing = self.store.get_run(run_id)
+            if existing is not None:
+                return existing, False
+        check_against_schema(defn.workflow.input_schema, input, "the input")
+        run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
+        now = time.time()
+        state = new_run_state(defn, run_id, input, now)
+        engine = Engine(defn, state, now)
+        engine.start()
+        record, created = self.store.create_run(
+            NewRun(
+                id=run_id, workflow=defn.name, def_hash=defn.hash, def_source=defn.source,
+                def_version=defn.version, def_file=defn.file, input=input, state=state,
+                events=engine.events, due_at=now,
+            )
+        )
+        return record, created
+
+    def execute(
+        self,
+        run_id: str,
+        *,
+        workflow_dirs: tuple[Path, ...] = (),
+        on_events: EventSink | None = None,
+    ) -> RunRecord:
+        """Drive the run (and its children) in this process until it ends."""
+        record = self.get(run_id)
+        if record.status not in TERMINAL_STATUSES:
+            worker = Worker(self.store, root_id=record.root_id, workflow_dirs=workflow_dirs, on_events=on_events, poll_interval=0.02)
+
+            def finished() -> bool:
+                current = self.store.get_run(run_id)
+                return current is None or current.status in TERMINAL_STATUSES
+
+            asyncio.run(worker.run(until=finished))
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> RunRecord:
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store")
+        return record
+
+    def definition_of(self, record: RunRecord) -> Definition:
+        source, file = self.store.load_definition(record.def_hash)
+        return Definition.from_source(source, file)
+
+    def result(self, run_id: str, timeout: float | None = None, poll: float = 0.05) -> RunRecord:
+        """Wait until the run ends (some worker must be driving it)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.get(run_id)
+            if record.status in TERMINAL_STATUSES:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(f"run {run_id!r} is still {record.status} after {timeout:g}s")
+            time.sleep(poll)
+
+    # ----------------------------------------------------------------- interaction
+    def signal(self, run_id: str, name: str, payload: Any = None) -> int:
+        record = self.get(run_id)
+        declared = self.definition_of(record).workflow.signals or {}
+        if name not in declared:
+            names = ", ".join(sorted(declared)) or "none"
+            raise TideflowError(f"workflow {record.workflow!r} declares no signal {name!r}", hint=f"declared signals: {names}")
+        check_against_schema(declared[name].schema_, payload, f"the payload of signal {name!r}")
+        return self.store.add_signal(run_id, name, payload, time.time())
+
+    def query(self, run_id: str, name: str) -> Any:
+        record = self.get(run_id)
+        queries = self.definition_of(record).workflow.queries or {}
+        if name not in queries:
+            raise TideflowError(f"workflow {record.workflow!r} declares no query {name!r}", hint=f"declared queries: {', '.join(sorted(queries)) or 'none'}")
+        state = record.state
+        root = state["frames"].get(state.get("root") or "", {"vars": {}, "locals": {}})
+        context = {"input": state["input"], "vars": root["vars"], "run": {**state["run"], "status": record.status}}
+        try:
+            return evaluate(queries[name], context, where=f"query {name!r}")
+        except ExpressionError as exc:
+            raise TideflowError(exc.message) from None
+
+    def cancel(self, run_id: str) -> None:
+        self.get(run_id)
+        self.store.request_cancel(run_id, time.time())
+
+    def terminate(self, run_id: str, reason: str = "terminated by user") -> RunRecord:
+        self.get(run_id)
+        return self.store.terminate(run_id, reason, time.time())
+
+    # ----------------------------------------------------------------- inspection
+    def status(self, run_id: str) -> dict[str, Any]:
+        record = self.get(run_id)
+        return describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
+
+    def history(self, run_id: str) -> Iterator[dict[str, Any]]:
+        self.get(run_id)
+        return self.store.iter_events(run_id)
+
+    def list_runs(self, *, status: str | None = None, workflow: str | None = None) -> list[RunRecord]:
+        return self.store.list_runs(status=status, workflow=workflow)
+
+
+def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every active branch's current state, for `status`."""
+    out = []
+    for frame in state.get("frames", {}).values():
+        if frame["status"] in ("ready", "waiting") and frame.get("state"):
+            wait = frame.get("wait") or {}
+            if wait.get("kind") in ("parallel", "map"):
+                continue  # its branches are listed themselves
+            out.append({"frame": frame["id"], "state": frame["state"], "waiting_for": wait.get("kind")})
+    for task in state.get("tasks", {}).values():
+        if task["kind"] == "compensation":
+            out.append({"frame": None, "state": task["state"], "waiting_for": "compensation", "activity": task["activity"]})
+    return out
+
+
+def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, Any]:
+    state = record.state
+    root = state.get("frames", {}).get(state.get("root") or "")
+    return {
+        "run_id": record.id,
+        "workflow": record.workflow,
+        "version": record.version,
+        "definition_hash": record.def_hash,
+        "status": record.status,
+        "current": current_states(state) if record.status == "running" else [],
+        "vars": root["vars"] if root else {},
+        "input": record.input,
+        "output": record.output,
+        "error": record.error,
+        "parent_id": record.parent_id,
+        "children": children or [],
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "ended_at": record.ended_at,
+    }

@@ -1,0 +1,728 @@
+"""The pure decision core: given a definition, the persisted run state and one input (an activity
+outcome, a fired timer, a signal, a child's end, a cancel request), it moves the run forward
+and records what happened as history events and commands for the worker.
+
+No I/O, no clock, no randomness: `now` comes in from the caller and every decision lands in
+the state the caller persists together with the events. Resuming after a crash is therefore
+"load the state, keep deciding"; live and resumed runs share every line.
+
+The run state is one JSON document (see `new_run_state`). Several state machines can be active
+at once (the top level, parallel branches, map iterations): each is a *frame* with its own
+current state and vars. Activities (steps and compensations) are *tasks*; sleeps, signal
+timeouts and the run timeout are *timers*.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dsl.durations import parse_duration
+from dsl.model import (
+    ActivityState,
+    AnyState,
+    ChildState,
+    ChoiceState,
+    CompensateState,
+    Compensation,
+    FailState,
+    MapState,
+    ParallelState,
+    SetState,
+    SleepState,
+    SucceedState,
+    WaitState,
+)
+from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, Definition, Retry
+from interpreter.expressions import ExpressionError, evaluate
+
+# Error types that can never succeed on a retry, whatever the policy says.
+NEVER_RETRIED = frozenset({"ExpressionError", "Cancelled", "ChildFailed"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out", "terminated"})
+_NO_RESULT = object()
+
+
+def error(type_: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"type": type_, "message": message, "details": details}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Event:
+    type: str
+    state: str | None = None
+    attempt: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Command:
+    """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`."""
+
+    kind: str
+    data: dict[str, Any]
+
+
+def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dict[str, Any]:
+    return {
+        "status": "running",
+        "input": input_,
+        "run": {
+            "id": run_id,
+            "workflow": defn.name,
+            "version": defn.version,
+            "started_at": iso(now),
+        },
+        "frames": {},
+        "tasks": {},
+        "timers": {},
+        "children": {},  # child run id -> waiting frame id
+        "comp_stack": [],
+        "compensation": None,
+        "ids": 0,
+        "output": None,
+        "error": None,
+    }
+
+
+class Engine:
+    """Applies one input at a time to `state` (mutated in place); collects events/commands."""
+
+    def __init__(self, defn: Definition, state: dict[str, Any], now: float) -> None:
+        self.defn = defn
+        self.s = state
+        self.now = now
+        self.events: list[Event] = []
+        self.commands: list[Command] = []
+
+    # ----------------------------------------------------------------- entry points
+    def start(self) -> None:
+        wf = self.defn.workflow
+        self._emit("RunStarted", payload={"input": self.s["input"], "hash": self.defn.hash})
+        root = self._new_frame([], None, None, vars_={}, locals_={})
+        self.s["root"] = root["id"]
+        try:
+            root["vars"] = evaluate(wf.vars or {}, self._context(root), where="vars")
+        except ExpressionError as exc:
+            self._fail_run(error("ExpressionError", exc.message))
+            return
+        if wf.timeout is not None:
+            self._start_timer("run_timeout", None, parse_duration(wf.timeout))
+        self._enter(root, self.defn.machine([])[1])
+        self.advance()
+
+    def advance(self) -> None:
+        """Step every ready frame until all of them wait on something."""
+        while self.s["status"] == "running":
+            ready = [f for f in self.s["frames"].values() if f["status"] == "ready"]
+            if not ready:
+                return
+            for frame in ready:
+                if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
+                    self._run_state(frame)
+
+    def start_due_tasks(self) -> list[dict[str, Any]]:
+        """Mark due tasks as running (ActivityStarted) and return them for execution."""
+        started = []
+        for task in self.s["tasks"].values():
+            if task["status"] in ("ready", "backoff") and task["due"] <= self.now:
+                task["status"] = "running"
+                task["started_at"] = self.now
+                self._emit(
+                    "ActivityStarted",
+                    task["state"],
+                    task["attempt"],
+                    {"task": task["id"], "activity": task["activity"], "kind": task["kind"]},
+                )
+                started.append(task)
+        return started
+
+    def restart_interrupted(self) -> list[str]:
+        """Tasks that were running when the previous worker died start again (same attempt,
+        same idempotency key)."""
+        ids = [t["id"] for t in self.s["tasks"].values() if t["status"] == "running"]
+        for task_id in ids:
+            task = self.s["tasks"][task_id]
+            task["status"] = "ready"
+            task["due"] = self.now
+            task["interrupted"] = True
+            self._emit(
+                "ActivityInterrupted",
+                task["state"],
+                task["attempt"],
+                {"task": task_id, "activity": task["activity"]},
+            )
+        return ids
+
+    def task_completed(self, task_id: str, result: Any) -> None:
+        task = self.s["tasks"].pop(task_id, None)
+        if task is None:
+            return  # cancelled meanwhile; the outcome is no longer wanted
+        if task["kind"] == "compensation":
+            self._emit("CompensationCompleted", task["state"], task["attempt"], {"task": task_id, "activity": task["activity"]})
+            self._next_compensation()
+        else:
+            self._emit(
+                "ActivityCompleted",
+                task["state"],
+                task["attempt"],
+                {"task": task_id, "result": result},
+            )
+            frame = self.s["frames"][task["frame"]]
+            frame["status"] = "ready"
+            frame["wait"] = None
+            self._complete_state(frame, result)
+        self.advance()
+
+    def task_failed(self, task_id: str, err: dict[str, Any], non_retryable: bool = False) -> None:
+        task = self.s["tasks"].get(task_id)
+        if task is None:
+            return
+        kind = "CompensationFailed" if task["kind"] == "compensation" else "ActivityFailed"
+        retry = Retry.from_json(task["retry"])
+        retryable = not (
+            non_retryable or err["type"] in NEVER_RETRIED or err["type"] in retry.non_retryable
+        )
+        if retryable and task["attempt"] < retry.max_attempts:
+            delay = retry.delay_before(task["attempt"] + 1)
+            deadline = task.get("deadline")
+            if deadline is None or self.now + delay < deadline:
+                self._emit(
+                    "ActivityFailed",
+                    task["state"],
+                    task["attempt"],
+                    {"task": task_id, "error": err, "will_retry": True},
+                )
+                task["attempt"] += 1
+                task["status"] = "backoff"
+                task["due"] = self.now + delay
+                self._emit(
+                    "RetryScheduled",
+                    task["state"],
+                    task["attempt"],
+                    {"task": task_id, "delay": delay, "due": iso(task["due"])},
+                )
+                return
+            err = error(
+                "Timeout",
+                f"schedule_to_close timeout of {task['state']!r} leaves no time for another attempt",
+                {"last_error": err},
+            )
+        del self.s["tasks"][task_id]
+        self._emit(kind, task["state"], task["attempt"], {"task": task_id, "error": err})
+        if task["kind"] == "compensation":
+            self.s["compensation"]["errors"].append(
+                {"activity": task["activity"], "state": task["state"], "error": err}
+            )
+            self._next_compensation()
+        else:
+            frame = self.s["frames"][task["frame"]]
+            frame["wait"] = None
+            frame["status"] = "ready"
+            self._state_error(frame, err)
+        self.advance()
+
+    def record_heartbeat(self, task_id: str, details: Any) -> None:
+        task = self.s["tasks"].get(task_id)
+        if task is not None:
+            task["heartbeat_details"] = details
+
+    def fire_due_timers(self) -> None:
+        for timer_id, timer in sorted(self.s["timers"].items(), key=lambda kv: kv[1]["due"]):
+            if timer["due"] > self.now or timer_id not in self.s["timers"]:
+                continue
+            del self.s["timers"][timer_id]
+            self._emit("TimerFired", timer.get("state"), payload={"timer": timer_id, "kind": timer["kind"]})
+            if timer["kind"] == "run_timeout":
+                self._end_run_now("timed_out", error("Timeout", "the run exceeded its timeout"))
+                return
+            frame = self.s["frames"].get(timer["frame"])
+            if frame is None:
+                continue
+            frame["status"] = "ready"
+            if timer["kind"] == "sleep":
+                frame["wait"] = None
+                self._complete_state(frame, _NO_RESULT)
+            elif timer["kind"] == "wait_timeout":
+                frame["wait"] = None
+                state = self._state(frame)
+                assert isinstance(state, WaitState)
+                if state.on_timeout:
+                    self._goto(frame, state.on_timeout)
+                else:
+                    self._state_error(
+                        frame, error("Timeout", f"no signal {state.signal!r} within {state.timeout}")
+                    )
+        self.advance()
+
+    def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
+        """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered."""
+        for frame in self.s["frames"].values():
+            wait = frame.get("wait")
+            if frame["status"] == "waiting" and wait and wait["kind"] == "signal" and wait["signal"] == name:
+                self.commands.append(Command("consume_signal", {"id": signal_id}))
+                self._emit("SignalReceived", frame["state"], payload={"signal": name, "payload": payload, "frame": frame["id"]})
+                if wait.get("timer"):
+                    self.s["timers"].pop(wait["timer"], None)
+                frame["status"] = "ready"
+                frame["wait"] = None
+                self._complete_state(frame, payload)
+                self.advance()
+                return True
+        return False
+
+    def child_finished(self, child_id: str, status: str, output: Any, err: Any) -> None:
+        frame_id = self.s["children"].pop(child_id, None)
+        frame = self.s["frames"].get(frame_id) if frame_id else None
+        if frame is None:
+            return
+        frame["status"] = "ready"
+        frame["wait"] = None
+        if status == "completed":
+            self._emit("ChildCompleted", frame["state"], payload={"child": child_id, "output": output})
+            self._complete_state(frame, output)
+        else:
+            self._emit("ChildFailed", frame["state"], payload={"child": child_id, "status": status, "error": err})
+            self._state_error(
+                frame,
+                error("ChildFailed", f"child run {child_id} ended {status}", {"child": child_id, "status": status, "error": err}),
+            )
+        self.advance()
+
+    def cancel(self, reason: str = "cancel requested") -> None:
+        if self.s["status"] != "running" or self.s.get("cancelling"):
+            return
+        self.s["cancelling"] = True
+        self._emit("CancelRequested", payload={"reason": reason})
+        self._drop_everything()
+        self._begin_compensation("cancelled", error("Cancelled", reason))
+
+    def terminate(self, reason: str) -> None:
+        self._end_run_now("terminated", error("Terminated", reason))
+
+    def next_wakeup(self) -> float | None:
+        times = [t["due"] for t in self.s["timers"].values()]
+        times += [t["due"] for t in self.s["tasks"].values() if t["status"] in ("ready", "backoff")]
+        return min(times) if times else None
+
+    # ----------------------------------------------------------------- frames and states
+    def _next_id(self, prefix: str) -> str:
+        self.s["ids"] += 1
+        return f"{prefix}{self.s['ids']}"
+
+    def _new_frame(
+        self,
+        machine: list[list[Any]],
+        parent: str | None,
+        slot: int | None,
+        *,
+        vars_: dict[str, Any],
+        locals_: dict[str, Any],
+    ) -> dict[str, Any]:
+        frame = {
+            "id": self._next_id("f"),
+            "machine": machine,
+            "parent": parent,
+            "slot": slot,
+            "state": None,
+            "status": "ready",
+            "wait": None,
+            "vars": vars_,
+            "locals": locals_,
+            "visits": {},
+            "last": None,
+            "has_last": False,
+        }
+        self.s["frames"][frame["id"]] = frame
+        return frame
+
+    def _state(self, frame: dict[str, Any]) -> AnyState:
+        return self.defn.state(frame["machine"], frame["state"])
+
+    def _context(self, frame: dict[str, Any]) -> dict[str, Any]:
+        return {"input": self.s["input"], "vars": frame["vars"], "run": self.s["run"], **frame["locals"]}
+
+    def _eval(self, frame: dict[str, Any], value: Any, what: str) -> Any:
+        where = f"state {frame['state']!r}, {what}" if frame["state"] else what
+        return evaluate(value, self._context(frame), where=where)
+
+    def _emit(self, type_: str, state: str | None = None, attempt: int | None = None, payload: dict[str, Any] | None = None) -> None:
+        self.events.append(Event(type_, state, attempt, payload or {}))
+
+    def _enter(self, frame: dict[str, Any], name: str) -> None:
+        frame["state"] = name
+        frame["status"] = "ready"
+        frame["visits"][name] = frame["visits"].get(name, 0) + 1
+        payload: dict[str, Any] = {"type": self._state(frame).type}
+        if frame["parent"] is not None:
+            payload["frame"] = frame["id"]
+        self._emit("StateEntered", name, payload=payload)
+
+    def _goto(self, frame: dict[str, Any], name: str) -> None:
+        self._enter(frame, name)
+
+    def _run_state(self, frame: dict[str, Any]) -> None:
+        state = self._state(frame)
+        try:
+            self._dispatch(frame, state)
+        except ExpressionError as exc:
+            self._state_error(frame, error("ExpressionError", exc.message))
+
+    def _dispatch(self, frame: dict[str, Any], state: AnyState) -> None:
+        if isinstance(state, ActivityState):
+            self._schedule_step(frame, state)
+        elif isinstance(state, ChoiceState):
+            for choice in state.choices:
+                if self._eval(frame, choice.when, "when") is True:
+                    self._goto(frame, choice.next)
+                    return
+            if state.default is None:
+                self._state_error(frame, error("NoChoiceMatched", f"no choice of {frame['state']!r} matched and it has no default"))
+            else:
+                self._goto(frame, state.default)
+        elif isinstance(state, SetState):
+            values = self._eval(frame, state.vars, "vars")
+            frame["vars"] = {**frame["vars"], **values}
+            self._complete_state(frame, _NO_RESULT)
+        elif isinstance(state, SleepState):
+            if state.until is not None:
+                until = self._eval(frame, state.until, "until")
+                delay = _parse_timestamp(until, frame["state"]) - self.now
+            else:
+                delay = parse_duration(state.duration)
+            self._wait_timer(frame, "sleep", max(0.0, delay))
+        elif isinstance(state, WaitState):
+            frame["status"] = "waiting"
+            frame["wait"] = {"kind": "signal", "signal": state.signal, "timer": None}
+            if state.timeout is not None:
+                timer = self._start_timer("wait_timeout", frame, parse_duration(state.timeout))
+                frame["wait"]["timer"] = timer
+        elif isinstance(state, ParallelState):
+            self._start_parallel(frame, state)
+        elif isinstance(state, MapState):
+            self._start_map(frame, state)
+        elif isinstance(state, ChildState):
+            self._start_child(frame, state)
+        elif isinstance(state, CompensateState):
+            frame["status"] = "waiting"
+            frame["wait"] = {"kind": "compensation"}
+            self._begin_compensation("state", None, frame["id"])
+        elif isinstance(state, SucceedState):
+            if state.output is not None:
+                self._frame_done(frame, self._eval(frame, state.output, "output"))
+            else:
+                self._frame_done(frame, self._fallback_output(frame))
+        elif isinstance(state, FailState):
+            message = self._eval(frame, state.message, "message") if state.message else state.error
+            details = self._eval(frame, state.details, "details")
+            self._frame_failed(frame, error(state.error, str(message), details))
+
+    def _wait_timer(self, frame: dict[str, Any], kind: str, delay: float) -> None:
+        frame["status"] = "waiting"
+        frame["wait"] = {"kind": kind, "timer": self._start_timer(kind, frame, delay)}
+
+    def _start_timer(self, kind: str, frame: dict[str, Any] | None, delay: float) -> str:
+        timer_id = self._next_id("t")
+        state = frame["state"] if frame else None
+        self.s["timers"][timer_id] = {
+            "kind": kind,
+            "due": self.now + delay,
+            "frame": frame["id"] if frame else None,
+            "state": state,
+        }
+        self._emit("TimerStarted", state, payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(self.now + delay)})
+        return timer_id
+
+    def _idempotency_key(self, frame: dict[str, Any]) -> str:
+        raw = f"{self.s['run']['id']}|{frame['id']}|{frame['state']}|{frame['visits'][frame['state']]}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def _new_task(self, *, kind: str, frame: dict[str, Any] | None, state_name: str, activity: str, input_: Any, retry: Retry, timeouts: dict[str, float | None], key: str) -> dict[str, Any]:
+        task_id = self._next_id("a")
+        s2c = timeouts.get("schedule_to_close")
+        task = {
+            "id": task_id,
+            "kind": kind,
+            "frame": frame["id"] if frame else None,
+            "state": state_name,
+            "activity": activity,
+            "input": input_,
+            "attempt": 1,
+            "key": key,
+            "status": "ready",
+            "due": self.now,
+            "scheduled_at": self.now,
+            "deadline": None if s2c is None else self.now + s2c,
+            "retry": retry.to_json(),
+            "timeouts": timeouts,
+            "heartbeat_details": None,
+        }
+        self.s["tasks"][task_id] = task
+        return task
+
+    def _schedule_step(self, frame: dict[str, Any], state: ActivityState) -> None:
+        input_ = self._eval(frame, state.input, "input")
+        task = self._new_task(
+            kind="step",
+            frame=frame,
+            state_name=frame["state"],
+            activity=state.activity,
+            input_=input_,
+            retry=self.defn.retry_for(state.retry),
+            timeouts=self.defn.timeouts_for(state.timeout),
+            key=self._idempotency_key(frame),
+        )
+        frame["status"] = "waiting"
+        frame["wait"] = {"kind": "task", "task": task["id"]}
+        self._emit("ActivityScheduled", frame["state"], 1, {"task": task["id"], "activity": state.activity, "input": input_, "idempotency_key": task["key"]})
+
+    def _complete_state(self, frame: dict[str, Any], result: Any) -> None:
+        """The current state finished with `result` (or _NO_RESULT): store it, record the
+        compensation, then follow next/end."""
+        state = self._state(frame)
+        if result is not _NO_RESULT:
+            name = getattr(state, "result", None)
+            if name:
+                frame["vars"] = {**frame["vars"], name: result}
+            frame["last"], frame["has_last"] = result, True
+        comp: Compensation | None = getattr(state, "compensate", None)
+        if comp is not None:
+            try:
+                comp_input = self._eval(frame, comp.input, "compensate input")
+            except ExpressionError as exc:
+                self._state_error(frame, error("ExpressionError", exc.message))
+                return
+            self.s["comp_stack"].append(
+                {
+                    "activity": comp.activity,
+                    "input": comp_input,
+                    "state": frame["state"],
+                    "key": self._idempotency_key(frame) + "-c",
+                    "retry": self.defn.retry_for(comp.retry).to_json(),
+                    "timeouts": self.defn.timeouts_for(comp.timeout),
+                }
+            )
+        nxt = getattr(state, "next", None)
+        if nxt:
+            self._goto(frame, nxt)
+        else:
+            self._frame_done(frame, self._fallback_output(frame))
+
+    def _fallback_output(self, frame: dict[str, Any]) -> Any:
+        if frame["parent"] is None and self.defn.workflow.output is not None:
+            return self._eval(frame, self.defn.workflow.output, "output")
+        return frame["last"] if frame["has_last"] else frame["vars"]
+
+    def _state_error(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+        state = self._state(frame)
+        for catcher in getattr(state, "catch", None) or []:
+            if "*" in catcher.errors or err["type"] in catcher.errors:
+                self._emit("ErrorCaught", frame["state"], payload={"error": err, "next": catcher.next})
+                if catcher.result:
+                    frame["vars"] = {**frame["vars"], catcher.result: err}
+                self._goto(frame, catcher.next)
+                return
+        self._frame_failed(frame, err)
+
+    def _frame_done(self, frame: dict[str, Any], output: Any) -> None:
+        frame["status"] = "done"
+        frame["wait"] = None
+        if frame["parent"] is None:
+            self._finish_run("completed", output, None)
+            return
+        parent = self.s["frames"][frame["parent"]]
+        del self.s["frames"][frame["id"]]
+        wait = parent["wait"]
+        wait["results"][frame["slot"]] = output
+        wait["running"].remove(frame["id"])
+        if wait["kind"] == "map":
+            self._launch_iterations(parent)
+        if not wait["running"] and wait.get("next_index", 0) >= wait.get("total", 0):
+            parent["status"] = "ready"
+            parent["wait"] = None
+            self._complete_state(parent, wait["results"])
+
+    def _frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+        if frame["parent"] is None:
+            self._fail_run(err)
+            return
+        parent = self.s["frames"][frame["parent"]]
+        self._drop_frames_under(parent["id"])
+        parent["status"] = "ready"
+        parent["wait"] = None
+        self._state_error(parent, err)
+
+    # ----------------------------------------------------------------- parallel, map, child
+    def _start_parallel(self, frame: dict[str, Any], state: ParallelState) -> None:
+        frame["status"] = "waiting"
+        frame["wait"] = {"kind": "parallel", "results": [None] * len(state.branches), "running": [], "next_index": len(state.branches), "total": len(state.branches)}
+        for index in range(len(state.branches)):
+            path = [*frame["machine"], [frame["state"], index]]
+            child = self._new_frame(path, frame["id"], index, vars_=dict(frame["vars"]), locals_=dict(frame["locals"]))
+            frame["wait"]["running"].append(child["id"])
+            self._enter(child, self.defn.machine(path)[1])
+
+    def _start_map(self, frame: dict[str, Any], state: MapState) -> None:
+        items = self._eval(frame, state.items, "items")
+        if not isinstance(items, list):
+            raise ExpressionError(f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}")
+        frame["status"] = "waiting"
+        frame["wait"] = {"kind": "map", "items": items, "results": [None] * len(items), "running": [], "next_index": 0, "total": len(items)}
+        if not items:
+            frame["status"] = "ready"
+            frame["wait"] = None
+            self._complete_state(frame, [])
+            return
+        self._launch_iterations(frame)
+
+    def _launch_iterations(self, frame: dict[str, Any]) -> None:
+        state = self._state(frame)
+        assert isinstance(state, MapState)
+        wait = frame["wait"]
+        limit = state.concurrency or DEFAULT_MAP_CONCURRENCY
+        path = [*frame["machine"], [frame["state"], -1]]
+        while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
+            index = wait["next_index"]
+            wait["next_index"] += 1
+            locals_ = {**frame["locals"], (state.as_ or "item"): wait["items"][index], "index": index}
+            child = self._new_frame(path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_)
+            wait["running"].append(child["id"])
+            self._enter(child, self.defn.machine(path)[1])
+
+    def _start_child(self, frame: dict[str, Any], state: ChildState) -> None:
+        input_ = self._eval(frame, state.input, "input")
+        if state.id is not None:
+            child_id = str(self._eval(frame, state.id, "id"))
+        else:
+            suffix = frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
+            visit = frame["visits"][frame["state"]]
+            child_id = f"{self.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
+        frame["status"] = "waiting"
+        frame["wait"] = {"kind": "child", "child": child_id}
+        self.s["children"][child_id] = frame["id"]
+        self.commands.append(Command("start_child", {"id": child_id, "workflow": state.workflow, "input": input_, "state": frame["state"]}))
+        self._emit("ChildStarted", frame["state"], payload={"child": child_id, "workflow": state.workflow, "input": input_})
+
+    # ----------------------------------------------------------------- cancellation
+    def _drop_frames_under(self, frame_id: str) -> None:
+        """Cancel every frame below `frame_id` with its tasks, timers and child runs."""
+        doomed = {frame_id}
+        changed = True
+        while changed:
+            changed = False
+            for fid, frame in self.s["frames"].items():
+                if fid not in doomed and frame["parent"] in doomed:
+                    doomed.add(fid)
+                    changed = True
+        doomed.discard(frame_id)
+        self._drop(doomed)
+
+    def _drop_everything(self) -> None:
+        self._drop(set(self.s["frames"]) - {self.s.get("root")})
+        root = self.s["frames"].get(self.s.get("root"))
+        if root is not None:
+            self._drop_waits_of({root["id"]})
+            root["status"] = "cancelled"
+        for timer_id in [k for k, t in self.s["timers"].items() if t["kind"] == "run_timeout"]:
+            del self.s["timers"][timer_id]
+
+    def _drop(self, frame_ids: set[str]) -> None:
+        self._drop_waits_of(frame_ids)
+        for fid in frame_ids:
+            self.s["frames"].pop(fid, None)
+
+    def _drop_waits_of(self, frame_ids: set[str]) -> None:
+        for task_id in [k for k, t in self.s["tasks"].items() if t["frame"] in frame_ids]:
+            del self.s["tasks"][task_id]
+        for timer_id in [k for k, t in self.s["timers"].items() if t["frame"] in frame_ids]:
+            del self.s["timers"][timer_id]
+        for child_id in [c for c, f in self.s["children"].items() if f in frame_ids]:
+            del self.s["children"][child_id]
+            self.commands.append(Command("cancel_child", {"id": child_id}))
+
+    # ----------------------------------------------------------------- compensation and run end
+    def _begin_compensation(self, reason: str, err: dict[str, Any] | None, frame_id: str | None = None) -> None:
+        if self.s["compensation"] is not None and reason != "state":
+            # Already compensating for a `compensate` state: finish those, then end the run.
+            self.s["compensation"].update({"reason": reason, "error": err, "frame": None})
+            return
+        self.s["compensation"] = {"reason": reason, "error": err, "frame": frame_id, "errors": []}
+        self._next_compensation()
+
+    def _next_compensation(self) -> None:
+        comp = self.s["compensation"]
+        if comp is None or any(t["kind"] == "compensation" for t in self.s["tasks"].values()):
+            return
+        if self.s["comp_stack"]:
+            entry = self.s["comp_stack"].pop()
+            task = self._new_task(
+                kind="compensation",
+                frame=None,
+                state_name=entry["state"],
+                activity=entry["activity"],
+                input_=entry["input"],
+                retry=Retry.from_json(entry["retry"]),
+                timeouts=entry["timeouts"],
+                key=entry["key"],
+            )
+            self._emit("CompensationStarted", entry["state"], 1, {"task": task["id"], "activity": entry["activity"], "input": entry["input"]})
+            return
+        self.s["compensation"] = None
+        errors = comp["errors"]
+        if comp["reason"] == "state":
+            frame = self.s["frames"].get(comp["frame"])
+            if frame is None:
+                return
+            frame["status"] = "ready"
+            frame["wait"] = None
+            if errors:
+                self._frame_failed(frame, error("CompensationFailed", f"{len(errors)} compensation(s) failed", {"compensation_errors": errors}))
+            else:
+                self._complete_state(frame, _NO_RESULT)
+            return
+        err = comp["error"]
+        if errors:
+            err = {**err, "details": {"cause": err.get("details"), "compensation_errors": errors}} if comp["reason"] == "failed" else error("CompensationFailed", f"cancelled, and {len(errors)} compensation(s) failed", {"compensation_errors": errors})
+            self._finish_run("failed", None, err)
+        else:
+            self._finish_run("failed" if comp["reason"] == "failed" else "cancelled", None, err)
+
+    def _fail_run(self, err: dict[str, Any]) -> None:
+        self._drop_everything()
+        self._begin_compensation("failed", err)
+
+    def _end_run_now(self, status: str, err: dict[str, Any]) -> None:
+        """Timeout or terminate: stop at once, no compensation."""
+        self._drop_everything()
+        self.s["tasks"].clear()
+        self.s["comp_stack"] = []
+        self.s["compensation"] = None
+        self._finish_run(status, None, err)
+
+    def _finish_run(self, status: str, output: Any, err: dict[str, Any] | None) -> None:
+        if self.s["status"] in TERMINAL_STATUSES:
+            return
+        self._drop_everything()
+        self.s["status"] = status
+        self.s["output"] = output
+        self.s["error"] = err
+        self.s["timers"].clear()
+        event = {"completed": "RunCompleted", "failed": "RunFailed", "cancelled": "RunCancelled", "timed_out": "RunTimedOut", "terminated": "RunTerminated"}[status]
+        self._emit(event, payload={"output": output} if status == "completed" else {"error": err})
+
+
+def _parse_timestamp(value: Any, state: str) -> float:
+    if not isinstance(value, str):
+        raise ExpressionError(f"state {state!r}, until: expected an RFC 3339 timestamp, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ExpressionError(f"state {state!r}, until: {value!r} is not an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise ExpressionError(f"state {state!r}, until: {value!r} has no time zone (add Z or +00:00)")
+    return parsed.timestamp()

@@ -1,0 +1,90 @@
+"""The exception tree of tideflow's Python API.
+
+    TideflowError
+    ├── ApplicationError        raised by activities to fail an attempt with a chosen type
+    ├── ActivityRegistryError   unknown or duplicate activity, module that does not load
+    ├── WorkflowInvalid         the workflow file has errors (carries the diagnostics)
+    ├── InputInvalid            the run input (or a signal payload) violates its schema
+    ├── StoreError              the store cannot be opened or used
+    │   ├── StoreVersionError   written by a newer tideflow
+    │   ├── NotAStore           the file is not a tideflow store
+    │   └── StoreBusy           locked longer than the busy timeout
+    ├── RunNotFound
+    ├── RunFinished             a signal/cancel aimed at a run that already ended
+    └── ResultTimeout           Client.result waited longer than asked
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TideflowError(Exception):
+    """Base of every error tideflow raises on purpose. `hint` says how to fix it."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ApplicationError(TideflowError):
+    """Raise from an activity to fail the attempt with an explicit error `type`.
+
+    `non_retryable=True` ends the step at once (no further attempts); `details` must be JSON.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,
+        non_retryable: bool = False,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.type = type or "ApplicationError"
+        self.non_retryable = non_retryable
+        self.details = details
+
+
+class ActivityRegistryError(TideflowError):
+    pass
+
+
+class WorkflowInvalid(TideflowError):
+    def __init__(self, message: str, diagnostics: list[Any]) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+class InputInvalid(TideflowError):
+    pass
+
+
+class StoreError(TideflowError):
+    pass
+
+
+class StoreVersionError(StoreError):
+    pass
+
+
+class NotAStore(StoreError):
+    pass
+
+
+class StoreBusy(StoreError):
+    pass
+
+
+class RunNotFound(TideflowError):
+    pass
+
+
+class RunFinished(TideflowError):
+    pass
+
+
+class ResultTimeout(TideflowError):
+    pass

@@ -1,0 +1,133 @@
+"""Runs one activity attempt: the function call with its timeouts, heartbeats and cancellation,
+turned into an outcome the engine understands. Sync functions run in a thread pool, async ones
+on the worker's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from interpreter.activities.context import ActivityContext
+from interpreter.activities.http import HTTP_ACTIVITY, run_http
+from interpreter.activities.registry import get_activity
+from interpreter.errors import ApplicationError
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+    non_retryable: bool = False
+
+
+def _err(type_: str, message: str, details: Any = None, *, final: bool = False) -> Outcome:
+    return Outcome(False, error={"type": type_, "message": message, "details": details}, non_retryable=final)
+
+
+def _json_details(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+class ActivityRunner:
+    def __init__(self, threads: int = 64) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tideflow-activity")
+
+    def close(self) -> None:
+        # Threads stuck in user code that ignored a timeout cannot be killed; do not wait for them.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, task: dict[str, Any], ctx: ActivityContext) -> Outcome:
+        """Run one attempt of `task` (an engine task dict)."""
+        timeouts = task["timeouts"]
+        limit: float | None = timeouts.get("start_to_close")
+        deadline_bound = False
+        if task.get("deadline") is not None:
+            remaining = task["deadline"] - time.time()
+            if limit is None or remaining < limit:
+                limit, deadline_bound = max(0.0, remaining), True
+        heartbeat: float | None = timeouts.get("heartbeat")
+        try:
+            call = self._start(task["activity"], task["input"], ctx)
+        except _NotRegistered as exc:
+            return _err("ActivityNotRegistered", str(exc), final=True)
+        return await self._guard(call, ctx, limit, heartbeat, deadline_bound, task)
+
+    def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:
+        if name == HTTP_ACTIVITY:
+            return asyncio.ensure_future(run_http(input_))
+        registered = get_activity(name)
+        if registered is None:
+            raise _NotRegistered(f"activity {name!r} is not registered in this worker")
+        args: tuple[Any, ...] = (ctx, input_) if registered.wants_context else (input_,)
+        if registered.is_async:
+            return asyncio.ensure_future(registered.function(*args))
+        loop = asyncio.get_running_loop()
+        function: Callable[..., Any] = registered.function
+        return asyncio.wrap_future(self._pool.submit(function, *args), loop=loop)
+
+    async def _guard(
+        self,
+        call: asyncio.Future[Any],
+        ctx: ActivityContext,
+        limit: float | None,
+        heartbeat: float | None,
+        deadline_bound: bool,
+        task: dict[str, Any],
+    ) -> Outcome:
+        started = time.monotonic()
+        while True:
+            now = time.monotonic()
+            waits = []
+            if limit is not None:
+                waits.append(started + limit - now)
+            if heartbeat is not None:
+                waits.append(ctx.last_heartbeat + heartbeat - now)
+            timeout = max(0.0, min(waits)) if waits else None
+            done, _ = await asyncio.wait({call}, timeout=timeout)
+            if done:
+                return self._outcome(call)
+            now = time.monotonic()
+            if limit is not None and now >= started + limit:
+                self._abandon(call, ctx)
+                which = "schedule_to_close" if deadline_bound else "start_to_close"
+                return _err("Timeout", f"activity {task['activity']!r} exceeded its {which} timeout", {"timeout": which}, final=deadline_bound)
+            if heartbeat is not None and now >= ctx.last_heartbeat + heartbeat:
+                self._abandon(call, ctx)
+                return _err("HeartbeatTimeout", f"activity {task['activity']!r} sent no heartbeat for {heartbeat:g}s", {"heartbeat_details": _json_details(ctx.heartbeat_details)})
+
+    @staticmethod
+    def _abandon(call: asyncio.Future[Any], ctx: ActivityContext) -> None:
+        ctx._request_cancel()
+        call.cancel()
+
+    @staticmethod
+    def _outcome(call: asyncio.Future[Any]) -> Outcome:
+        if call.cancelled():
+            return _err("Cancelled", "the activity was cancelled", final=True)
+        exc = call.exception()
+        if exc is None:
+            result = call.result()
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError) as err:
+                return _err("ResultNotSerializable", f"the activity returned something that is not JSON: {err}", {"repr": repr(result)[:500]}, final=True)
+            return Outcome(True, result)
+        if isinstance(exc, ApplicationError):
+            return _err(exc.type, exc.message, _json_details(exc.details), final=exc.non_retryable)
+        if isinstance(exc, asyncio.CancelledError):
+            return _err("Cancelled", "the activity was cancelled", final=True)
+        return _err(type(exc).__name__, str(exc) or type(exc).__name__)
+
+
+class _NotRegistered(Exception):
+    pass

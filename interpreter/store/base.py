@@ -1,0 +1,125 @@
+"""The store interface: everything the engine, worker, client and CLI need from persistence.
+
+One implementation per database (SQLite now). Every write that moves a run forward is one
+transaction that appends its events and replaces the run's state, fenced by the lease token so
+a worker that lost its lease can never overwrite the new owner's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from interpreter.core.engine import Event
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunRecord:
+    id: str
+    workflow: str
+    def_hash: str
+    status: str
+    input: Any
+    output: Any
+    error: Any
+    state: dict[str, Any]
+    parent_id: str | None
+    root_id: str
+    depth: int
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    next_seq: int
+    lease_owner: str | None = None
+    lease_token: int = 0
+    cancel_requested: bool = False
+    version: str | None = None
+
+
+@dataclass
+class NewRun:
+    id: str
+    workflow: str
+    def_hash: str
+    def_source: str
+    def_version: str | None
+    def_file: str | None
+    input: Any
+    state: dict[str, Any]
+    events: list[Event]
+    due_at: float | None
+    parent_id: str | None = None
+    root_id: str | None = None
+    depth: int = 0
+
+
+@dataclass
+class InboxItem:
+    id: int
+    kind: str  # "signal" or "child"
+    name: str
+    payload: Any
+
+
+@dataclass
+class Commit:
+    """One atomic step of a run, written under the run's lease."""
+
+    state: dict[str, Any]
+    status: str
+    events: list[Event]
+    due_at: float | None
+    output: Any = None
+    error: Any = None
+    new_runs: list[NewRun] = field(default_factory=list)
+    cancel_runs: list[str] = field(default_factory=list)
+    consumed: list[int] = field(default_factory=list)
+    # When the run ended and has a parent: tell the parent (inbox item of kind "child").
+    notify_parent: dict[str, Any] | None = None
+
+
+class LeaseLost(Exception):
+    """The run is no longer ours: its lease expired and another worker took it, or it was
+    terminated. The caller must stop driving it."""
+
+
+class Store(Protocol):
+    url: str
+
+    def close(self) -> None: ...
+
+    # definitions and runs
+    def load_definition(self, def_hash: str) -> tuple[str, str | None]: ...
+    def create_run(self, run: NewRun) -> tuple[RunRecord, bool]: ...
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]: ...
+    def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]: ...
+
+    # work distribution
+    def claim(
+        self, owner: str, lease_seconds: float, now: float, *, run_id: str | None = None,
+        root_id: str | None = None, limit: int = 1
+    ) -> list[RunRecord]: ...
+    def renew(self, run_id: str, owner: str, token: int, until: float) -> bool: ...
+    def release(self, run_id: str, owner: str, token: int, due_at: float | None) -> None: ...
+    def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None: ...
+    def needs_attention(self, owner: str) -> set[str]: ...
+    def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]: ...
+    def next_due(self, root_id: str | None = None) -> float | None: ...
+
+    # requests from outside the run
+    def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> int: ...
+    def request_cancel(self, run_id: str, now: float) -> None: ...
+    def terminate(self, run_id: str, reason: str, now: float) -> RunRecord: ...
+    def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None: ...
+    def heartbeat_details(self, run_id: str, task_id: str) -> Any: ...

@@ -1,0 +1,504 @@
+"""The SQLite store (the embedded default).
+
+Durability: WAL with synchronous=NORMAL. A committed transaction survives any crash of the
+process (kill -9 included) because it is in the WAL before COMMIT returns; only an OS crash or
+power cut can lose the last few commits, and never corrupts the file. FULL would add an fsync
+per step (several ms here) for that last case; users who need it set TIDEFLOW_SQLITE_SYNC=FULL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from interpreter.core.engine import Event
+from interpreter.errors import (
+    NotAStore,
+    RunFinished,
+    RunNotFound,
+    StoreBusy,
+    StoreError,
+    StoreVersionError,
+)
+from interpreter.store.base import (
+    SCHEMA_VERSION,
+    Commit,
+    InboxItem,
+    LeaseLost,
+    NewRun,
+    RunRecord,
+)
+from interpreter.store.leases import owner_is_dead
+
+BUSY_TIMEOUT_MS = 10_000
+_TERMINAL = ("completed", "failed", "cancelled", "timed_out", "terminated")
+
+# Numbered migrations: index i brings a store from version i to i + 1.
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE definitions (
+        hash TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT, file TEXT,
+        source TEXT NOT NULL, created_at REAL NOT NULL
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY, workflow TEXT NOT NULL, def_hash TEXT NOT NULL,
+        status TEXT NOT NULL, input TEXT, output TEXT, error TEXT, state TEXT NOT NULL,
+        parent_id TEXT, root_id TEXT NOT NULL, depth INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, ended_at REAL,
+        due_at REAL, lease_owner TEXT, lease_expires REAL,
+        lease_token INTEGER NOT NULL DEFAULT 0,
+        attention INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        next_seq INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX runs_due ON runs(due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX runs_status ON runs(status, created_at);
+    CREATE INDEX runs_workflow ON runs(workflow, created_at);
+    CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
+    CREATE INDEX runs_attention ON runs(lease_owner) WHERE attention = 1;
+    CREATE TABLE events (
+        run_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, time REAL NOT NULL,
+        state TEXT, attempt INTEGER, payload TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+        name TEXT NOT NULL, payload TEXT, created_at REAL NOT NULL,
+        consumed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX inbox_pending ON inbox(run_id, id) WHERE consumed = 0;
+    CREATE TABLE heartbeats (
+        run_id TEXT NOT NULL, task_id TEXT NOT NULL, details TEXT, at REAL NOT NULL,
+        PRIMARY KEY (run_id, task_id)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _friendly(exc: sqlite3.Error, path: str) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreBusy(
+            f"the store {path} stayed locked for more than {BUSY_TIMEOUT_MS // 1000} s",
+            hint="another process holds a long write transaction; retry, or stop it",
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"the store {path} is read-only",
+            hint="give this user write access to the file and its directory (WAL needs both)",
+        )
+    if "not a database" in text or "malformed" in text:
+        return NotAStore(
+            f"{path} is not a tideflow store (not an SQLite database)",
+            hint="point --db at a tideflow store, or at a new file",
+        )
+    return StoreError(f"store {path}: {text}")
+
+
+class SQLiteStore:
+    def __init__(self, path: str) -> None:
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        if path != ":memory:":
+            parent = Path(path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store directory {parent}: {exc.strerror}") from None
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
+            if sync not in ("NORMAL", "FULL", "EXTRA"):
+                sync = "NORMAL"
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
+            if mode is None:
+                raise NotAStore(f"{path} is not a tideflow store")
+            self._db.execute(f"PRAGMA synchronous={sync}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise _friendly(exc, path) from None
+
+    # ----------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self, immediate: bool = True) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise NotAStore(
+                f"{self.path} is an SQLite database but not a tideflow store",
+                hint="point --db at a tideflow store, or at a new file",
+            )
+        version = 0
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the store {self.path} has schema version {version}, newer than this "
+                f"tideflow understands ({SCHEMA_VERSION})",
+                hint="upgrade tideflow; older versions never write to a newer store",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self._tx():
+            for index in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[index].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _run_from_row(self, row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
+        (id_, workflow, def_hash, status, input_, output, error, state, parent_id, root_id,
+         depth, created_at, updated_at, ended_at, next_seq, lease_owner, lease_token,
+         cancel_requested, version) = row
+        return RunRecord(
+            id=id_, workflow=workflow, def_hash=def_hash, status=status,
+            input=_loads(input_), output=_loads(output), error=_loads(error),
+            state=_loads(state), parent_id=parent_id, root_id=root_id, depth=depth,
+            created_at=created_at, updated_at=updated_at, ended_at=ended_at,
+            next_seq=next_seq, lease_owner=lease_owner, lease_token=lease_token,
+            cancel_requested=bool(cancel_requested), version=version,
+        )
+
+    _RUN_COLUMNS = (
+        "r.id, r.workflow, r.def_hash, r.status, r.input, r.output, r.error, r.state, "
+        "r.parent_id, r.root_id, r.depth, r.created_at, r.updated_at, r.ended_at, r.next_seq, "
+        "r.lease_owner, r.lease_token, r.cancel_requested, d.version"
+    )
+    _RUN_FROM = "runs r JOIN definitions d ON d.hash = r.def_hash"
+
+    def _append_events(self, run_id: str, first_seq: int, events: list[Event], now: float) -> None:
+        self._db.executemany(
+            "INSERT INTO events(run_id, seq, type, time, state, attempt, payload) VALUES (?,?,?,?,?,?,?)",
+            [
+                (run_id, first_seq + i, e.type, now, e.state, e.attempt, _dumps(e.payload))
+                for i, e in enumerate(events)
+            ],
+        )
+
+    def _insert_run(self, run: NewRun, now: float) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO definitions(hash, name, version, file, source, created_at) VALUES (?,?,?,?,?,?)",
+            (run.def_hash, run.workflow, run.def_version, run.def_file, run.def_source, now),
+        )
+        state = run.state
+        self._db.execute(
+            "INSERT INTO runs(id, workflow, def_hash, status, input, output, error, state, parent_id, "
+            "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run.id, run.workflow, run.def_hash, state["status"], _dumps(run.input),
+                _dumps(state.get("output")), _dumps(state.get("error")), _dumps(state),
+                run.parent_id, run.root_id or run.id, run.depth, now, now,
+                now if state["status"] in _TERMINAL else None, run.due_at, len(run.events) + 1,
+            ),
+        )
+        self._append_events(run.id, 1, run.events, now)
+
+    # ----------------------------------------------------------------- definitions and runs
+    def load_definition(self, def_hash: str) -> tuple[str, str | None]:
+        row = self._db.execute("SELECT source, file FROM definitions WHERE hash=?", (def_hash,)).fetchone()
+        if row is None:
+            raise StoreError(f"definition {def_hash[:12]} is missing from the store")
+        return row[0], row[1]
+
+    def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
+        now = time.time()
+        try:
+            with self._tx():
+                exists = self._db.execute("SELECT 1 FROM runs WHERE id=?", (run.id,)).fetchone()
+                if not exists:
+                    self._insert_run(run, now)
+        except sqlite3.Error as exc:
+            raise _friendly(exc, self.path) from None
+        record = self.get_run(run.id)
+        assert record is not None
+        return record, not exists
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._db.execute(
+            f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM} WHERE r.id=?", (run_id,)
+        ).fetchone()
+        return None if row is None else self._run_from_row(row)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        where, args = [], []
+        for column, value in (("r.status", status), ("r.workflow", workflow), ("r.parent_id", parent_id)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.created_at, r.id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._run_from_row(row) for row in self._db.execute(sql, args)]
+
+    def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
+        cursor = self._db.execute(
+            "SELECT seq, type, time, state, attempt, payload FROM events WHERE run_id=? AND seq>? ORDER BY seq",
+            (run_id, after),
+        )
+        for seq, type_, at, state, attempt, payload in cursor:
+            yield {"seq": seq, "type": type_, "time": at, "state": state, "attempt": attempt, "payload": json.loads(payload)}
+
+    # ----------------------------------------------------------------- work distribution
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        *,
+        run_id: str | None = None,
+        root_id: str | None = None,
+        limit: int = 1,
+    ) -> list[RunRecord]:
+        where = ["r.status='running'"]
+        args: list[Any] = []
+        if run_id is not None:
+            where.append("r.id=?")
+            args.append(run_id)
+        else:
+            where.append("r.due_at IS NOT NULL AND r.due_at<=?")
+            args.append(now)
+        if root_id is not None:
+            where.append("r.root_id=?")
+            args.append(root_id)
+        claimed: list[RunRecord] = []
+        try:
+            with self._tx(immediate=True):
+                rows = self._db.execute(
+                    f"SELECT {self._RUN_COLUMNS}, r.lease_expires FROM {self._RUN_FROM} WHERE "
+                    + " AND ".join(where)
+                    + " ORDER BY r.due_at LIMIT ?",
+                    [*args, limit * 4],
+                ).fetchall()
+                for row in rows:
+                    record = self._run_from_row(row[:-1])
+                    expires = row[-1]
+                    held = record.lease_owner is not None and expires is not None and expires >= now
+                    if held and record.lease_owner != owner and not owner_is_dead(record.lease_owner):
+                        continue
+                    token = record.lease_token + 1
+                    self._db.execute(
+                        "UPDATE runs SET lease_owner=?, lease_expires=?, lease_token=?, attention=0 WHERE id=?",
+                        (owner, now + lease_seconds, token, record.id),
+                    )
+                    record.lease_owner, record.lease_token = owner, token
+                    claimed.append(record)
+                    if len(claimed) >= limit:
+                        break
+        except sqlite3.Error as exc:
+            raise _friendly(exc, self.path) from None
+        return claimed
+
+    def renew(self, run_id: str, owner: str, token: int, until: float) -> bool:
+        cursor = self._db.execute(
+            "UPDATE runs SET lease_expires=? WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'",
+            (until, run_id, owner, token),
+        )
+        return cursor.rowcount == 1
+
+    def release(self, run_id: str, owner: str, token: int, due_at: float | None) -> None:
+        # Something may have arrived (signal, cancel) since we last looked: keep it due.
+        self._db.execute(
+            "UPDATE runs SET lease_owner=NULL, lease_expires=NULL, "
+            "due_at=CASE WHEN attention=1 THEN ? ELSE ? END, attention=0 "
+            "WHERE id=? AND lease_owner=? AND lease_token=?",
+            (time.time(), due_at, run_id, owner, token),
+        )
+
+    def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None:
+        ended = commit.status in _TERMINAL
+        try:
+            with self._tx():
+                cursor = self._db.execute(
+                    "UPDATE runs SET state=?, status=?, output=?, error=?, due_at=?, updated_at=?, "
+                    "ended_at=?, next_seq=next_seq+?, cancel_requested=CASE WHEN ? THEN 0 ELSE cancel_requested END "
+                    "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'",
+                    (
+                        _dumps(commit.state), commit.status, _dumps(commit.output),
+                        _dumps(commit.error), None if ended else commit.due_at, now,
+                        now if ended else None, len(commit.events), ended,
+                        run.id, owner, run.lease_token,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    raise LeaseLost(run.id)
+                self._append_events(run.id, run.next_seq, commit.events, now)
+                for new_run in commit.new_runs:
+                    if not self._db.execute("SELECT 1 FROM runs WHERE id=?", (new_run.id,)).fetchone():
+                        self._insert_run(new_run, now)
+                for child_id in commit.cancel_runs:
+                    self._request_cancel(child_id, now)
+                if commit.consumed:
+                    self._db.executemany(
+                        "UPDATE inbox SET consumed=1 WHERE id=?", [(i,) for i in commit.consumed]
+                    )
+                if ended:
+                    self._db.execute("DELETE FROM heartbeats WHERE run_id=?", (run.id,))
+                if commit.notify_parent is not None and run.parent_id is not None:
+                    self._post(run.parent_id, "child", run.id, commit.notify_parent, now)
+        except sqlite3.Error as exc:
+            raise _friendly(exc, self.path) from None
+        run.next_seq += len(commit.events)
+        run.status = commit.status
+        run.state = commit.state
+
+    def needs_attention(self, owner: str) -> set[str]:
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE attention=1 AND lease_owner=?", (owner,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]:
+        self._db.execute("UPDATE runs SET attention=0 WHERE id=? AND attention=1", (run_id,))
+        flag = self._db.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
+        rows = self._db.execute(
+            "SELECT id, kind, name, payload FROM inbox WHERE run_id=? AND consumed=0 ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        return [InboxItem(r[0], r[1], r[2], _loads(r[3])) for r in rows], bool(flag and flag[0])
+
+    def next_due(self, root_id: str | None = None) -> float | None:
+        sql = "SELECT MIN(due_at) FROM runs WHERE status='running' AND due_at IS NOT NULL"
+        args: tuple[Any, ...] = ()
+        if root_id is not None:
+            sql += " AND root_id=?"
+            args = (root_id,)
+        row = self._db.execute(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    # ----------------------------------------------------------------- requests from outside
+    def _post(self, run_id: str, kind: str, name: str, payload: Any, now: float) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO inbox(run_id, kind, name, payload, created_at) VALUES (?,?,?,?,?)",
+            (run_id, kind, name, _dumps(payload), now),
+        )
+        self._db.execute(
+            "UPDATE runs SET attention=1, due_at=? WHERE id=? AND status='running'", (now, run_id)
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _require_running(self, run_id: str) -> None:
+        row = self._db.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store")
+        if row[0] != "running":
+            raise RunFinished(f"run {run_id!r} already ended ({row[0]})")
+
+    def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> int:
+        try:
+            with self._tx():
+                self._require_running(run_id)
+                return self._post(run_id, "signal", name, payload, now)
+        except sqlite3.Error as exc:
+            raise _friendly(exc, self.path) from None
+
+    def _request_cancel(self, run_id: str, now: float) -> None:
+        self._db.execute(
+            "UPDATE runs SET cancel_requested=1, attention=1, due_at=? WHERE id=? AND status='running'",
+            (now, run_id),
+        )
+
+    def request_cancel(self, run_id: str, now: float) -> None:
+        try:
+            with self._tx():
+                self._require_running(run_id)
+                self._request_cancel(run_id, now)
+        except sqlite3.Error as exc:
+            raise _friendly(exc, self.path) from None
+
+    def terminate(self, run_id: str, reason: str, now: float) -> RunRecord:
+        error = {"type": "Terminated", "message": reason, "details": None}
+        try:
+            with self._tx():
+                self._require_running(run_id)
+                pending = [run_id]
+                while pending:
+                    current = pending.pop()
+                    row = self._db.execute(
+                        "SELECT state, next_seq, parent_id FROM runs WHERE id=? AND status='running'", (current,)
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    state = json.loads(row[0])
+                    state.update(status="terminated", error=error, tasks={}, timers={})
+                    self._db.execute(
+                        "UPDATE runs SET status='terminated', error=?, state=?, ended_at=?, updated_at=?, "
+                        "due_at=NULL, lease_owner=NULL, lease_expires=NULL, next_seq=next_seq+1 WHERE id=?",
+                        (_dumps(error), _dumps(state), now, now, current),
+                    )
+                    self._append_events(current, row[1], [Event("RunTerminated", payload={"error": error})], now)
+                    if current != run_id and row[2]:
+                        pass  # the parent is terminated too; no need to notify it
+                    elif row[2]:
+                        self._post(row[2], "child", current, {"status": "terminated", "output": None, "error": error}, now)
+                    pending += [r[0] for r in self._db.execute(
+                        "SELECT id FROM runs WHERE parent_id=? AND status='running'", (current,)
+                    )]
+        except sqlite3.Error as exc:
+            raise _friendly(exc, self.path) from None
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO heartbeats(run_id, task_id, details, at) VALUES (?,?,?,?)",
+            (run_id, task_id, _dumps(details), now),
+        )
+
+    def heartbeat_details(self, run_id: str, task_id: str) -> Any:
+        row = self._db.execute(
+            "SELECT details FROM heartbeats WHERE run_id=? AND task_id=?", (run_id, task_id)
+        ).fetchone()
+        return None if row is None else _loads(row[0])
+
+
+class _Transaction:
+    # BEGIN IMMEDIATE takes the write lock up front, so a read-then-write transaction never
+    # fails half-way with SQLITE_BUSY; the busy timeout covers the wait.
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

@@ -1,0 +1,310 @@
+"""The worker: the only place that does I/O for runs.
+
+It claims due runs from the store under a lease, drives each one (engine decisions, activity
+attempts, timers, signals, children) and writes every step as one fenced transaction. A run it
+only waits on for a long time (a far timer, a signal) is released, so one worker can keep
+thousands of sleeping runs without holding them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from interpreter.activities.context import ActivityContext
+from interpreter.core.definition import Definition
+from interpreter.core.engine import Command, Engine, Event, new_run_state
+from interpreter.executor import ActivityRunner, Outcome
+from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.leases import new_owner_id
+
+# A run is kept (not released) while its next timer is at most this far away.
+HOLD_SECONDS = 2.0
+LEASE_SECONDS = 15.0
+MAX_CHILD_DEPTH = 32
+
+EventSink = Callable[[RunRecord, list[Event]], None]
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        concurrency: int = 200,
+        root_id: str | None = None,
+        poll_interval: float = 0.05,
+        lease_seconds: float = LEASE_SECONDS,
+        workflow_dirs: tuple[Path, ...] = (),
+        on_events: EventSink | None = None,
+        threads: int = 64,
+    ) -> None:
+        self.store = store
+        self.owner = new_owner_id()
+        self.concurrency = concurrency
+        self.root_id = root_id
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.workflow_dirs = workflow_dirs
+        self.on_events = on_events
+        self.runner = ActivityRunner(threads)
+        self._definitions: dict[str, Definition] = {}
+        self._drivers: dict[str, _RunDriver] = {}
+        self._stopping = asyncio.Event()
+        self.steps = 0
+
+    # ----------------------------------------------------------------- public
+    def definition(self, def_hash: str) -> Definition:
+        defn = self._definitions.get(def_hash)
+        if defn is None:
+            source, file = self.store.load_definition(def_hash)
+            defn = Definition.from_source(source, file)
+            self._definitions[def_hash] = defn
+        return defn
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, until: Callable[[], bool] | None = None, grace: float = 10.0) -> None:
+        """Claim and drive runs until `until()` is true or stop() is called."""
+        tasks: set[asyncio.Task[None]] = set()
+        last_renew = time.monotonic()
+        try:
+            while not self._stopping.is_set() and not (until and until()):
+                now = time.time()
+                free = self.concurrency - len(self._drivers)
+                if free > 0:
+                    due = self.store.next_due(self.root_id)
+                    if due is not None and due <= now:
+                        for record in self.store.claim(self.owner, self.lease_seconds, now, root_id=self.root_id, limit=free):
+                            driver = _RunDriver(self, record)
+                            self._drivers[record.id] = driver
+                            task = asyncio.create_task(driver.drive())
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
+                if self._drivers:
+                    for run_id in self.store.needs_attention(self.owner):
+                        driver = self._drivers.get(run_id)
+                        if driver is not None:
+                            driver.wake.set()
+                if time.monotonic() - last_renew > self.lease_seconds / 3:
+                    last_renew = time.monotonic()
+                    for driver in list(self._drivers.values()):
+                        driver.renew()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+        finally:
+            for driver in list(self._drivers.values()):
+                driver.begin_shutdown(grace)
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace + 5)
+            self.runner.close()
+
+    # ----------------------------------------------------------------- child runs
+    def new_child_run(self, parent: RunRecord, parent_defn: Definition, command: Command) -> NewRun | dict[str, Any]:
+        """A NewRun for a `start_child` command, or an error dict when it cannot start."""
+        data = command.data
+        if parent.depth + 1 > MAX_CHILD_DEPTH:
+            return {"type": "ChildDepthExceeded", "message": f"child workflows nest deeper than {MAX_CHILD_DEPTH} levels", "details": {"workflow": data["workflow"]}}
+        try:
+            child_defn = _load_child_definition(data["workflow"], parent_defn, self.workflow_dirs)
+        except _ChildLoadError as exc:
+            return {"type": "WorkflowNotFound", "message": str(exc), "details": {"workflow": data["workflow"]}}
+        self._definitions[child_defn.hash] = child_defn
+        now = time.time()
+        state = new_run_state(child_defn, data["id"], data["input"], now)
+        engine = Engine(child_defn, state, now)
+        engine.start()
+        return NewRun(
+            id=data["id"], workflow=child_defn.name, def_hash=child_defn.hash,
+            def_source=child_defn.source, def_version=child_defn.version, def_file=child_defn.file,
+            input=data["input"], state=state, events=engine.events, due_at=now,
+            parent_id=parent.id, root_id=parent.root_id, depth=parent.depth + 1,
+        )
+
+
+class _ChildLoadError(Exception):
+    pass
+
+
+def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]) -> Definition:
+    from dsl import validate_file
+    from dsl.resolve import resolve_child_workflow
+
+    base = Path(parent.file).parent if parent.file else Path.cwd()
+    path = resolve_child_workflow(name, base, list(dirs))
+    if path is None:
+        raise _ChildLoadError(f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs")
+    result = validate_file(path)
+    if not result.ok or result.document is None:
+        first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
+        raise _ChildLoadError(f"child workflow {path} is invalid: {first.message if first else 'unknown error'}")
+    return Definition.from_data(result.document.data, str(path.resolve()))
+
+
+class _RunDriver:
+    """Drives one claimed run until it ends, is released, or the lease is lost."""
+
+    def __init__(self, worker: Worker, record: RunRecord) -> None:
+        self.w = worker
+        self.run = record
+        self.defn = worker.definition(record.def_hash)
+        self.wake = asyncio.Event()
+        self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
+        self.shutdown_at: float | None = None
+        self._last_hb: dict[str, float] = {}
+
+    def renew(self) -> None:
+        if not self.w.store.renew(self.run.id, self.w.owner, self.run.lease_token, time.time() + self.w.lease_seconds):
+            self.wake.set()
+
+    def begin_shutdown(self, grace: float) -> None:
+        self.shutdown_at = time.monotonic() + grace
+        self.wake.set()
+
+    async def drive(self) -> None:
+        try:
+            await self._drive()
+        except LeaseLost:
+            self._cancel_running()
+        finally:
+            self.w._drivers.pop(self.run.id, None)
+
+    async def _drive(self) -> None:
+        engine = self._engine()
+        engine.restart_interrupted()
+        check_inbox = True
+        while True:
+            if check_inbox:
+                self._read_inbox(engine)
+                check_inbox = False
+            engine.fire_due_timers()
+            started = engine.start_due_tasks() if self.shutdown_at is None else []
+            commands = engine.commands
+            self._commit(engine, commands)
+            for task in started:
+                self._launch(task)
+            if self.run.status != "running":
+                self._cancel_running()
+                return
+            self._cancel_unwanted()
+            next_wake = engine.next_wakeup()
+            now = time.time()
+            if not self.running and (self.shutdown_at is not None or next_wake is None or next_wake - now > HOLD_SECONDS):
+                self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, next_wake)
+                return
+            timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
+            if self.shutdown_at is not None:
+                timeout = max(0.0, min(timeout, self.shutdown_at - time.monotonic()))
+            waiters: set[asyncio.Future[Any]] = {t for t, _ in self.running.values()}
+            wake_task = asyncio.ensure_future(self.wake.wait())
+            waiters.add(wake_task)
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            wake_task.cancel()
+            if self.wake.is_set():
+                self.wake.clear()
+                check_inbox = True
+            engine = self._engine()
+            for task_id, (future, _ctx) in list(self.running.items()):
+                if future.done():
+                    del self.running[task_id]
+                    outcome = future.result()
+                    if outcome.ok:
+                        engine.task_completed(task_id, outcome.result)
+                    else:
+                        assert outcome.error is not None
+                        engine.task_failed(task_id, outcome.error, outcome.non_retryable)
+                    self.w.steps += 1
+            if self.shutdown_at is not None and time.monotonic() >= self.shutdown_at and self.running:
+                # Out of grace: leave the attempts to the next owner, who restarts them.
+                self._cancel_running()
+
+    def _engine(self) -> Engine:
+        return Engine(self.defn, self.run.state, time.time())
+
+    def _read_inbox(self, engine: Engine) -> None:
+        items, cancel = self.w.store.read_inbox(self.run.id)
+        if cancel:
+            engine.cancel()
+        for item in items:
+            if item.kind == "child":
+                payload = item.payload or {}
+                engine.commands.append(Command("consume_signal", {"id": item.id}))
+                engine.child_finished(item.name, payload.get("status", "failed"), payload.get("output"), payload.get("error"))
+            else:
+                engine.offer_signal(item.id, item.name, item.payload)
+
+    def _commit(self, engine: Engine, commands: list[Command]) -> None:
+        if not engine.events and not commands:
+            return
+        new_runs, cancel_runs, consumed = [], [], []
+        for command in list(commands):
+            if command.kind == "start_child":
+                child = self.w.new_child_run(self.run, self.defn, command)
+                if isinstance(child, NewRun):
+                    new_runs.append(child)
+                else:
+                    engine.child_finished(command.data["id"], "failed", None, child)
+            elif command.kind == "cancel_child":
+                cancel_runs.append(command.data["id"])
+            elif command.kind == "consume_signal":
+                consumed.append(command.data["id"])
+        state = engine.s
+        status = state["status"]
+        notify = None
+        if status != "running" and self.run.parent_id:
+            notify = {"status": status, "output": state["output"], "error": state["error"]}
+        commit = Commit(
+            state=state, status=status, events=engine.events, due_at=engine.next_wakeup(),
+            output=state["output"], error=state["error"], new_runs=new_runs,
+            cancel_runs=cancel_runs, consumed=consumed, notify_parent=notify,
+        )
+        events = list(engine.events)
+        self.w.store.commit(self.run, self.w.owner, commit, engine.now)
+        engine.events.clear()
+        engine.commands.clear()
+        if self.w.on_events is not None and events:
+            self.w.on_events(self.run, events)
+
+    def _launch(self, task: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        task_id = task["id"]
+        details = task.get("heartbeat_details")
+        if details is None and (task["attempt"] > 1 or task.get("interrupted")):
+            details = self.w.store.heartbeat_details(self.run.id, task_id)
+
+        def on_heartbeat(value: Any) -> None:
+            loop.call_soon_threadsafe(self._heartbeat, task_id, value)
+
+        ctx = ActivityContext(
+            run_id=self.run.id, workflow=self.defn.name, state=task["state"],
+            attempt=task["attempt"], idempotency_key=task["key"],
+            heartbeat_details=details, on_heartbeat=on_heartbeat,
+        )
+        self.running[task_id] = (asyncio.ensure_future(self.w.runner.run(task, ctx)), ctx)
+
+    def _heartbeat(self, task_id: str, details: Any) -> None:
+        now = time.time()
+        if details is None or now - self._last_hb.get(task_id, 0.0) < 1.0 and task_id in self._last_hb:
+            return
+        self._last_hb[task_id] = now
+        with contextlib.suppress(Exception):
+            self.w.store.record_heartbeat(self.run.id, task_id, details, now)
+
+    def _cancel_unwanted(self) -> None:
+        """Attempts whose task the engine dropped (sibling failed, run cancelled) see ctx.cancelled."""
+        for task_id, (future, ctx) in list(self.running.items()):
+            if task_id not in self.run.state["tasks"]:
+                ctx._request_cancel()
+                future.cancel()
+                del self.running[task_id]
+
+    def _cancel_running(self) -> None:
+        for future, ctx in self.running.values():
+            ctx._request_cancel()
+            future.cancel()
+        self.running.clear()
