@@ -70,7 +70,9 @@ class ActivityRunner:
             raise _NotRegistered(f"activity {name!r} is not registered in this worker")
         args: tuple[Any, ...] = (ctx, input_) if registered.wants_context else (input_,)
         if registered.is_async:
-            return asyncio.ensure_future(registered.function(*args))
+            coroutine: Any = registered.function(*args)
+            future: asyncio.Future[Any] = asyncio.ensure_future(coroutine)
+            return future
         loop = asyncio.get_running_loop()
         function: Callable[..., Any] = registered.function
         return asyncio.wrap_future(self._pool.submit(function, *args), loop=loop)

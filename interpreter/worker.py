@@ -88,9 +88,9 @@ class Worker:
                             task.add_done_callback(tasks.discard)
                 if self._drivers:
                     for run_id in self.store.needs_attention(self.owner):
-                        driver = self._drivers.get(run_id)
-                        if driver is not None:
-                            driver.wake.set()
+                        woken = self._drivers.get(run_id)
+                        if woken is not None:
+                            woken.wake.set()
                 if time.monotonic() - last_renew > self.lease_seconds / 3:
                     last_renew = time.monotonic()
                     for driver in list(self._drivers.values()):

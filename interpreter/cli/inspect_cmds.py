@@ -16,7 +16,7 @@ from interpreter.client import describe
 
 def register(subparsers: Any) -> None:
     def command(name: str, help_: str, handler: Any, *, run_id: bool = True, json_: bool = True) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help_)
+        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_)
         if run_id:
             parser.add_argument("run_id", metavar="RUN_ID")
         rt.add_db(parser)

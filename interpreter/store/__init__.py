@@ -23,7 +23,8 @@ def open_store(url: str | None = None) -> Store:
     if target.startswith(("postgresql://", "postgres://")):
         from interpreter.store.postgres import PostgresStore
 
-        return PostgresStore(target)
+        store: Store = PostgresStore(target)
+        return store
     if target.startswith("sqlite:///"):
         target = target[len("sqlite:///") :]
     elif "://" in target:

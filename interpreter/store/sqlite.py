@@ -309,7 +309,7 @@ class SQLiteStore:
                     record = self._run_from_row(row[:-1])
                     expires = row[-1]
                     held = record.lease_owner is not None and expires is not None and expires >= now
-                    if held and record.lease_owner != owner and not owner_is_dead(record.lease_owner):
+                    if held and record.lease_owner not in (None, owner) and not owner_is_dead(str(record.lease_owner)):
                         continue
                     token = record.lease_token + 1
                     self._db.execute(

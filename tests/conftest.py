@@ -1,0 +1,77 @@
+"""Shared fixtures: a fresh store per test on every configured backend, sample paths, and a
+subprocess helper for the CLI.
+
+`store_url` is parametrised over the stores in TIDEFLOW_TEST_STORES (default: sqlite and, when
+TIDEFLOW_TEST_PG_URL is set, postgres). When CI sets TIDEFLOW_CI=1 and the PostgreSQL URL is
+missing or the server is down, the postgres tests fail instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+SAMPLE_ACTIVITIES = SAMPLES / "activities.py"
+
+
+def _stores() -> list[str]:
+    configured = os.environ.get("TIDEFLOW_TEST_STORES")
+    if configured:
+        return [s.strip() for s in configured.split(",") if s.strip()]
+    stores = ["sqlite"]
+    if os.environ.get("TIDEFLOW_TEST_PG_URL") or os.environ.get("TIDEFLOW_CI") == "1":
+        stores.append("postgres")
+    return stores
+
+
+def _postgres_url() -> str:
+    base = os.environ.get("TIDEFLOW_TEST_PG_URL")
+    if not base:
+        message = "TIDEFLOW_TEST_PG_URL is not set (CI sets it to a throw-away database)"
+        if os.environ.get("TIDEFLOW_CI") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    try:
+        with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at TIDEFLOW_TEST_PG_URL is not reachable: {exc}")
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=_stores())
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store: an SQLite file, or a fresh schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store.db")
+    elif request.param == "postgres":
+        yield _postgres_url()
+    else:
+        pytest.fail(f"unknown store {request.param!r} in TIDEFLOW_TEST_STORES")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return str(tmp_path / "store.db")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m interpreter ARGS` as a real subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "interpreter", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input_text,
+    )
