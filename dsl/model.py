@@ -54,9 +54,7 @@ class RetryPolicy(_Strict):
     max_interval: Duration | None = Field(
         None, description="Upper bound for the wait between attempts. Default 30s."
     )
-    non_retryable: list[str] | None = Field(
-        None, description="Error types that are never retried."
-    )
+    non_retryable: list[str] | None = Field(None, description="Error types that are never retried.")
 
 
 class Timeouts(_Strict):
@@ -295,9 +293,7 @@ class Workflow(_Strict):
     vars: dict[str, Template] | None = Field(
         None, description="Initial variables (templates allowed)."
     )
-    output: Template = Field(
-        None, description="The run's output when it ends via end: true."
-    )
+    output: Template = Field(None, description="The run's output when it ends via end: true.")
     timeout: Duration | None = Field(None, description="Whole-run timeout.")
     defaults: Defaults | None = Field(None, description="Defaults for activities.")
     signals: dict[str, SignalDef] | None = Field(

@@ -107,7 +107,9 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
-def iter_strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def iter_strings(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every string inside a JSON value with its path (for static checks)."""
     if isinstance(value, str):
         yield path, value

@@ -1,12 +1,12 @@
 """The Python API for driving runs (the CLI is a thin layer over it).
 
-    from interpreter import Client
+from interpreter import Client
 
-    client = Client()                         # the default SQLite store, or Client("postgresql://...")
-    run_id = client.start("samples/approval.yaml", {"order_id": "A1"})
-    client.signal(run_id, "approve", {"approved": True, "by": "ana"})
-    print(client.query(run_id, "status"))
-    run = client.result(run_id, timeout=30)   # waits for a worker (or call client.execute)
+client = Client()                         # the default SQLite store, or Client("postgresql://...")
+run_id = client.start("samples/approval.yaml", {"order_id": "A1"})
+client.signal(run_id, "approve", {"approved": True, "by": "ana"})
+print(client.query(run_id, "status"))
+run = client.result(run_id, timeout=30)   # waits for a worker (or call client.execute)
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def check_against_schema(schema: dict[str, Any] | None, value: Any, what: str) -
     err = best_match(Draft202012Validator(schema).iter_errors(value))
     if err is not None:
         pointer = "/" + "/".join(str(p) for p in err.absolute_path)
-        raise InputInvalid(f"{what} is invalid at {pointer}: {err.message}", hint=f"the schema requires: {err.validator} {err.validator_value!r}"[:300])
+        raise InputInvalid(
+            f"{what} is invalid at {pointer}: {err.message}",
+            hint=f"the schema requires: {err.validator} {err.validator_value!r}"[:300],
+        )
 
 
 class Client:
@@ -91,9 +94,16 @@ class Client:
         engine.start()
         record, created = self.store.create_run(
             NewRun(
-                id=run_id, workflow=defn.name, def_hash=defn.hash, def_source=defn.source,
-                def_version=defn.version, def_file=defn.file, input=input, state=state,
-                events=engine.events, due_at=now,
+                id=run_id,
+                workflow=defn.name,
+                def_hash=defn.hash,
+                def_source=defn.source,
+                def_version=defn.version,
+                def_file=defn.file,
+                input=input,
+                state=state,
+                events=engine.events,
+                due_at=now,
             )
         )
         return record, created
@@ -108,7 +118,13 @@ class Client:
         """Drive the run (and its children) in this process until it ends."""
         record = self.get(run_id)
         if record.status not in TERMINAL_STATUSES:
-            worker = Worker(self.store, root_id=record.root_id, workflow_dirs=workflow_dirs, on_events=on_events, poll_interval=0.02)
+            worker = Worker(
+                self.store,
+                root_id=record.root_id,
+                workflow_dirs=workflow_dirs,
+                on_events=on_events,
+                poll_interval=0.02,
+            )
 
             def finished() -> bool:
                 current = self.store.get_run(run_id)
@@ -120,7 +136,9 @@ class Client:
     def get(self, run_id: str) -> RunRecord:
         record = self.store.get_run(run_id)
         if record is None:
-            raise RunNotFound(f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store")
+            raise RunNotFound(
+                f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store"
+            )
         return record
 
     def definition_of(self, record: RunRecord) -> Definition:
@@ -144,7 +162,10 @@ class Client:
         declared = self.definition_of(record).workflow.signals or {}
         if name not in declared:
             names = ", ".join(sorted(declared)) or "none"
-            raise TideflowError(f"workflow {record.workflow!r} declares no signal {name!r}", hint=f"declared signals: {names}")
+            raise TideflowError(
+                f"workflow {record.workflow!r} declares no signal {name!r}",
+                hint=f"declared signals: {names}",
+            )
         check_against_schema(declared[name].schema_, payload, f"the payload of signal {name!r}")
         return self.store.add_signal(run_id, name, payload, time.time())
 
@@ -152,10 +173,17 @@ class Client:
         record = self.get(run_id)
         queries = self.definition_of(record).workflow.queries or {}
         if name not in queries:
-            raise TideflowError(f"workflow {record.workflow!r} declares no query {name!r}", hint=f"declared queries: {', '.join(sorted(queries)) or 'none'}")
+            raise TideflowError(
+                f"workflow {record.workflow!r} declares no query {name!r}",
+                hint=f"declared queries: {', '.join(sorted(queries)) or 'none'}",
+            )
         state = record.state
         root = state["frames"].get(state.get("root") or "", {"vars": {}, "locals": {}})
-        context = {"input": state["input"], "vars": root["vars"], "run": {**state["run"], "status": record.status}}
+        context = {
+            "input": state["input"],
+            "vars": root["vars"],
+            "run": {**state["run"], "status": record.status},
+        }
         try:
             return evaluate(queries[name], context, where=f"query {name!r}")
         except ExpressionError as exc:
@@ -178,7 +206,9 @@ class Client:
         self.get(run_id)
         return self.store.iter_events(run_id)
 
-    def list_runs(self, *, status: str | None = None, workflow: str | None = None) -> list[RunRecord]:
+    def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None
+    ) -> list[RunRecord]:
         return self.store.list_runs(status=status, workflow=workflow)
 
 
@@ -190,10 +220,19 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
             wait = frame.get("wait") or {}
             if wait.get("kind") in ("parallel", "map"):
                 continue  # its branches are listed themselves
-            out.append({"frame": frame["id"], "state": frame["state"], "waiting_for": wait.get("kind")})
+            out.append(
+                {"frame": frame["id"], "state": frame["state"], "waiting_for": wait.get("kind")}
+            )
     for task in state.get("tasks", {}).values():
         if task["kind"] == "compensation":
-            out.append({"frame": None, "state": task["state"], "waiting_for": "compensation", "activity": task["activity"]})
+            out.append(
+                {
+                    "frame": None,
+                    "state": task["state"],
+                    "waiting_for": "compensation",
+                    "activity": task["activity"],
+                }
+            )
     return out
 
 

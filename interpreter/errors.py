@@ -1,17 +1,17 @@
 """The exception tree of tideflow's Python API.
 
-    TideflowError
-    ├── ApplicationError        raised by activities to fail an attempt with a chosen type
-    ├── ActivityRegistryError   unknown or duplicate activity, module that does not load
-    ├── WorkflowInvalid         the workflow file has errors (carries the diagnostics)
-    ├── InputInvalid            the run input (or a signal payload) violates its schema
-    ├── StoreError              the store cannot be opened or used
-    │   ├── StoreVersionError   written by a newer tideflow
-    │   ├── NotAStore           the file is not a tideflow store
-    │   └── StoreBusy           locked longer than the busy timeout
-    ├── RunNotFound
-    ├── RunFinished             a signal/cancel aimed at a run that already ended
-    └── ResultTimeout           Client.result waited longer than asked
+TideflowError
+├── ApplicationError        raised by activities to fail an attempt with a chosen type
+├── ActivityRegistryError   unknown or duplicate activity, module that does not load
+├── WorkflowInvalid         the workflow file has errors (carries the diagnostics)
+├── InputInvalid            the run input (or a signal payload) violates its schema
+├── StoreError              the store cannot be opened or used
+│   ├── StoreVersionError   written by a newer tideflow
+│   ├── NotAStore           the file is not a tideflow store
+│   └── StoreBusy           locked longer than the busy timeout
+├── RunNotFound
+├── RunFinished             a signal/cancel aimed at a run that already ended
+└── ResultTimeout           Client.result waited longer than asked
 """
 
 from __future__ import annotations

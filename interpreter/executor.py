@@ -27,7 +27,9 @@ class Outcome:
 
 
 def _err(type_: str, message: str, details: Any = None, *, final: bool = False) -> Outcome:
-    return Outcome(False, error={"type": type_, "message": message, "details": details}, non_retryable=final)
+    return Outcome(
+        False, error={"type": type_, "message": message, "details": details}, non_retryable=final
+    )
 
 
 def _json_details(value: Any) -> Any:
@@ -102,10 +104,19 @@ class ActivityRunner:
             if limit is not None and now >= started + limit:
                 self._abandon(call, ctx)
                 which = "schedule_to_close" if deadline_bound else "start_to_close"
-                return _err("Timeout", f"activity {task['activity']!r} exceeded its {which} timeout", {"timeout": which}, final=deadline_bound)
+                return _err(
+                    "Timeout",
+                    f"activity {task['activity']!r} exceeded its {which} timeout",
+                    {"timeout": which},
+                    final=deadline_bound,
+                )
             if heartbeat is not None and now >= ctx.last_heartbeat + heartbeat:
                 self._abandon(call, ctx)
-                return _err("HeartbeatTimeout", f"activity {task['activity']!r} sent no heartbeat for {heartbeat:g}s", {"heartbeat_details": _json_details(ctx.heartbeat_details)})
+                return _err(
+                    "HeartbeatTimeout",
+                    f"activity {task['activity']!r} sent no heartbeat for {heartbeat:g}s",
+                    {"heartbeat_details": _json_details(ctx.heartbeat_details)},
+                )
 
     @staticmethod
     def _abandon(call: asyncio.Future[Any], ctx: ActivityContext) -> None:
@@ -122,7 +133,12 @@ class ActivityRunner:
             try:
                 json.dumps(result)
             except (TypeError, ValueError) as err:
-                return _err("ResultNotSerializable", f"the activity returned something that is not JSON: {err}", {"repr": repr(result)[:500]}, final=True)
+                return _err(
+                    "ResultNotSerializable",
+                    f"the activity returned something that is not JSON: {err}",
+                    {"repr": repr(result)[:500]},
+                    final=True,
+                )
             return Outcome(True, result)
         if isinstance(exc, ApplicationError):
             return _err(exc.type, exc.message, _json_details(exc.details), final=exc.non_retryable)

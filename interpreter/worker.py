@@ -80,7 +80,9 @@ class Worker:
                 if free > 0:
                     due = self.store.next_due(self.root_id)
                     if due is not None and due <= now:
-                        for record in self.store.claim(self.owner, self.lease_seconds, now, root_id=self.root_id, limit=free):
+                        for record in self.store.claim(
+                            self.owner, self.lease_seconds, now, root_id=self.root_id, limit=free
+                        ):
                             driver = _RunDriver(self, record)
                             self._drivers[record.id] = driver
                             task = asyncio.create_task(driver.drive())
@@ -105,25 +107,44 @@ class Worker:
             self.runner.close()
 
     # ----------------------------------------------------------------- child runs
-    def new_child_run(self, parent: RunRecord, parent_defn: Definition, command: Command) -> NewRun | dict[str, Any]:
+    def new_child_run(
+        self, parent: RunRecord, parent_defn: Definition, command: Command
+    ) -> NewRun | dict[str, Any]:
         """A NewRun for a `start_child` command, or an error dict when it cannot start."""
         data = command.data
         if parent.depth + 1 > MAX_CHILD_DEPTH:
-            return {"type": "ChildDepthExceeded", "message": f"child workflows nest deeper than {MAX_CHILD_DEPTH} levels", "details": {"workflow": data["workflow"]}}
+            return {
+                "type": "ChildDepthExceeded",
+                "message": f"child workflows nest deeper than {MAX_CHILD_DEPTH} levels",
+                "details": {"workflow": data["workflow"]},
+            }
         try:
             child_defn = _load_child_definition(data["workflow"], parent_defn, self.workflow_dirs)
         except _ChildLoadError as exc:
-            return {"type": "WorkflowNotFound", "message": str(exc), "details": {"workflow": data["workflow"]}}
+            return {
+                "type": "WorkflowNotFound",
+                "message": str(exc),
+                "details": {"workflow": data["workflow"]},
+            }
         self._definitions[child_defn.hash] = child_defn
         now = time.time()
         state = new_run_state(child_defn, data["id"], data["input"], now)
         engine = Engine(child_defn, state, now)
         engine.start()
         return NewRun(
-            id=data["id"], workflow=child_defn.name, def_hash=child_defn.hash,
-            def_source=child_defn.source, def_version=child_defn.version, def_file=child_defn.file,
-            input=data["input"], state=state, events=engine.events, due_at=now,
-            parent_id=parent.id, root_id=parent.root_id, depth=parent.depth + 1,
+            id=data["id"],
+            workflow=child_defn.name,
+            def_hash=child_defn.hash,
+            def_source=child_defn.source,
+            def_version=child_defn.version,
+            def_file=child_defn.file,
+            input=data["input"],
+            state=state,
+            events=engine.events,
+            due_at=now,
+            parent_id=parent.id,
+            root_id=parent.root_id,
+            depth=parent.depth + 1,
         )
 
 
@@ -138,11 +159,15 @@ def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]
     base = Path(parent.file).parent if parent.file else Path.cwd()
     path = resolve_child_workflow(name, base, list(dirs))
     if path is None:
-        raise _ChildLoadError(f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs")
+        raise _ChildLoadError(
+            f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs"
+        )
     result = validate_file(path)
     if not result.ok or result.document is None:
         first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
-        raise _ChildLoadError(f"child workflow {path} is invalid: {first.message if first else 'unknown error'}")
+        raise _ChildLoadError(
+            f"child workflow {path} is invalid: {first.message if first else 'unknown error'}"
+        )
     return Definition.from_data(result.document.data, str(path.resolve()))
 
 
@@ -159,7 +184,9 @@ class _RunDriver:
         self._last_hb: dict[str, float] = {}
 
     def renew(self) -> None:
-        if not self.w.store.renew(self.run.id, self.w.owner, self.run.lease_token, time.time() + self.w.lease_seconds):
+        if not self.w.store.renew(
+            self.run.id, self.w.owner, self.run.lease_token, time.time() + self.w.lease_seconds
+        ):
             self.wake.set()
 
     def begin_shutdown(self, grace: float) -> None:
@@ -194,7 +221,9 @@ class _RunDriver:
             self._cancel_unwanted()
             next_wake = engine.next_wakeup()
             now = time.time()
-            if not self.running and (self.shutdown_at is not None or next_wake is None or next_wake - now > HOLD_SECONDS):
+            if not self.running and (
+                self.shutdown_at is not None or next_wake is None or next_wake - now > HOLD_SECONDS
+            ):
                 self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, next_wake)
                 return
             timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
@@ -203,7 +232,9 @@ class _RunDriver:
             waiters: set[asyncio.Future[Any]] = {t for t, _ in self.running.values()}
             wake_task = asyncio.ensure_future(self.wake.wait())
             waiters.add(wake_task)
-            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            _done, _ = await asyncio.wait(
+                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             wake_task.cancel()
             if self.wake.is_set():
                 self.wake.clear()
@@ -219,7 +250,11 @@ class _RunDriver:
                         assert outcome.error is not None
                         engine.task_failed(task_id, outcome.error, outcome.non_retryable)
                     self.w.steps += 1
-            if self.shutdown_at is not None and time.monotonic() >= self.shutdown_at and self.running:
+            if (
+                self.shutdown_at is not None
+                and time.monotonic() >= self.shutdown_at
+                and self.running
+            ):
                 # Out of grace: leave the attempts to the next owner, who restarts them.
                 self._cancel_running()
 
@@ -234,7 +269,12 @@ class _RunDriver:
             if item.kind == "child":
                 payload = item.payload or {}
                 engine.commands.append(Command("consume_signal", {"id": item.id}))
-                engine.child_finished(item.name, payload.get("status", "failed"), payload.get("output"), payload.get("error"))
+                engine.child_finished(
+                    item.name,
+                    payload.get("status", "failed"),
+                    payload.get("output"),
+                    payload.get("error"),
+                )
             else:
                 engine.offer_signal(item.id, item.name, item.payload)
 
@@ -259,9 +299,16 @@ class _RunDriver:
         if status != "running" and self.run.parent_id:
             notify = {"status": status, "output": state["output"], "error": state["error"]}
         commit = Commit(
-            state=state, status=status, events=engine.events, due_at=engine.next_wakeup(),
-            output=state["output"], error=state["error"], new_runs=new_runs,
-            cancel_runs=cancel_runs, consumed=consumed, notify_parent=notify,
+            state=state,
+            status=status,
+            events=engine.events,
+            due_at=engine.next_wakeup(),
+            output=state["output"],
+            error=state["error"],
+            new_runs=new_runs,
+            cancel_runs=cancel_runs,
+            consumed=consumed,
+            notify_parent=notify,
         )
         events = list(engine.events)
         self.w.store.commit(self.run, self.w.owner, commit, engine.now)
@@ -281,15 +328,21 @@ class _RunDriver:
             loop.call_soon_threadsafe(self._heartbeat, task_id, value)
 
         ctx = ActivityContext(
-            run_id=self.run.id, workflow=self.defn.name, state=task["state"],
-            attempt=task["attempt"], idempotency_key=task["key"],
-            heartbeat_details=details, on_heartbeat=on_heartbeat,
+            run_id=self.run.id,
+            workflow=self.defn.name,
+            state=task["state"],
+            attempt=task["attempt"],
+            idempotency_key=task["key"],
+            heartbeat_details=details,
+            on_heartbeat=on_heartbeat,
         )
         self.running[task_id] = (asyncio.ensure_future(self.w.runner.run(task, ctx)), ctx)
 
     def _heartbeat(self, task_id: str, details: Any) -> None:
         now = time.time()
-        if details is None or now - self._last_hb.get(task_id, 0.0) < 1.0 and task_id in self._last_hb:
+        if details is None or (
+            now - self._last_hb.get(task_id, 0.0) < 1.0 and task_id in self._last_hb
+        ):
             return
         self._last_hb[task_id] = now
         with contextlib.suppress(Exception):

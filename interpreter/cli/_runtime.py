@@ -26,11 +26,21 @@ T = TypeVar("T")
 
 
 def add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", metavar="URL", help="store: a file path, sqlite:///file or postgresql://... (default: TIDEFLOW_DB, else .tideflow/tideflow.db)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="store: a file path, sqlite:///file or postgresql://... (default: TIDEFLOW_DB, else .tideflow/tideflow.db)",
+    )
 
 
 def add_activities(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--activities", metavar="PATH_OR_MODULE", action="append", default=[], help="a .py file or importable module that registers activities (repeatable)")
+    parser.add_argument(
+        "--activities",
+        metavar="PATH_OR_MODULE",
+        action="append",
+        default=[],
+        help="a .py file or importable module that registers activities (repeatable)",
+    )
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +57,17 @@ def parse_json_arg(text: str | None, what: str) -> Any:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"cannot read {what} file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise CliError(
+                f"cannot read {what} file {path}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         source = f"{what} file {path}"
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CliError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", hint="pass JSON text, or @path/to/file.json") from None
+        raise CliError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            hint="pass JSON text, or @path/to/file.json",
+        ) from None
 
 
 def load_activities(specs: list[str]) -> set[str]:
@@ -81,7 +96,10 @@ def translated_errors() -> Iterator[None]:
     except WorkflowInvalid as exc:
         from dsl.formatters import format_text
 
-        raise CliError(f"{exc.message}:\n" + format_text(exc.diagnostics).rstrip(), hint="run `tideflow validate` on the file for details") from None
+        raise CliError(
+            f"{exc.message}:\n" + format_text(exc.diagnostics).rstrip(),
+            hint="run `tideflow validate` on the file for details",
+        ) from None
     except (InputInvalid, StoreError) as exc:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_USAGE) from None
     except (RunNotFound, RunFinished) as exc:

@@ -15,7 +15,9 @@ from interpreter.client import describe
 
 
 def register(subparsers: Any) -> None:
-    def command(name: str, help_: str, handler: Any, *, run_id: bool = True, json_: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str, help_: str, handler: Any, *, run_id: bool = True, json_: bool = True
+    ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_)
         if run_id:
             parser.add_argument("run_id", metavar="RUN_ID")
@@ -25,12 +27,16 @@ def register(subparsers: Any) -> None:
         parser.set_defaults(handler=handler)
         return parser
 
-    command("status", "show a run: status, current state(s), vars, output, error, version", cmd_status)
+    command(
+        "status", "show a run: status, current state(s), vars, output, error, version", cmd_status
+    )
     command("history", "show a run's event history", cmd_history)
     lst = command("list", "list runs", cmd_list, run_id=False)
     lst.add_argument("--status", help="only runs with this status")
     lst.add_argument("--workflow", help="only runs of this workflow")
-    command("cancel", "cancel a run cooperatively (compensations run; status cancelled)", cmd_cancel)
+    command(
+        "cancel", "cancel a run cooperatively (compensations run; status cancelled)", cmd_cancel
+    )
     term = command("terminate", "end a run at once (no compensation)", cmd_terminate)
     term.add_argument("--reason", default="terminated by user")
     sig = command("signal", "send a signal to a run", cmd_signal)
@@ -53,7 +59,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_json(info)
         return EXIT_OK
     print(f"run        {info['run_id']}")
-    print(f"workflow   {info['workflow']} (version {info['version'] or '-'}, definition {info['definition_hash'][:12]})")
+    print(
+        f"workflow   {info['workflow']} (version {info['version'] or '-'}, definition {info['definition_hash'][:12]})"
+    )
     print(f"status     {info['status']}")
     for cur in info["current"]:
         print(f"current    {cur['state']} (waiting for {cur['waiting_for'] or 'nothing'})")
@@ -89,7 +97,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         payload = json.dumps(event["payload"], ensure_ascii=False)
         if len(payload) > 100:
             payload = payload[:97] + "..."
-        print(f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}")
+        print(
+            f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}"
+        )
     return EXIT_OK
 
 
@@ -97,11 +107,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     client = rt.open_client(args)
     runs = rt.call(lambda: client.list_runs(status=args.status, workflow=args.workflow))
     if args.json:
-        print_json([{k: v for k, v in describe(r).items() if k not in ("vars", "input", "current")} for r in runs])
+        print_json(
+            [
+                {k: v for k, v in describe(r).items() if k not in ("vars", "input", "current")}
+                for r in runs
+            ]
+        )
         return EXIT_OK
     print(f"{'RUN ID':<40} {'WORKFLOW':<18} {'STATUS':<10} {'CREATED':<24} PARENT")
     for r in runs:
-        print(f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {r.parent_id or ''}")
+        print(
+            f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {r.parent_id or ''}"
+        )
     return EXIT_OK
 
 
@@ -142,5 +159,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"run_id": args.run_id, "query": args.name, "value": value})
     else:
-        print(json.dumps(value, indent=2, ensure_ascii=False) if not isinstance(value, str) else value)
+        print(
+            json.dumps(value, indent=2, ensure_ascii=False) if not isinstance(value, str) else value
+        )
     return EXIT_OK

@@ -9,7 +9,17 @@ from typing import Any
 from interpreter.core.engine import Event
 from interpreter.store import RunRecord
 
-_SHOWN = {"StateEntered", "RetryScheduled", "TimerStarted", "ActivityFailed", "CompensationStarted", "CompensationFailed", "ChildStarted", "SignalReceived", "ErrorCaught"}
+_SHOWN = {
+    "StateEntered",
+    "RetryScheduled",
+    "TimerStarted",
+    "ActivityFailed",
+    "CompensationStarted",
+    "CompensationFailed",
+    "ChildStarted",
+    "SignalReceived",
+    "ErrorCaught",
+}
 
 
 class Progress:

@@ -17,38 +17,83 @@ from interpreter.store import RunRecord
 
 
 def register(subparsers: Any) -> None:
-    run = subparsers.add_parser("run", help="validate, start and execute a workflow in this process, wait for the end")
+    run = subparsers.add_parser(
+        "run", help="validate, start and execute a workflow in this process, wait for the end"
+    )
     _add_start_args(run)
     run.set_defaults(handler=cmd_run)
 
-    start = subparsers.add_parser("start", help="create a run (a worker executes it) and print its id")
+    start = subparsers.add_parser(
+        "start", help="create a run (a worker executes it) and print its id"
+    )
     _add_start_args(start)
     start.set_defaults(handler=cmd_start)
 
-    resume = subparsers.add_parser("resume", help="execute an existing run in the foreground until it ends")
+    resume = subparsers.add_parser(
+        "resume", help="execute an existing run in the foreground until it ends"
+    )
     resume.add_argument("run_id", metavar="RUN_ID")
     rt.add_activities(resume)
     rt.add_db(resume)
-    resume.add_argument("--workflows", metavar="DIR", action="append", default=[], help="where child workflows are looked up by name (repeatable)")
+    resume.add_argument(
+        "--workflows",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="where child workflows are looked up by name (repeatable)",
+    )
     rt.add_json(resume)
     resume.set_defaults(handler=cmd_resume)
 
-    worker = subparsers.add_parser("worker", help="execute runs from the store until SIGINT/SIGTERM")
+    worker = subparsers.add_parser(
+        "worker", help="execute runs from the store until SIGINT/SIGTERM"
+    )
     rt.add_activities(worker)
     rt.add_db(worker)
-    worker.add_argument("--concurrency", type=int, default=200, metavar="N", help="runs driven at once (default 200)")
-    worker.add_argument("--workflows", metavar="DIR", action="append", default=[], help="where child workflows are looked up by name (repeatable)")
-    worker.add_argument("--grace", type=float, default=10.0, metavar="SECONDS", help="on stop, how long in-flight activities may finish (default 10)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=200,
+        metavar="N",
+        help="runs driven at once (default 200)",
+    )
+    worker.add_argument(
+        "--workflows",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="where child workflows are looked up by name (repeatable)",
+    )
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on stop, how long in-flight activities may finish (default 10)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
 
 def _add_start_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the workflow file (.yaml, .yml or .json)")
-    parser.add_argument("--input", metavar="JSON|@FILE", help="the run input: JSON text or @file.json")
+    parser.add_argument(
+        "--input", metavar="JSON|@FILE", help="the run input: JSON text or @file.json"
+    )
     rt.add_activities(parser)
     rt.add_db(parser)
-    parser.add_argument("--id", dest="run_id", metavar="RUN_ID", help="the run id (starting an existing id returns that run)")
-    parser.add_argument("--workflows", metavar="DIR", action="append", default=[], help="where child workflows are looked up by name (repeatable)")
+    parser.add_argument(
+        "--id",
+        dest="run_id",
+        metavar="RUN_ID",
+        help="the run id (starting an existing id returns that run)",
+    )
+    parser.add_argument(
+        "--workflows",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="where child workflows are looked up by name (repeatable)",
+    )
     rt.add_json(parser)
 
 
@@ -68,7 +113,13 @@ def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
     dirs = tuple(Path(d) for d in args.workflows)
     final = rt.call(lambda: client.execute(record.id, workflow_dirs=dirs, on_events=progress))
-    result = {"run_id": final.id, "workflow": final.workflow, "status": final.status, "output": final.output, "error": final.error}
+    result = {
+        "run_id": final.id,
+        "workflow": final.workflow,
+        "status": final.status,
+        "output": final.output,
+        "error": final.error,
+    }
     if args.json:
         print_json(result)
     else:
@@ -82,13 +133,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    client, record, created = _prepare(args)
+    _client, record, created = _prepare(args)
     if args.json:
-        print_json({"run_id": record.id, "workflow": record.workflow, "status": record.status, "created": created})
+        print_json(
+            {
+                "run_id": record.id,
+                "workflow": record.workflow,
+                "status": record.status,
+                "created": created,
+            }
+        )
     else:
         print(record.id)
         if not created:
-            print(f"run {record.id} already exists ({record.status}); not started again", file=sys.stderr)
+            print(
+                f"run {record.id} already exists ({record.status}); not started again",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 
@@ -107,7 +168,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError("--concurrency must be at least 1")
     rt.load_activities(args.activities)
     client = rt.open_client(args)
-    worker = Worker(client.store, concurrency=args.concurrency, workflow_dirs=tuple(Path(d) for d in args.workflows))
+    worker = Worker(
+        client.store,
+        concurrency=args.concurrency,
+        workflow_dirs=tuple(Path(d) for d in args.workflows),
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -164,7 +164,12 @@ class Engine:
         if task is None:
             return  # cancelled meanwhile; the outcome is no longer wanted
         if task["kind"] == "compensation":
-            self._emit("CompensationCompleted", task["state"], task["attempt"], {"task": task_id, "activity": task["activity"]})
+            self._emit(
+                "CompensationCompleted",
+                task["state"],
+                task["attempt"],
+                {"task": task_id, "activity": task["activity"]},
+            )
             self._next_compensation()
         else:
             self._emit(
@@ -237,7 +242,9 @@ class Engine:
             if timer["due"] > self.now or timer_id not in self.s["timers"]:
                 continue
             del self.s["timers"][timer_id]
-            self._emit("TimerFired", timer.get("state"), payload={"timer": timer_id, "kind": timer["kind"]})
+            self._emit(
+                "TimerFired", timer.get("state"), payload={"timer": timer_id, "kind": timer["kind"]}
+            )
             if timer["kind"] == "run_timeout":
                 self._end_run_now("timed_out", error("Timeout", "the run exceeded its timeout"))
                 return
@@ -256,7 +263,8 @@ class Engine:
                     self._goto(frame, state.on_timeout)
                 else:
                     self._state_error(
-                        frame, error("Timeout", f"no signal {state.signal!r} within {state.timeout}")
+                        frame,
+                        error("Timeout", f"no signal {state.signal!r} within {state.timeout}"),
                     )
         self.advance()
 
@@ -264,9 +272,18 @@ class Engine:
         """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered."""
         for frame in self.s["frames"].values():
             wait = frame.get("wait")
-            if frame["status"] == "waiting" and wait and wait["kind"] == "signal" and wait["signal"] == name:
+            if (
+                frame["status"] == "waiting"
+                and wait
+                and wait["kind"] == "signal"
+                and wait["signal"] == name
+            ):
                 self.commands.append(Command("consume_signal", {"id": signal_id}))
-                self._emit("SignalReceived", frame["state"], payload={"signal": name, "payload": payload, "frame": frame["id"]})
+                self._emit(
+                    "SignalReceived",
+                    frame["state"],
+                    payload={"signal": name, "payload": payload, "frame": frame["id"]},
+                )
                 if wait.get("timer"):
                     self.s["timers"].pop(wait["timer"], None)
                 frame["status"] = "ready"
@@ -284,13 +301,23 @@ class Engine:
         frame["status"] = "ready"
         frame["wait"] = None
         if status == "completed":
-            self._emit("ChildCompleted", frame["state"], payload={"child": child_id, "output": output})
+            self._emit(
+                "ChildCompleted", frame["state"], payload={"child": child_id, "output": output}
+            )
             self._complete_state(frame, output)
         else:
-            self._emit("ChildFailed", frame["state"], payload={"child": child_id, "status": status, "error": err})
+            self._emit(
+                "ChildFailed",
+                frame["state"],
+                payload={"child": child_id, "status": status, "error": err},
+            )
             self._state_error(
                 frame,
-                error("ChildFailed", f"child run {child_id} ended {status}", {"child": child_id, "status": status, "error": err}),
+                error(
+                    "ChildFailed",
+                    f"child run {child_id} ended {status}",
+                    {"child": child_id, "status": status, "error": err},
+                ),
             )
         self.advance()
 
@@ -345,13 +372,24 @@ class Engine:
         return self.defn.state(frame["machine"], frame["state"])
 
     def _context(self, frame: dict[str, Any]) -> dict[str, Any]:
-        return {"input": self.s["input"], "vars": frame["vars"], "run": self.s["run"], **frame["locals"]}
+        return {
+            "input": self.s["input"],
+            "vars": frame["vars"],
+            "run": self.s["run"],
+            **frame["locals"],
+        }
 
     def _eval(self, frame: dict[str, Any], value: Any, what: str) -> Any:
         where = f"state {frame['state']!r}, {what}" if frame["state"] else what
         return evaluate(value, self._context(frame), where=where)
 
-    def _emit(self, type_: str, state: str | None = None, attempt: int | None = None, payload: dict[str, Any] | None = None) -> None:
+    def _emit(
+        self,
+        type_: str,
+        state: str | None = None,
+        attempt: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
         self.events.append(Event(type_, state, attempt, payload or {}))
 
     def _enter(self, frame: dict[str, Any], name: str) -> None:
@@ -382,7 +420,13 @@ class Engine:
                     self._goto(frame, choice.next)
                     return
             if state.default is None:
-                self._state_error(frame, error("NoChoiceMatched", f"no choice of {frame['state']!r} matched and it has no default"))
+                self._state_error(
+                    frame,
+                    error(
+                        "NoChoiceMatched",
+                        f"no choice of {frame['state']!r} matched and it has no default",
+                    ),
+                )
             else:
                 self._goto(frame, state.default)
         elif isinstance(state, SetState):
@@ -435,14 +479,29 @@ class Engine:
             "frame": frame["id"] if frame else None,
             "state": state,
         }
-        self._emit("TimerStarted", state, payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(self.now + delay)})
+        self._emit(
+            "TimerStarted",
+            state,
+            payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(self.now + delay)},
+        )
         return timer_id
 
     def _idempotency_key(self, frame: dict[str, Any]) -> str:
         raw = f"{self.s['run']['id']}|{frame['id']}|{frame['state']}|{frame['visits'][frame['state']]}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
-    def _new_task(self, *, kind: str, frame: dict[str, Any] | None, state_name: str, activity: str, input_: Any, retry: Retry, timeouts: dict[str, float | None], key: str) -> dict[str, Any]:
+    def _new_task(
+        self,
+        *,
+        kind: str,
+        frame: dict[str, Any] | None,
+        state_name: str,
+        activity: str,
+        input_: Any,
+        retry: Retry,
+        timeouts: dict[str, float | None],
+        key: str,
+    ) -> dict[str, Any]:
         task_id = self._next_id("a")
         s2c = timeouts.get("schedule_to_close")
         task = {
@@ -479,7 +538,17 @@ class Engine:
         )
         frame["status"] = "waiting"
         frame["wait"] = {"kind": "task", "task": task["id"]}
-        self._emit("ActivityScheduled", frame["state"], 1, {"task": task["id"], "activity": state.activity, "input": input_, "idempotency_key": task["key"]})
+        self._emit(
+            "ActivityScheduled",
+            frame["state"],
+            1,
+            {
+                "task": task["id"],
+                "activity": state.activity,
+                "input": input_,
+                "idempotency_key": task["key"],
+            },
+        )
 
     def _complete_state(self, frame: dict[str, Any], result: Any) -> None:
         """The current state finished with `result` (or _NO_RESULT): store it, record the
@@ -522,7 +591,9 @@ class Engine:
         state = self._state(frame)
         for catcher in getattr(state, "catch", None) or []:
             if "*" in catcher.errors or err["type"] in catcher.errors:
-                self._emit("ErrorCaught", frame["state"], payload={"error": err, "next": catcher.next})
+                self._emit(
+                    "ErrorCaught", frame["state"], payload={"error": err, "next": catcher.next}
+                )
                 if catcher.result:
                     frame["vars"] = {**frame["vars"], catcher.result: err}
                 self._goto(frame, catcher.next)
@@ -560,19 +631,36 @@ class Engine:
     # ----------------------------------------------------------------- parallel, map, child
     def _start_parallel(self, frame: dict[str, Any], state: ParallelState) -> None:
         frame["status"] = "waiting"
-        frame["wait"] = {"kind": "parallel", "results": [None] * len(state.branches), "running": [], "next_index": len(state.branches), "total": len(state.branches)}
+        frame["wait"] = {
+            "kind": "parallel",
+            "results": [None] * len(state.branches),
+            "running": [],
+            "next_index": len(state.branches),
+            "total": len(state.branches),
+        }
         for index in range(len(state.branches)):
             path = [*frame["machine"], [frame["state"], index]]
-            child = self._new_frame(path, frame["id"], index, vars_=dict(frame["vars"]), locals_=dict(frame["locals"]))
+            child = self._new_frame(
+                path, frame["id"], index, vars_=dict(frame["vars"]), locals_=dict(frame["locals"])
+            )
             frame["wait"]["running"].append(child["id"])
             self._enter(child, self.defn.machine(path)[1])
 
     def _start_map(self, frame: dict[str, Any], state: MapState) -> None:
         items = self._eval(frame, state.items, "items")
         if not isinstance(items, list):
-            raise ExpressionError(f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}")
+            raise ExpressionError(
+                f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}"
+            )
         frame["status"] = "waiting"
-        frame["wait"] = {"kind": "map", "items": items, "results": [None] * len(items), "running": [], "next_index": 0, "total": len(items)}
+        frame["wait"] = {
+            "kind": "map",
+            "items": items,
+            "results": [None] * len(items),
+            "running": [],
+            "next_index": 0,
+            "total": len(items),
+        }
         if not items:
             frame["status"] = "ready"
             frame["wait"] = None
@@ -589,8 +677,14 @@ class Engine:
         while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
             index = wait["next_index"]
             wait["next_index"] += 1
-            locals_ = {**frame["locals"], (state.as_ or "item"): wait["items"][index], "index": index}
-            child = self._new_frame(path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_)
+            locals_ = {
+                **frame["locals"],
+                (state.as_ or "item"): wait["items"][index],
+                "index": index,
+            }
+            child = self._new_frame(
+                path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_
+            )
             wait["running"].append(child["id"])
             self._enter(child, self.defn.machine(path)[1])
 
@@ -599,14 +693,30 @@ class Engine:
         if state.id is not None:
             child_id = str(self._eval(frame, state.id, "id"))
         else:
-            suffix = frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
+            suffix = (
+                frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
+            )
             visit = frame["visits"][frame["state"]]
             child_id = f"{self.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
         frame["status"] = "waiting"
         frame["wait"] = {"kind": "child", "child": child_id}
         self.s["children"][child_id] = frame["id"]
-        self.commands.append(Command("start_child", {"id": child_id, "workflow": state.workflow, "input": input_, "state": frame["state"]}))
-        self._emit("ChildStarted", frame["state"], payload={"child": child_id, "workflow": state.workflow, "input": input_})
+        self.commands.append(
+            Command(
+                "start_child",
+                {
+                    "id": child_id,
+                    "workflow": state.workflow,
+                    "input": input_,
+                    "state": frame["state"],
+                },
+            )
+        )
+        self._emit(
+            "ChildStarted",
+            frame["state"],
+            payload={"child": child_id, "workflow": state.workflow, "input": input_},
+        )
 
     # ----------------------------------------------------------------- cancellation
     def _drop_frames_under(self, frame_id: str) -> None:
@@ -646,7 +756,9 @@ class Engine:
             self.commands.append(Command("cancel_child", {"id": child_id}))
 
     # ----------------------------------------------------------------- compensation and run end
-    def _begin_compensation(self, reason: str, err: dict[str, Any] | None, frame_id: str | None = None) -> None:
+    def _begin_compensation(
+        self, reason: str, err: dict[str, Any] | None, frame_id: str | None = None
+    ) -> None:
         if self.s["compensation"] is not None and reason != "state":
             # Already compensating for a `compensate` state: finish those, then end the run.
             self.s["compensation"].update({"reason": reason, "error": err, "frame": None})
@@ -670,7 +782,12 @@ class Engine:
                 timeouts=entry["timeouts"],
                 key=entry["key"],
             )
-            self._emit("CompensationStarted", entry["state"], 1, {"task": task["id"], "activity": entry["activity"], "input": entry["input"]})
+            self._emit(
+                "CompensationStarted",
+                entry["state"],
+                1,
+                {"task": task["id"], "activity": entry["activity"], "input": entry["input"]},
+            )
             return
         self.s["compensation"] = None
         errors = comp["errors"]
@@ -681,13 +798,28 @@ class Engine:
             frame["status"] = "ready"
             frame["wait"] = None
             if errors:
-                self._frame_failed(frame, error("CompensationFailed", f"{len(errors)} compensation(s) failed", {"compensation_errors": errors}))
+                self._frame_failed(
+                    frame,
+                    error(
+                        "CompensationFailed",
+                        f"{len(errors)} compensation(s) failed",
+                        {"compensation_errors": errors},
+                    ),
+                )
             else:
                 self._complete_state(frame, _NO_RESULT)
             return
         err = comp["error"]
         if errors:
-            err = {**err, "details": {"cause": err.get("details"), "compensation_errors": errors}} if comp["reason"] == "failed" else error("CompensationFailed", f"cancelled, and {len(errors)} compensation(s) failed", {"compensation_errors": errors})
+            err = (
+                {**err, "details": {"cause": err.get("details"), "compensation_errors": errors}}
+                if comp["reason"] == "failed"
+                else error(
+                    "CompensationFailed",
+                    f"cancelled, and {len(errors)} compensation(s) failed",
+                    {"compensation_errors": errors},
+                )
+            )
             self._finish_run("failed", None, err)
         else:
             self._finish_run("failed" if comp["reason"] == "failed" else "cancelled", None, err)
@@ -712,17 +844,29 @@ class Engine:
         self.s["output"] = output
         self.s["error"] = err
         self.s["timers"].clear()
-        event = {"completed": "RunCompleted", "failed": "RunFailed", "cancelled": "RunCancelled", "timed_out": "RunTimedOut", "terminated": "RunTerminated"}[status]
+        event = {
+            "completed": "RunCompleted",
+            "failed": "RunFailed",
+            "cancelled": "RunCancelled",
+            "timed_out": "RunTimedOut",
+            "terminated": "RunTerminated",
+        }[status]
         self._emit(event, payload={"output": output} if status == "completed" else {"error": err})
 
 
 def _parse_timestamp(value: Any, state: str) -> float:
     if not isinstance(value, str):
-        raise ExpressionError(f"state {state!r}, until: expected an RFC 3339 timestamp, got {value!r}")
+        raise ExpressionError(
+            f"state {state!r}, until: expected an RFC 3339 timestamp, got {value!r}"
+        )
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ExpressionError(f"state {state!r}, until: {value!r} is not an RFC 3339 timestamp") from None
+        raise ExpressionError(
+            f"state {state!r}, until: {value!r} is not an RFC 3339 timestamp"
+        ) from None
     if parsed.tzinfo is None:
-        raise ExpressionError(f"state {state!r}, until: {value!r} has no time zone (add Z or +00:00)")
+        raise ExpressionError(
+            f"state {state!r}, until: {value!r} has no time zone (add Z or +00:00)"
+        )
     return parsed.timestamp()

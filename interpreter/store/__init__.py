@@ -6,11 +6,29 @@ import os
 from pathlib import Path
 
 from interpreter.errors import StoreError
-from interpreter.store.base import SCHEMA_VERSION, Commit, InboxItem, LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.base import (
+    SCHEMA_VERSION,
+    Commit,
+    InboxItem,
+    LeaseLost,
+    NewRun,
+    RunRecord,
+    Store,
+)
 
 DEFAULT_DB = ".tideflow/tideflow.db"
 
-__all__ = ["SCHEMA_VERSION", "Commit", "InboxItem", "LeaseLost", "NewRun", "RunRecord", "Store", "open_store", "resolve_url"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Commit",
+    "InboxItem",
+    "LeaseLost",
+    "NewRun",
+    "RunRecord",
+    "Store",
+    "open_store",
+    "resolve_url",
+]
 
 
 def resolve_url(url: str | None) -> str:

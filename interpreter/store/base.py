@@ -107,8 +107,14 @@ class Store(Protocol):
 
     # work distribution
     def claim(
-        self, owner: str, lease_seconds: float, now: float, *, run_id: str | None = None,
-        root_id: str | None = None, limit: int = 1
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        *,
+        run_id: str | None = None,
+        root_id: str | None = None,
+        limit: int = 1,
     ) -> list[RunRecord]: ...
     def renew(self, run_id: str, owner: str, token: int, until: float) -> bool: ...
     def release(self, run_id: str, owner: str, token: int, due_at: float | None) -> None: ...

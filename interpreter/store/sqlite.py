@@ -118,7 +118,9 @@ class SQLiteStore:
             try:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create the store directory {parent}: {exc.strerror}") from None
+                raise StoreError(
+                    f"cannot create the store directory {parent}: {exc.strerror}"
+                ) from None
         try:
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -143,7 +145,9 @@ class SQLiteStore:
         return _Transaction(self._db)
 
     def _migrate(self) -> None:
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         if tables and "meta" not in tables:
             raise NotAStore(
                 f"{self.path} is an SQLite database but not a tideflow store",
@@ -172,16 +176,47 @@ class SQLiteStore:
             )
 
     def _run_from_row(self, row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-        (id_, workflow, def_hash, status, input_, output, error, state, parent_id, root_id,
-         depth, created_at, updated_at, ended_at, next_seq, lease_owner, lease_token,
-         cancel_requested, version) = row
+        (
+            id_,
+            workflow,
+            def_hash,
+            status,
+            input_,
+            output,
+            error,
+            state,
+            parent_id,
+            root_id,
+            depth,
+            created_at,
+            updated_at,
+            ended_at,
+            next_seq,
+            lease_owner,
+            lease_token,
+            cancel_requested,
+            version,
+        ) = row
         return RunRecord(
-            id=id_, workflow=workflow, def_hash=def_hash, status=status,
-            input=_loads(input_), output=_loads(output), error=_loads(error),
-            state=_loads(state), parent_id=parent_id, root_id=root_id, depth=depth,
-            created_at=created_at, updated_at=updated_at, ended_at=ended_at,
-            next_seq=next_seq, lease_owner=lease_owner, lease_token=lease_token,
-            cancel_requested=bool(cancel_requested), version=version,
+            id=id_,
+            workflow=workflow,
+            def_hash=def_hash,
+            status=status,
+            input=_loads(input_),
+            output=_loads(output),
+            error=_loads(error),
+            state=_loads(state),
+            parent_id=parent_id,
+            root_id=root_id,
+            depth=depth,
+            created_at=created_at,
+            updated_at=updated_at,
+            ended_at=ended_at,
+            next_seq=next_seq,
+            lease_owner=lease_owner,
+            lease_token=lease_token,
+            cancel_requested=bool(cancel_requested),
+            version=version,
         )
 
     _RUN_COLUMNS = (
@@ -211,17 +246,31 @@ class SQLiteStore:
             "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                run.id, run.workflow, run.def_hash, state["status"], _dumps(run.input),
-                _dumps(state.get("output")), _dumps(state.get("error")), _dumps(state),
-                run.parent_id, run.root_id or run.id, run.depth, now, now,
-                now if state["status"] in _TERMINAL else None, run.due_at, len(run.events) + 1,
+                run.id,
+                run.workflow,
+                run.def_hash,
+                state["status"],
+                _dumps(run.input),
+                _dumps(state.get("output")),
+                _dumps(state.get("error")),
+                _dumps(state),
+                run.parent_id,
+                run.root_id or run.id,
+                run.depth,
+                now,
+                now,
+                now if state["status"] in _TERMINAL else None,
+                run.due_at,
+                len(run.events) + 1,
             ),
         )
         self._append_events(run.id, 1, run.events, now)
 
     # ----------------------------------------------------------------- definitions and runs
     def load_definition(self, def_hash: str) -> tuple[str, str | None]:
-        row = self._db.execute("SELECT source, file FROM definitions WHERE hash=?", (def_hash,)).fetchone()
+        row = self._db.execute(
+            "SELECT source, file FROM definitions WHERE hash=?", (def_hash,)
+        ).fetchone()
         if row is None:
             raise StoreError(f"definition {def_hash[:12]} is missing from the store")
         return row[0], row[1]
@@ -254,7 +303,11 @@ class SQLiteStore:
         limit: int | None = None,
     ) -> list[RunRecord]:
         where, args = [], []
-        for column, value in (("r.status", status), ("r.workflow", workflow), ("r.parent_id", parent_id)):
+        for column, value in (
+            ("r.status", status),
+            ("r.workflow", workflow),
+            ("r.parent_id", parent_id),
+        ):
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
@@ -272,7 +325,14 @@ class SQLiteStore:
             (run_id, after),
         )
         for seq, type_, at, state, attempt, payload in cursor:
-            yield {"seq": seq, "type": type_, "time": at, "state": state, "attempt": attempt, "payload": json.loads(payload)}
+            yield {
+                "seq": seq,
+                "type": type_,
+                "time": at,
+                "state": state,
+                "attempt": attempt,
+                "payload": json.loads(payload),
+            }
 
     # ----------------------------------------------------------------- work distribution
     def claim(
@@ -309,7 +369,11 @@ class SQLiteStore:
                     record = self._run_from_row(row[:-1])
                     expires = row[-1]
                     held = record.lease_owner is not None and expires is not None and expires >= now
-                    if held and record.lease_owner not in (None, owner) and not owner_is_dead(str(record.lease_owner)):
+                    if (
+                        held
+                        and record.lease_owner not in (None, owner)
+                        and not owner_is_dead(str(record.lease_owner))
+                    ):
                         continue
                     token = record.lease_token + 1
                     self._db.execute(
@@ -349,17 +413,27 @@ class SQLiteStore:
                     "ended_at=?, next_seq=next_seq+?, cancel_requested=CASE WHEN ? THEN 0 ELSE cancel_requested END "
                     "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'",
                     (
-                        _dumps(commit.state), commit.status, _dumps(commit.output),
-                        _dumps(commit.error), None if ended else commit.due_at, now,
-                        now if ended else None, len(commit.events), ended,
-                        run.id, owner, run.lease_token,
+                        _dumps(commit.state),
+                        commit.status,
+                        _dumps(commit.output),
+                        _dumps(commit.error),
+                        None if ended else commit.due_at,
+                        now,
+                        now if ended else None,
+                        len(commit.events),
+                        ended,
+                        run.id,
+                        owner,
+                        run.lease_token,
                     ),
                 )
                 if cursor.rowcount != 1:
                     raise LeaseLost(run.id)
                 self._append_events(run.id, run.next_seq, commit.events, now)
                 for new_run in commit.new_runs:
-                    if not self._db.execute("SELECT 1 FROM runs WHERE id=?", (new_run.id,)).fetchone():
+                    if not self._db.execute(
+                        "SELECT 1 FROM runs WHERE id=?", (new_run.id,)
+                    ).fetchone():
                         self._insert_run(new_run, now)
                 for child_id in commit.cancel_runs:
                     self._request_cancel(child_id, now)
@@ -385,7 +459,9 @@ class SQLiteStore:
 
     def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]:
         self._db.execute("UPDATE runs SET attention=0 WHERE id=? AND attention=1", (run_id,))
-        flag = self._db.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
+        flag = self._db.execute(
+            "SELECT cancel_requested FROM runs WHERE id=?", (run_id,)
+        ).fetchone()
         rows = self._db.execute(
             "SELECT id, kind, name, payload FROM inbox WHERE run_id=? AND consumed=0 ORDER BY id",
             (run_id,),
@@ -415,7 +491,9 @@ class SQLiteStore:
     def _require_running(self, run_id: str) -> None:
         row = self._db.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise RunNotFound(f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store")
+            raise RunNotFound(
+                f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store"
+            )
         if row[0] != "running":
             raise RunFinished(f"run {run_id!r} already ended ({row[0]})")
 
@@ -450,7 +528,8 @@ class SQLiteStore:
                 while pending:
                     current = pending.pop()
                     row = self._db.execute(
-                        "SELECT state, next_seq, parent_id FROM runs WHERE id=? AND status='running'", (current,)
+                        "SELECT state, next_seq, parent_id FROM runs WHERE id=? AND status='running'",
+                        (current,),
                     ).fetchone()
                     if row is None:
                         continue
@@ -461,14 +540,25 @@ class SQLiteStore:
                         "due_at=NULL, lease_owner=NULL, lease_expires=NULL, next_seq=next_seq+1 WHERE id=?",
                         (_dumps(error), _dumps(state), now, now, current),
                     )
-                    self._append_events(current, row[1], [Event("RunTerminated", payload={"error": error})], now)
+                    self._append_events(
+                        current, row[1], [Event("RunTerminated", payload={"error": error})], now
+                    )
                     if current != run_id and row[2]:
                         pass  # the parent is terminated too; no need to notify it
                     elif row[2]:
-                        self._post(row[2], "child", current, {"status": "terminated", "output": None, "error": error}, now)
-                    pending += [r[0] for r in self._db.execute(
-                        "SELECT id FROM runs WHERE parent_id=? AND status='running'", (current,)
-                    )]
+                        self._post(
+                            row[2],
+                            "child",
+                            current,
+                            {"status": "terminated", "output": None, "error": error},
+                            now,
+                        )
+                    pending += [
+                        r[0]
+                        for r in self._db.execute(
+                            "SELECT id FROM runs WHERE parent_id=? AND status='running'", (current,)
+                        )
+                    ]
         except sqlite3.Error as exc:
             raise _friendly(exc, self.path) from None
         record = self.get_run(run_id)
