@@ -78,7 +78,7 @@ class Worker:
                 now = time.time()
                 free = self.concurrency - len(self._drivers)
                 if free > 0:
-                    due = self.store.next_due(self.root_id)
+                    due = self.store.next_due(self.root_id, self.owner)
                     if due is not None and due <= now:
                         for record in self.store.claim(
                             self.owner, self.lease_seconds, now, root_id=self.root_id, limit=free

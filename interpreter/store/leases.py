@@ -12,6 +12,7 @@ import socket
 import uuid
 
 _HOST = socket.gethostname()
+HOST_PREFIX = f"{_HOST}:"
 
 
 def new_owner_id() -> str:

@@ -33,7 +33,7 @@ from interpreter.store.base import (
     NewRun,
     RunRecord,
 )
-from interpreter.store.leases import owner_is_dead
+from interpreter.store.leases import HOST_PREFIX, owner_is_dead
 
 BUSY_TIMEOUT_MS = 10_000
 _TERMINAL = ("completed", "failed", "cancelled", "timed_out", "terminated")
@@ -345,8 +345,13 @@ class SQLiteStore:
         root_id: str | None = None,
         limit: int = 1,
     ) -> list[RunRecord]:
-        where = ["r.status='running'"]
-        args: list[Any] = []
+        # Claimable: unleased, lease expired, or leased by another process on this host (which
+        # may be dead: checked below). Never our own runs: we are driving them already.
+        where = [
+            "r.status='running'",
+            "(r.lease_owner IS NULL OR (r.lease_owner != ? AND (r.lease_expires < ? OR r.lease_owner LIKE ?)))",
+        ]
+        args: list[Any] = [owner, now, HOST_PREFIX + "%"]
         if run_id is not None:
             where.append("r.id=?")
             args.append(run_id)
@@ -369,11 +374,7 @@ class SQLiteStore:
                     record = self._run_from_row(row[:-1])
                     expires = row[-1]
                     held = record.lease_owner is not None and expires is not None and expires >= now
-                    if (
-                        held
-                        and record.lease_owner not in (None, owner)
-                        and not owner_is_dead(str(record.lease_owner))
-                    ):
+                    if held and not owner_is_dead(str(record.lease_owner)):
                         continue
                     token = record.lease_token + 1
                     self._db.execute(
@@ -468,12 +469,15 @@ class SQLiteStore:
         ).fetchall()
         return [InboxItem(r[0], r[1], r[2], _loads(r[3])) for r in rows], bool(flag and flag[0])
 
-    def next_due(self, root_id: str | None = None) -> float | None:
+    def next_due(self, root_id: str | None = None, owner: str | None = None) -> float | None:
         sql = "SELECT MIN(due_at) FROM runs WHERE status='running' AND due_at IS NOT NULL"
         args: tuple[Any, ...] = ()
+        if owner is not None:
+            sql += " AND (lease_owner IS NULL OR lease_owner != ?)"
+            args += (owner,)
         if root_id is not None:
             sql += " AND root_id=?"
-            args = (root_id,)
+            args += (root_id,)
         row = self._db.execute(sql, args).fetchone()
         return None if row is None else row[0]
 
