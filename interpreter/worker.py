@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from interpreter.store.leases import new_owner_id
 HOLD_SECONDS = 2.0
 LEASE_SECONDS = 15.0
 MAX_CHILD_DEPTH = 32
+DRIVER_RETRY_SECONDS = 5.0
 
 EventSink = Callable[[RunRecord, list[Event]], None]
 
@@ -177,7 +179,7 @@ class _RunDriver:
     def __init__(self, worker: Worker, record: RunRecord) -> None:
         self.w = worker
         self.run = record
-        self.defn = worker.definition(record.def_hash)
+        self.defn: Definition  # loaded in _drive, where a failure is handled
         self.wake = asyncio.Event()
         self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
         self.shutdown_at: float | None = None
@@ -198,10 +200,26 @@ class _RunDriver:
             await self._drive()
         except LeaseLost:
             self._cancel_running()
+        except Exception as exc:  # a bug or a store failure: keep the worker alive, retry later
+            self._cancel_running()
+            print(
+                f"tideflow worker: run {self.run.id} failed to advance "
+                f"({type(exc).__name__}: {exc}); retrying in {DRIVER_RETRY_SECONDS:g}s",
+                file=sys.stderr,
+            )
+            with contextlib.suppress(Exception):
+                self.w.store.release(
+                    self.run.id,
+                    self.w.owner,
+                    self.run.lease_token,
+                    time.time() + DRIVER_RETRY_SECONDS,
+                )
         finally:
-            self.w._drivers.pop(self.run.id, None)
+            if self.w._drivers.get(self.run.id) is self:
+                del self.w._drivers[self.run.id]
 
     async def _drive(self) -> None:
+        self.defn = self.w.definition(self.run.def_hash)
         engine = self._engine()
         engine.restart_interrupted()
         check_inbox = True

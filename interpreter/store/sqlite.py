@@ -349,9 +349,9 @@ class SQLiteStore:
         # may be dead: checked below). Never our own runs: we are driving them already.
         where = [
             "r.status='running'",
-            "(r.lease_owner IS NULL OR (r.lease_owner != ? AND (r.lease_expires < ? OR r.lease_owner LIKE ?)))",
+            "(r.lease_owner IS NULL OR r.lease_expires < ? OR (r.lease_owner != ? AND r.lease_owner LIKE ?))",
         ]
-        args: list[Any] = [owner, now, HOST_PREFIX + "%"]
+        args: list[Any] = [now, owner, HOST_PREFIX + "%"]
         if run_id is not None:
             where.append("r.id=?")
             args.append(run_id)
