@@ -57,6 +57,8 @@ class Worker:
         self._definitions: dict[str, Definition] = {}
         self._drivers: dict[str, _RunDriver] = {}
         self._stopping = asyncio.Event()
+        # Set when a driver ends (its run finished or was released): look for work at once.
+        self._driver_ended = asyncio.Event()
         self.steps = 0
 
     # ----------------------------------------------------------------- public
@@ -70,6 +72,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._driver_ended.set()
 
     async def run(self, until: Callable[[], bool] | None = None, grace: float = 10.0) -> None:
         """Claim and drive runs until `until()` is true or stop() is called."""
@@ -100,7 +103,8 @@ class Worker:
                     for driver in list(self._drivers.values()):
                         driver.renew()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._driver_ended.wait(), self.poll_interval)
+                self._driver_ended.clear()
         finally:
             for driver in list(self._drivers.values()):
                 driver.begin_shutdown(grace)
@@ -217,6 +221,7 @@ class _RunDriver:
         finally:
             if self.w._drivers.get(self.run.id) is self:
                 del self.w._drivers[self.run.id]
+            self.w._driver_ended.set()
 
     async def _drive(self) -> None:
         self.defn = self.w.definition(self.run.def_hash)
