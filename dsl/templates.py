@@ -29,8 +29,18 @@ class TemplateError(Exception):
         self.line = line
 
 
+class _JsonSandbox(ImmutableSandboxedEnvironment):
+    """Keys win over methods on mappings: the context is JSON data, so `input.items` must be
+    the field `items`, not `dict.items`."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _JsonSandbox(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
     # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.

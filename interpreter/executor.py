@@ -115,7 +115,7 @@ class ActivityRunner:
                 return _err(
                     "HeartbeatTimeout",
                     f"activity {task['activity']!r} sent no heartbeat for {heartbeat:g}s",
-                    {"heartbeat_details": _json_details(ctx.heartbeat_details)},
+                    {"heartbeat_details": _json_details(ctx._reported)},
                 )
 
     @staticmethod

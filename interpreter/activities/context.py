@@ -35,10 +35,14 @@ class ActivityContext:
         self._on_heartbeat = on_heartbeat
         self._cancel = threading.Event()
         self.last_heartbeat = time.monotonic()
+        # What this attempt last reported (a HeartbeatTimeout error carries it).
+        self._reported: Any = None
 
     def heartbeat(self, details: Any = None) -> None:
         """Report progress; keeps a `heartbeat` timeout from firing. Details must be JSON."""
         self.last_heartbeat = time.monotonic()
+        if details is not None:
+            self._reported = details
         if self._on_heartbeat is not None:
             self._on_heartbeat(details)
 

@@ -65,7 +65,8 @@ class Retry:
 
 
 def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Key order is kept, not sorted: the first listed state is the default start state.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def _seconds(value: Any) -> float | None:

@@ -113,8 +113,9 @@ class Engine:
             return
         if wf.timeout is not None:
             self._start_timer("run_timeout", None, parse_duration(wf.timeout))
+        # The first state is entered but not run: the worker runs it, so commands such as
+        # starting a child are carried out by the one place that handles commands.
         self._enter(root, self.defn.machine([])[1])
-        self.advance()
 
     def advance(self) -> None:
         """Step every ready frame until all of them wait on something."""
@@ -198,7 +199,7 @@ class Engine:
             deadline = task.get("deadline")
             if deadline is None or self.now + delay < deadline:
                 self._emit(
-                    "ActivityFailed",
+                    kind,
                     task["state"],
                     task["attempt"],
                     {"task": task_id, "error": err, "will_retry": True},
