@@ -39,20 +39,21 @@ def register(subparsers: Any) -> None:
 def cmd_graph(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
+        problem = "is a directory" if path.is_dir() else "does not exist"
         raise CliError(
-            f"workflow file {args.file} does not exist",
+            f"workflow file {args.file} {problem}",
             hint="give the path of a .yaml, .yml or .json workflow file",
             exit_code=EXIT_USAGE,
         )
+    # Imported here: the parser of every command is built on each start, so it stays cheap.
     from dsl import validate_file
     from dsl.graph import to_dot, to_mermaid
-    from dsl.model import Workflow
 
     result = validate_file(path, workflow_dirs=[Path(d) for d in args.workflows])
-    if not result.ok or result.document is None:
+    if not result.ok or result.workflow is None:
         errors = [d for d in result.diagnostics if d.severity.value == "error"]
         for d in errors[:_MAX_SHOWN]:
-            print(f"{d.file}:{d.line}:{d.column}: {d.code} {d.message}", file=sys.stderr)
+            print(f"{d.file}:{d.line}:{d.column}: error[{d.code}] {d.message}", file=sys.stderr)
         if len(errors) > _MAX_SHOWN:
             print(f"... and {len(errors) - _MAX_SHOWN} more", file=sys.stderr)
         raise CliError(
@@ -60,7 +61,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
             hint=f"run `tideflow validate {args.file}` for the details and hints",
             exit_code=EXIT_FAILED,
         )
-    workflow = Workflow.model_validate(result.document.data)
+    workflow = result.workflow
     text = to_dot(workflow) if args.format == "dot" else to_mermaid(workflow)
     if args.output:
         try:

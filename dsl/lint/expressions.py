@@ -1,0 +1,256 @@
+"""Rules about templates: syntax, the names they use, the variables they read."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+
+from dsl.diagnostics import Diagnostic, Position
+from dsl.lint.context import LintContext, Scope, catchers_of, did_you_mean, join_hints
+from dsl.model import (
+    ActivityState,
+    ChildState,
+    ChoiceState,
+    FailState,
+    MapState,
+    ParallelState,
+    SetState,
+    SleepState,
+    SucceedState,
+    WaitState,
+)
+from dsl.source import JsonPath
+from dsl.templates import (
+    ENVIRONMENT,
+    check_syntax,
+    is_template,
+    iter_strings,
+    referenced_vars,
+    single_expression,
+)
+
+BUILTIN_NAMES = frozenset({"input", "vars", "run"})
+
+
+def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
+    """Every field that holds templates, with the scope it is evaluated in."""
+    root = ctx.root
+    workflow = ctx.workflow
+    for key, value in (workflow.vars or {}).items():
+        yield root, ("vars", key), value
+    if workflow.output is not None:
+        yield root, ("output",), workflow.output
+    for key, value in (workflow.queries or {}).items():
+        yield root, ("queries", key), value
+    for scope, name, state in ctx.states():
+        path = scope.state_path(name)
+        fields: list[tuple[JsonPath, Any]] = []
+        if isinstance(state, ActivityState | ChildState):
+            fields.append(((*path, "input"), state.input))
+            if state.compensate is not None:
+                fields.append(((*path, "compensate", "input"), state.compensate.input))
+        if isinstance(state, ChildState):
+            fields.append(((*path, "id"), state.id))
+        elif isinstance(state, ChoiceState):
+            for index, choice in enumerate(state.choices):
+                fields.append(((*path, "choices", index, "when"), choice.when))
+        elif isinstance(state, SetState):
+            fields.extend(((*path, "vars", key), value) for key, value in state.vars.items())
+        elif isinstance(state, SleepState):
+            fields.append(((*path, "until"), state.until))
+        elif isinstance(state, SucceedState):
+            fields.append(((*path, "output"), state.output))
+        elif isinstance(state, FailState):
+            fields.append(((*path, "message"), state.message))
+            fields.append(((*path, "details"), state.details))
+        elif isinstance(state, MapState):
+            fields.append(((*path, "items"), state.items))
+        for field_path, value in fields:
+            if value is not None:
+                yield scope, field_path, value
+
+
+def _template_strings(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, str]]:
+    for scope, path, value in _template_values(ctx):
+        for string_path, text in iter_strings(value, path):
+            yield scope, string_path, text
+
+
+def _error_position(ctx: LintContext, path: JsonPath, line: int | None) -> Position:
+    """Where a template error is: inside a `|` block scalar, on the template's own line."""
+    position = ctx.document.locate(path)
+    lines = ctx.document.text.splitlines()
+    if not 1 <= position.line <= len(lines):
+        return position
+    at = lines[position.line - 1][position.column - 1 :]
+    if not at.startswith(("|", ">")):
+        return position
+    # Block content starts on the next line; a folded (>) scalar joins lines, so only the
+    # literal (|) style keeps the template's line numbers.
+    offset = (line or 1) if at.startswith("|") else 1
+    target = position.line + offset
+    if target > len(lines):
+        return position
+    text = lines[target - 1]
+    return Position(target, len(text) - len(text.lstrip()) + 1)
+
+
+def check_template_syntax(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF220: every template compiles."""
+    for _scope, path, text in _template_strings(ctx):
+        error = check_syntax(text)
+        if error is None:
+            continue
+        diagnostic = ctx.error(
+            "TF220",
+            path,
+            f"{error.message} in {text.strip()!r}",
+            "check the {{ ... }} / {% ... %} delimiters, quotes and parentheses",
+        )
+        yield dataclasses.replace(diagnostic, position=_error_position(ctx, path, error.line))
+
+
+def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
+    """Each variable name with the scopes that set it."""
+    setters: dict[str, list[Scope]] = {}
+
+    def add(name: str | None, scope: Scope) -> None:
+        if name is not None:
+            setters.setdefault(name, []).append(scope)
+
+    for name in ctx.workflow.vars or {}:
+        add(name, ctx.root)
+    for scope, _name, state in ctx.states():
+        if isinstance(state, SetState):
+            for key in state.vars:
+                add(key, scope)
+        if isinstance(state, ActivityState | WaitState | ParallelState | MapState | ChildState):
+            add(state.result, scope)
+        for catcher in catchers_of(state):
+            add(catcher.result, scope)
+    return setters
+
+
+def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF221 / TF222 (warnings): a template reads vars.X that nothing visible sets."""
+    setters = _var_setters(ctx)
+    for scope, path, text in _template_strings(ctx):
+        for var in sorted(referenced_vars(text)):
+            where = setters.get(var)
+            if where is None:
+                yield ctx.warning(
+                    "TF221",
+                    path,
+                    f"vars.{var} is read here but nothing sets it",
+                    join_hints(
+                        did_you_mean(var, setters),
+                        f"set it in the top-level vars, a set state, or as the result of a "
+                        f"state (result: {var})",
+                    ),
+                )
+            elif not any(s in where for s in scope.ancestors()):
+                yield ctx.warning(
+                    "TF222",
+                    path,
+                    f"vars.{var} is read in {scope.describe()} but only set in "
+                    f"{where[0].describe()}, whose writes stay in its own copy of vars",
+                    "a branch or map iteration hands data back only through its output: "
+                    "end it with a succeed state whose output carries the value and read "
+                    "it from the parallel/map state's result",
+                )
+
+
+def _parse(text: str) -> nodes.Template | None:
+    expr = single_expression(text)
+    try:
+        return ENVIRONMENT.parse("{{" + expr + "}}" if expr is not None else text)
+    except TemplateSyntaxError:
+        return None
+
+
+def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF223 (warning): a template uses a name the engine never provides."""
+    for scope, path, text in _template_strings(ctx):
+        if not is_template(text):
+            continue
+        ast = _parse(text)
+        if ast is None:
+            continue  # TF220
+        known = BUILTIN_NAMES | set(scope.map_names) | set(ENVIRONMENT.globals)
+        for name in sorted(meta.find_undeclared_variables(ast) - known):
+            yield ctx.warning(
+                "TF223",
+                path,
+                f"the template uses {name!r}, which is not defined here",
+                join_hints(
+                    did_you_mean(name, known),
+                    "templates see input, vars and run"
+                    + (f", and here also {', '.join(scope.map_names)}" if scope.map_names else "")
+                    + "; variables are read as vars.<name>",
+                ),
+            )
+
+
+# Jinja looks attributes up before keys, so `x.items` is the dict method, not the "items" key.
+_DICT_METHODS = frozenset(
+    {"items", "keys", "values", "get", "pop", "popitem", "setdefault", "update", "copy", "clear"}
+)
+
+
+def check_method_shadowing(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF226 (warning): `.items`, `.keys`, `.values`... read a dict method, not the key."""
+    for _scope, path, text in _template_strings(ctx):
+        if not is_template(text):
+            continue
+        ast = _parse(text)
+        if ast is None:
+            continue
+        called = {id(call.node) for call in ast.find_all(nodes.Call)}
+        reported: set[str] = set()
+        for node in ast.find_all(nodes.Getattr):
+            if node.attr in _DICT_METHODS and id(node) not in called and node.attr not in reported:
+                reported.add(node.attr)
+                yield ctx.warning(
+                    "TF226",
+                    path,
+                    f"`.{node.attr}` in {text.strip()!r} reads the dict method {node.attr}(), "
+                    f"not the key {node.attr!r}",
+                    f"write it with brackets: ['{node.attr}'] (e.g. input['{node.attr}'])",
+                )
+
+
+def check_choice_conditions(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF224: a condition holds only when it evaluates to the boolean true, so it must be one
+    `{{ ... }}` expression: plain text or a text template renders to a string, never true."""
+    for scope, name, state in ctx.states():
+        if not isinstance(state, ChoiceState):
+            continue
+        for index, choice in enumerate(state.choices):
+            if single_expression(choice.when) is not None or check_syntax(choice.when):
+                continue  # fine, or TF220
+            inner = choice.when if not is_template(choice.when) else "..."
+            yield ctx.error(
+                "TF224",
+                (*scope.state_path(name), "choices", index, "when"),
+                f"condition {index + 1} of choice state {name!r} is not a single "
+                f"{{{{ ... }}}} expression ({choice.when!r}): it renders to a string, which "
+                "never counts as true",
+                f"write the whole condition as one expression: when: '{{{{ {inner} }}}}'",
+            )
+
+
+def check_map_names(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF225: the loop variable of a map must not hide a name templates rely on."""
+    reserved = BUILTIN_NAMES | {"index"} | set(ENVIRONMENT.globals)
+    for scope, name, state in ctx.states():
+        if isinstance(state, MapState) and state.as_ in reserved:
+            yield ctx.error(
+                "TF225",
+                (*scope.state_path(name), "as"),
+                f"map state {name!r} names its loop variable {state.as_!r}, which hides the "
+                f"built-in name {state.as_!r} inside the body",
+                "pick another name, e.g. as: order",
+            )

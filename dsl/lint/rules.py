@@ -1,0 +1,61 @@
+"""The table of lint rules: every code, its severity, what it checks, and the function.
+
+Codes are stable: a code is never reused for another problem. docs/lint.md documents each one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from dsl.diagnostics import Diagnostic, Severity
+from dsl.lint import expressions, flow, references, values
+from dsl.lint.context import LintContext
+
+RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
+
+E = Severity.ERROR
+W = Severity.WARNING
+
+
+@dataclass(frozen=True)
+class Rule:
+    codes: dict[str, Severity]  # the codes this function yields, with their severity
+    summary: str
+    check: RuleFunction
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        {"TF201": E, "TF203": E}, "transition to a missing state / out of scope", flow.check_targets
+    ),
+    Rule({"TF202": E}, "start names a missing state", flow.check_start),
+    Rule({"TF204": E}, "unreachable state", flow.check_unreachable),
+    Rule({"TF205": E}, "no path to an end", flow.check_can_finish),
+    Rule({"TF206": E, "TF207": E}, "exactly one of next / end: true", flow.check_next_or_end),
+    Rule({"TF208": W}, "loop that never waits", flow.check_busy_loops),
+    Rule({"TF209": W}, "choice without default", flow.check_choice_default),
+    Rule({"TF210": E, "TF211": E}, "invalid or non-positive duration", values.check_durations),
+    Rule({"TF212": E, "TF213": E}, "sleep duration / until", values.check_sleep),
+    Rule({"TF214": E, "TF215": E, "TF216": E}, "retry policy", values.check_retry),
+    Rule({"TF217": E, "TF218": W}, "activity timeouts", values.check_timeouts),
+    Rule({"TF220": E}, "template syntax", expressions.check_template_syntax),
+    Rule(
+        {"TF221": W, "TF222": W}, "variable never set / out of scope", expressions.check_unset_vars
+    ),
+    Rule({"TF223": W}, "unknown name in a template", expressions.check_template_names),
+    Rule(
+        {"TF224": E}, "choice condition is not one expression", expressions.check_choice_conditions
+    ),
+    Rule({"TF225": E}, "map loop variable hides a built-in name", expressions.check_map_names),
+    Rule({"TF226": W}, "attribute that reads a dict method", expressions.check_method_shadowing),
+    Rule({"TF230": E}, "wait on an undeclared signal", references.check_signals),
+    Rule({"TF231": E}, "invalid JSON Schema", references.check_schemas),
+    Rule({"TF232": W}, "on_timeout without timeout", values.check_wait_timeout),
+    Rule({"TF240": E}, "activity not registered", references.check_activities),
+    Rule({"TF241": E}, "child workflow not found", references.check_children),
+    Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
+    Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+)
+
+CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}
