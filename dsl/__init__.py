@@ -1,0 +1,31 @@
+"""tideflow's workflow language: load, check and model workflow files.
+
+    from dsl import validate_file
+    result = validate_file("order.yaml")
+    if not result.ok:
+        for d in result.diagnostics:
+            print(f"{d.file}:{d.line}:{d.column}: {d.severity.value}[{d.code}] {d.message}")
+
+`validate_file` / `validate_text` run every check (loading, JSON Schema, model, lint) and
+return a `ValidationResult`; `result.workflow` is the typed `Workflow` when it could be built.
+`load_schema()` returns the committed JSON Schema. Diagnostic codes: docs/diagnostics.md.
+This package never imports `interpreter`.
+"""
+
+from dsl.diagnostics import Diagnostic, Position, Severity
+from dsl.model import Workflow
+from dsl.schema_check import load_schema
+from dsl.source import SourceDocument
+from dsl.validate import ValidationResult, validate_file, validate_text
+
+__all__ = [
+    "Diagnostic",
+    "Position",
+    "Severity",
+    "SourceDocument",
+    "ValidationResult",
+    "Workflow",
+    "load_schema",
+    "validate_file",
+    "validate_text",
+]

@@ -1,0 +1,208 @@
+"""`validate`: check workflow files (schema, model, lint); `schema`: print the JSON Schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from interpreter.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+
+WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
+_SKIPPED_DIRS = {".venv", "venv", "node_modules", "__pycache__"}
+# A file found by walking a directory is checked only when it declares `dsl:` at some level:
+# directories also hold run inputs, CI configs and other YAML/JSON that are not workflows.
+_DECLARES_DSL = re.compile(r"""(?m)(?:^|[{,])\s*["']?dsl["']?\s*:""")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="check workflow files (YAML or JSON) without running them",
+        description=(
+            "Check workflow files: YAML/JSON syntax, the JSON Schema, the typed model and the "
+            "lint rules. Directories are searched recursively for .yaml, .yml and .json files "
+            "that declare dsl: (hidden directories and .venv are skipped). Exit status: 0 no "
+            "errors, 1 errors found (or warnings with --strict), 2 usage or I/O error."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="workflow files or directories")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "github", "sarif"),
+        default="text",
+        help="text (default), json, github (Actions annotations) or sarif (code scanning)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on warnings too, not only errors"
+    )
+    parser.add_argument(
+        "--activities",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="a .py file or module that registers activities; activity names are then checked "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--workflows",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="where child workflows are looked up by name (repeatable)",
+    )
+    parser.add_argument(
+        "--input",
+        metavar="JSON|@FILE",
+        help="also check this run input against each workflow's input_schema",
+    )
+    parser.set_defaults(handler=cmd_validate)
+
+    schema = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of workflow files",
+        description="Print the JSON Schema (draft 2020-12) that workflow files follow.",
+    )
+    schema.set_defaults(handler=cmd_schema)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from dsl import load_schema
+
+    _write(json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def _write(text: str) -> None:
+    """Write to stdout; a reader that stops early (`| head`) is not an error."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dsl import validate_file
+    from dsl.formatters import FORMATTERS
+    from dsl.validate import _MISSING
+
+    files, skipped = collect_files(args.paths)
+    if not files:
+        where = ", ".join(args.paths)
+        raise CliError(
+            f"no workflow files found in {where}",
+            hint="pass .yaml, .yml or .json files, or directories holding files with dsl:",
+        )
+    input_data: object = _MISSING if args.input is None else parse_input(args.input)
+    activities = load_activities(args.activities) if args.activities else None
+    workflow_dirs = [Path(d) for d in args.workflows]
+    for directory in workflow_dirs:
+        if not directory.is_dir():
+            raise CliError(f"--workflows {directory}: not a directory")
+    results = [
+        validate_file(
+            path, activities=activities, workflow_dirs=workflow_dirs, input_data=input_data
+        )
+        for path in files
+    ]
+    _write(FORMATTERS[args.format](results))
+    if skipped:
+        example = f"e.g. {skipped[0]}" + (
+            f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        )
+        print(
+            f"note: skipped {len(skipped)} .yaml/.yml/.json file(s) without a dsl: key "
+            f"(not workflows), {example}",
+            file=sys.stderr,
+        )
+    if any(d.code == "TF010" for r in results for d in r.diagnostics):
+        return EXIT_USAGE
+    failed = any(d.severity.value == "error" or args.strict for r in results for d in r.diagnostics)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Path]]:
+    """(files to check, files skipped because they do not declare dsl:). Files named on the
+    command line are always checked; missing paths are a usage error."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for found in _walk(path):
+                if found.resolve() in seen:
+                    continue
+                seen.add(found.resolve())
+                (files if _declares_dsl(found) else skipped).append(found)
+        elif path.exists():
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                files.append(path)
+        else:
+            raise CliError(f"{raw}: no such file or directory", hint="check the path")
+    return files, skipped
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    found: list[Path] = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
+        for name in sorted(names):
+            if name.endswith(WORKFLOW_SUFFIXES) and not name.startswith("."):
+                found.append(Path(directory) / name)
+    return found
+
+
+def _declares_dsl(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024 * 1024)
+    except OSError:
+        return True  # let validation report why it cannot be read
+    return _DECLARES_DSL.search(head.decode("utf-8", "replace")) is not None
+
+
+def parse_input(value: str) -> object:
+    """`--input '{"id": 1}'` or `--input @input.json`."""
+    source = "--input"
+    text = value
+    if value.startswith("@"):
+        source = value[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CliError(f"input file {source} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read input file {source}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+            hint="give a JSON value, e.g. --input '{\"id\": 1}', or @file.json",
+        ) from None
+
+
+def load_activities(specs: Sequence[str]) -> set[str]:
+    try:
+        from interpreter.activities import load_activity_modules
+    except ImportError:
+        raise CliError(
+            "--activities is not available: the activity registry (interpreter.activities) "
+            "is missing from this installation"
+        ) from None
+    from interpreter.errors import TideflowError
+
+    try:
+        return set(load_activity_modules(specs))
+    except TideflowError as exc:
+        raise CliError(exc.message, hint=exc.hint) from None
