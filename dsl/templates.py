@@ -40,9 +40,7 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
 
 
 def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = _JsonSandbox(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    env = _JsonSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.
     env.globals = {"range": env.globals["range"], "dict": dict}
     return env
@@ -131,12 +129,21 @@ def iter_strings(
             yield from iter_strings(item, (*path, key))
 
 
+@lru_cache(maxsize=8192)
+def parse_template(value: str) -> nodes.Template | None:
+    """The Jinja2 syntax tree of a template (for static checks); None on a syntax error.
+    Cached: lint walks the same strings several times."""
+    expr = single_expression(value)
+    try:
+        return ENVIRONMENT.parse("{{" + expr + "}}" if expr is not None else value)
+    except TemplateSyntaxError:
+        return None
+
+
 def referenced_vars(value: str) -> set[str]:
     """Names X used as `vars.X` or `vars['X']` in a template (best effort; syntax errors give {})."""
-    try:
-        expr = single_expression(value)
-        ast = ENVIRONMENT.parse("{{" + expr + "}}" if expr is not None else value)
-    except TemplateSyntaxError:
+    ast = parse_template(value)
+    if ast is None:
         return set()
     found: set[str] = set()
     for node in ast.find_all(nodes.Getattr):

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import meta, nodes
 
 from dsl.diagnostics import Diagnostic, Position
 from dsl.lint.context import LintContext, Scope, catchers_of, did_you_mean, join_hints
@@ -28,6 +28,7 @@ from dsl.templates import (
     check_syntax,
     is_template,
     iter_strings,
+    parse_template,
     referenced_vars,
     single_expression,
 )
@@ -164,11 +165,7 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _parse(text: str) -> nodes.Template | None:
-    expr = single_expression(text)
-    try:
-        return ENVIRONMENT.parse("{{" + expr + "}}" if expr is not None else text)
-    except TemplateSyntaxError:
-        return None
+    return parse_template(text)
 
 
 def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
@@ -192,34 +189,6 @@ def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
                     + "; variables are read as vars.<name>",
                 ),
             )
-
-
-# Jinja looks attributes up before keys, so `x.items` is the dict method, not the "items" key.
-_DICT_METHODS = frozenset(
-    {"items", "keys", "values", "get", "pop", "popitem", "setdefault", "update", "copy", "clear"}
-)
-
-
-def check_method_shadowing(ctx: LintContext) -> Iterator[Diagnostic]:
-    """TF226 (warning): `.items`, `.keys`, `.values`... read a dict method, not the key."""
-    for _scope, path, text in _template_strings(ctx):
-        if not is_template(text):
-            continue
-        ast = _parse(text)
-        if ast is None:
-            continue
-        called = {id(call.node) for call in ast.find_all(nodes.Call)}
-        reported: set[str] = set()
-        for node in ast.find_all(nodes.Getattr):
-            if node.attr in _DICT_METHODS and id(node) not in called and node.attr not in reported:
-                reported.add(node.attr)
-                yield ctx.warning(
-                    "TF226",
-                    path,
-                    f"`.{node.attr}` in {text.strip()!r} reads the dict method {node.attr}(), "
-                    f"not the key {node.attr!r}",
-                    f"write it with brackets: ['{node.attr}'] (e.g. input['{node.attr}'])",
-                )
 
 
 def check_choice_conditions(ctx: LintContext) -> Iterator[Diagnostic]:

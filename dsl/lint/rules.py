@@ -48,7 +48,6 @@ RULES: tuple[Rule, ...] = (
         {"TF224": E}, "choice condition is not one expression", expressions.check_choice_conditions
     ),
     Rule({"TF225": E}, "map loop variable hides a built-in name", expressions.check_map_names),
-    Rule({"TF226": W}, "attribute that reads a dict method", expressions.check_method_shadowing),
     Rule({"TF230": E}, "wait on an undeclared signal", references.check_signals),
     Rule({"TF231": E}, "invalid JSON Schema", references.check_schemas),
     Rule({"TF232": W}, "on_timeout without timeout", values.check_wait_timeout),
