@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,15 @@ from interpreter.errors import (
 )
 from interpreter.expressions import ExpressionError, evaluate
 from interpreter.store import NewRun, RunRecord, Store, open_store
-from interpreter.worker import EventSink, Worker
+from interpreter.worker import EventSink, Worker, keep_start_commands
 
 
-def load_definition(path: str | Path) -> Definition:
-    """Validate a workflow file and return its pinned definition; WorkflowInvalid on errors."""
+def load_definition(path: str | Path, workflow_dirs: Sequence[Path] = ()) -> Definition:
+    """Validate a workflow file and return its pinned definition; WorkflowInvalid on errors.
+    `workflow_dirs`: where child workflows named by `workflow:` are looked up (`--workflows`)."""
     from dsl import validate_file
 
-    result = validate_file(path)
+    result = validate_file(path, workflow_dirs=workflow_dirs)
     if not result.ok or result.document is None:
         raise WorkflowInvalid(f"{path} has errors", result.diagnostics)
     return Definition.from_data(result.document.data, str(Path(path).resolve()))
@@ -92,6 +93,7 @@ class Client:
         state = new_run_state(defn, run_id, input, now)
         engine = Engine(defn, state, now)
         engine.start()
+        keep_start_commands(engine)
         record, created = self.store.create_run(
             NewRun(
                 id=run_id,
@@ -180,7 +182,7 @@ class Client:
         state = record.state
         root = state["frames"].get(state.get("root") or "", {"vars": {}, "locals": {}})
         context = {
-            "input": state["input"],
+            "input": record.input,  # the state's copy is left out once a worker wrote it
             "vars": root["vars"],
             "run": {**state["run"], "status": record.status},
         }

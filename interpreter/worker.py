@@ -20,6 +20,7 @@ from interpreter.activities.context import ActivityContext
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Command, Engine, Event, new_run_state
 from interpreter.executor import ActivityRunner, Outcome
+from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
 from interpreter.store.leases import new_owner_id
 
@@ -28,6 +29,8 @@ HOLD_SECONDS = 2.0
 LEASE_SECONDS = 15.0
 MAX_CHILD_DEPTH = 32
 DRIVER_RETRY_SECONDS = 5.0
+# With a store that notifies (PostgreSQL LISTEN), the poll is only a fallback.
+IDLE_POLL_SECONDS = 1.0
 
 EventSink = Callable[[RunRecord, list[Event]], None]
 
@@ -44,8 +47,12 @@ class Worker:
         workflow_dirs: tuple[Path, ...] = (),
         on_events: EventSink | None = None,
         threads: int = 64,
+        activities: frozenset[str] | set[str] | None = None,
     ) -> None:
         self.store = store
+        # The activities this worker offers (None: any); it claims only runs it can carry on.
+        self.activities = None if activities is None else frozenset(activities)
+        self.can_run = None if self.activities is None else self.activities.__contains__
         self.owner = new_owner_id()
         self.concurrency = concurrency
         self.root_id = root_id
@@ -57,8 +64,9 @@ class Worker:
         self._definitions: dict[str, Definition] = {}
         self._drivers: dict[str, _RunDriver] = {}
         self._stopping = asyncio.Event()
-        # Set when a driver ends (its run finished or was released): look for work at once.
-        self._driver_ended = asyncio.Event()
+        # Set when a driver ends (its run finished or was released) or the store notifies new
+        # work: look for work at once.
+        self._look_for_work = asyncio.Event()
         self.steps = 0
 
     # ----------------------------------------------------------------- public
@@ -72,21 +80,34 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._driver_ended.set()
+        self._look_for_work.set()
 
     async def run(self, until: Callable[[], bool] | None = None, grace: float = 10.0) -> None:
         """Claim and drive runs until `until()` is true or stop() is called."""
         tasks: set[asyncio.Task[None]] = set()
         last_renew = time.monotonic()
+        loop = asyncio.get_running_loop()
+        subscribe = getattr(self.store, "subscribe", None)
+        unsubscribe = (
+            subscribe(lambda: loop.call_soon_threadsafe(self._look_for_work.set))
+            if subscribe is not None
+            else None
+        )
         try:
             while not self._stopping.is_set() and not (until and until()):
                 now = time.time()
                 free = self.concurrency - len(self._drivers)
+                due = None
                 if free > 0:
-                    due = self.store.next_due(self.root_id, self.owner)
+                    due = self.store.next_due(self.root_id, self.owner, activities=self.activities)
                     if due is not None and due <= now:
                         for record in self.store.claim(
-                            self.owner, self.lease_seconds, now, root_id=self.root_id, limit=free
+                            self.owner,
+                            self.lease_seconds,
+                            now,
+                            root_id=self.root_id,
+                            limit=free,
+                            activities=self.activities,
                         ):
                             driver = _RunDriver(self, record)
                             self._drivers[record.id] = driver
@@ -102,10 +123,16 @@ class Worker:
                     last_renew = time.monotonic()
                     for driver in list(self._drivers.values()):
                         driver.renew()
+                wait = self.poll_interval
+                if unsubscribe is not None:  # woken by the store: poll only for timers
+                    wait = IDLE_POLL_SECONDS if due is None else due - time.time()
+                    wait = min(IDLE_POLL_SECONDS, max(self.poll_interval, wait))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._driver_ended.wait(), self.poll_interval)
-                self._driver_ended.clear()
+                    await asyncio.wait_for(self._look_for_work.wait(), wait)
+                self._look_for_work.clear()
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             for driver in list(self._drivers.values()):
                 driver.begin_shutdown(grace)
             if tasks:
@@ -137,6 +164,7 @@ class Worker:
         state = new_run_state(child_defn, data["id"], data["input"], now)
         engine = Engine(child_defn, state, now)
         engine.start()
+        keep_start_commands(engine)
         return NewRun(
             id=data["id"],
             workflow=child_defn.name,
@@ -154,6 +182,14 @@ class Worker:
         )
 
 
+def keep_start_commands(engine: Engine) -> None:
+    """A run's first decisions are made where it is created, outside any worker: the commands
+    they yield (start a child) wait in the state until the first worker that claims it."""
+    if engine.commands:
+        engine.s["pending_commands"] = [{"kind": c.kind, "data": c.data} for c in engine.commands]
+        engine.commands.clear()
+
+
 class _ChildLoadError(Exception):
     pass
 
@@ -168,13 +204,26 @@ def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]
         raise _ChildLoadError(
             f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs"
         )
-    result = validate_file(path)
+    result = validate_file(path, workflow_dirs=dirs)
     if not result.ok or result.document is None:
         first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
         raise _ChildLoadError(
             f"child workflow {path} is invalid: {first.message if first else 'unknown error'}"
         )
     return Definition.from_data(result.document.data, str(path.resolve()))
+
+
+def _frame_shape(engine: Engine) -> list[tuple[str, str | None, str]]:
+    return [(fid, f["state"], f["status"]) for fid, f in engine.s["frames"].items()]
+
+
+def _signal_waits(engine: Engine) -> set[tuple[str, str, int]]:
+    """(frame, state, visit) of every wait for a signal in progress."""
+    return {
+        (fid, frame["state"], frame["visits"].get(frame["state"], 0))
+        for fid, frame in engine.s["frames"].items()
+        if frame["status"] == "waiting" and (frame.get("wait") or {}).get("kind") == "signal"
+    }
 
 
 class _RunDriver:
@@ -188,6 +237,11 @@ class _RunDriver:
         self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
         self.shutdown_at: float | None = None
         self._last_hb: dict[str, float] = {}
+        # Heartbeat details not yet written (throttled); flushed when the attempt ends so the
+        # next attempt sees the latest details, not the first of the last throttle window.
+        self._unsaved_hb: dict[str, Any] = {}
+        self._committed_shape: list[tuple[str, str | None, str]] = []
+        self.map_rows = MapRowTracker()
 
     def renew(self) -> None:
         if not self.w.store.renew(
@@ -221,19 +275,30 @@ class _RunDriver:
         finally:
             if self.w._drivers.get(self.run.id) is self:
                 del self.w._drivers[self.run.id]
-            self.w._driver_ended.set()
+            self.w._look_for_work.set()
 
     async def _drive(self) -> None:
         self.defn = self.w.definition(self.run.def_hash)
+        state = self.run.state
+        rows = self.w.store.load_map_rows(self.run.id) if MapRowTracker.needs_rows(state) else None
+        self.map_rows.restore(state, self.run.input, rows)
         engine = self._engine()
+        self._committed_shape = _frame_shape(engine)
+        for pending in engine.s.pop("pending_commands", []):
+            engine.commands.append(Command(pending["kind"], pending["data"]))
         engine.restart_interrupted()
         check_inbox = True
+        inbox_read_for: set[tuple[str, str, int]] = set()
         while True:
-            if check_inbox:
+            # A signal that came while no frame waited for it stays buffered: look again as soon
+            # as a frame starts a new wait, not only when something new arrives.
+            waits = _signal_waits(engine)
+            if check_inbox or not waits <= inbox_read_for:
+                inbox_read_for = waits
                 self._read_inbox(engine)
                 check_inbox = False
             engine.fire_due_timers()
-            started = engine.start_due_tasks() if self.shutdown_at is None else []
+            started = engine.start_due_tasks(self.w.can_run) if self.shutdown_at is None else []
             commands = engine.commands
             self._commit(engine, commands)
             for task in started:
@@ -242,12 +307,20 @@ class _RunDriver:
                 self._cancel_running()
                 return
             self._cancel_unwanted()
-            next_wake = engine.next_wakeup()
+            next_wake = engine.next_wakeup(self.w.can_run)
             now = time.time()
             if not self.running and (
-                self.shutdown_at is not None or next_wake is None or next_wake - now > HOLD_SECONDS
+                self.shutdown_at is not None
+                or next_wake is None
+                or next_wake - now > HOLD_SECONDS
+                or self._needs_other_worker(engine)
             ):
-                self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, next_wake)
+                if not _signal_waits(engine) <= inbox_read_for:
+                    continue  # a wait began after the inbox was read: it may hold its signal
+                due = engine.next_wakeup()  # tasks for another worker keep the run due
+                if any(t["status"] == "running" for t in engine.s["tasks"].values()):
+                    due = now  # attempts cut off by a shutdown: the next owner restarts them
+                self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, due)
                 return
             timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
             if self.shutdown_at is not None:
@@ -266,6 +339,7 @@ class _RunDriver:
             for task_id, (future, _ctx) in list(self.running.items()):
                 if future.done():
                     del self.running[task_id]
+                    self._flush_heartbeat(task_id)
                     outcome = future.result()
                     if outcome.ok:
                         engine.task_completed(task_id, outcome.result)
@@ -280,6 +354,14 @@ class _RunDriver:
             ):
                 # Out of grace: leave the attempts to the next owner, who restarts them.
                 self._cancel_running()
+
+    def _needs_other_worker(self, engine: Engine) -> bool:
+        """A pending task names an activity this worker does not offer."""
+        can_run = self.w.can_run
+        return can_run is not None and any(
+            t["status"] in ("ready", "backoff") and not can_run(t["activity"])
+            for t in engine.s["tasks"].values()
+        )
 
     def _engine(self) -> Engine:
         return Engine(self.defn, self.run.state, time.time())
@@ -302,10 +384,17 @@ class _RunDriver:
                 engine.offer_signal(item.id, item.name, item.payload)
 
     def _commit(self, engine: Engine, commands: list[Command]) -> None:
-        if not engine.events and not commands:
+        # A wait without a timeout records no event, yet its frame now waits: persist that too
+        # (status shows it), but skip idle rounds where nothing changed at all.
+        if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             return
         new_runs, cancel_runs, consumed = [], [], []
-        for command in list(commands):
+        # Not a snapshot: a child that cannot start fails its state at once, and what follows
+        # (a catch, the next map iteration) may append commands that belong to this commit.
+        index = 0
+        while index < len(commands):
+            command = commands[index]
+            index += 1
             if command.kind == "start_child":
                 child = self.w.new_child_run(self.run, self.defn, command)
                 if isinstance(child, NewRun):
@@ -317,24 +406,34 @@ class _RunDriver:
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
         state = engine.s
+        split = self.map_rows.split(state)
         status = state["status"]
         notify = None
         if status != "running" and self.run.parent_id:
             notify = {"status": status, "output": state["output"], "error": state["error"]}
         commit = Commit(
-            state=state,
+            state=split.state,
             status=status,
             events=engine.events,
-            due_at=engine.next_wakeup(),
+            # A running attempt needs a worker again as soon as this one dies (the lease keeps
+            # others out until then); without a due time a crashed run would never be claimed.
+            due_at=engine.now
+            if any(t["status"] == "running" for t in state["tasks"].values())
+            else engine.next_wakeup(),
             output=state["output"],
             error=state["error"],
             new_runs=new_runs,
             cancel_runs=cancel_runs,
             consumed=consumed,
             notify_parent=notify,
+            map_rows=split.rows,
+            map_frames_done=split.done_frames,
         )
         events = list(engine.events)
         self.w.store.commit(self.run, self.w.owner, commit, engine.now)
+        self.map_rows.committed(split)
+        self.run.state = state  # the store keeps the split document; the engine the whole one
+        self._committed_shape = _frame_shape(engine)
         engine.events.clear()
         engine.commands.clear()
         if self.w.on_events is not None and events:
@@ -348,7 +447,10 @@ class _RunDriver:
             details = self.w.store.heartbeat_details(self.run.id, task_id)
 
         def on_heartbeat(value: Any) -> None:
-            loop.call_soon_threadsafe(self._heartbeat, task_id, value)
+            # A cancelled attempt may still heartbeat after the worker's loop closed: the
+            # heartbeat is no longer wanted and must not raise into the activity.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._heartbeat, task_id, value)
 
         ctx = ActivityContext(
             run_id=self.run.id,
@@ -363,13 +465,22 @@ class _RunDriver:
 
     def _heartbeat(self, task_id: str, details: Any) -> None:
         now = time.time()
-        if details is None or (
-            now - self._last_hb.get(task_id, 0.0) < 1.0 and task_id in self._last_hb
-        ):
+        if details is None:
+            return
+        if now - self._last_hb.get(task_id, 0.0) < 1.0 and task_id in self._last_hb:
+            self._unsaved_hb[task_id] = details
             return
         self._last_hb[task_id] = now
+        self._unsaved_hb.pop(task_id, None)
         with contextlib.suppress(Exception):
             self.w.store.record_heartbeat(self.run.id, task_id, details, now)
+
+    def _flush_heartbeat(self, task_id: str) -> None:
+        details = self._unsaved_hb.pop(task_id, None)
+        self._last_hb.pop(task_id, None)
+        if details is not None:
+            with contextlib.suppress(Exception):
+                self.w.store.record_heartbeat(self.run.id, task_id, details, time.time())
 
     def _cancel_unwanted(self) -> None:
         """Attempts whose task the engine dropped (sibling failed, run cancelled) see ctx.cancelled."""

@@ -32,6 +32,19 @@ def _stores() -> list[str]:
     return stores
 
 
+def _drop_schema(url: str) -> None:
+    import psycopg
+
+    base, _, options = url.partition("options=-csearch_path%3D")
+    schema = options.split("&")[0]
+    try:
+        with psycopg.connect(base.rstrip("?&"), autocommit=True, connect_timeout=5) as conn:
+            conn.execute("SET lock_timeout = '2s'")
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    except psycopg.Error:
+        pass  # a store still holding locks: the CI database is dropped as a whole anyway
+
+
 def _postgres_url() -> str:
     base = os.environ.get("TIDEFLOW_TEST_PG_URL")
     if not base:
@@ -57,7 +70,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "store.db")
     elif request.param == "postgres":
-        yield _postgres_url()
+        url = _postgres_url()
+        yield url
+        _drop_schema(url)
     else:
         pytest.fail(f"unknown store {request.param!r} in TIDEFLOW_TEST_STORES")
 

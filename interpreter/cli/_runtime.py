@@ -95,9 +95,15 @@ def translated_errors() -> Iterator[None]:
         yield
     except WorkflowInvalid as exc:
         from dsl.formatters import format_text
+        from dsl.validate import ValidationResult
 
+        files = sorted({d.file for d in exc.diagnostics})
+        results = [
+            ValidationResult(f, None, None, [d for d in exc.diagnostics if d.file == f])
+            for f in files
+        ]
         raise CliError(
-            f"{exc.message}:\n" + format_text(exc.diagnostics).rstrip(),
+            f"{exc.message}:\n" + format_text(results).rstrip(),
             hint="run `tideflow validate` on the file for details",
         ) from None
     except (InputInvalid, StoreError) as exc:

@@ -102,7 +102,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, RunRecord, bool]:
     registered = rt.load_activities(args.activities)
     if not Path(args.file).is_file():
         raise CliError(f"workflow file {args.file} does not exist")
-    defn = rt.call(lambda: load_definition(args.file))
+    dirs = tuple(Path(d) for d in args.workflows)
+    defn = rt.call(lambda: load_definition(args.file, dirs))
     rt.require_activities(defn, registered)
     client = rt.open_client(args)
     record, created = rt.call(lambda: client.start_run(defn, input_, run_id=args.run_id))
@@ -166,12 +167,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise CliError("--concurrency must be at least 1")
-    rt.load_activities(args.activities)
+    offered = rt.load_activities(args.activities)
     client = rt.open_client(args)
     worker = Worker(
         client.store,
         concurrency=args.concurrency,
         workflow_dirs=tuple(Path(d) for d in args.workflows),
+        activities=offered,
     )
 
     async def main() -> None:

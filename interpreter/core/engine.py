@@ -15,6 +15,7 @@ timeouts and the run timeout are *timers*.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -127,11 +128,14 @@ class Engine:
                 if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
                     self._run_state(frame)
 
-    def start_due_tasks(self) -> list[dict[str, Any]]:
-        """Mark due tasks as running (ActivityStarted) and return them for execution."""
+    def start_due_tasks(self, can_run: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+        """Mark due tasks as running (ActivityStarted) and return them for execution. A task
+        whose activity `can_run` rejects stays ready for a worker that offers it."""
         started = []
         for task in self.s["tasks"].values():
             if task["status"] in ("ready", "backoff") and task["due"] <= self.now:
+                if can_run is not None and not can_run(task["activity"]):
+                    continue
                 task["status"] = "running"
                 task["started_at"] = self.now
                 self._emit(
@@ -333,9 +337,13 @@ class Engine:
     def terminate(self, reason: str) -> None:
         self._end_run_now("terminated", error("Terminated", reason))
 
-    def next_wakeup(self) -> float | None:
+    def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
         times = [t["due"] for t in self.s["timers"].values()]
-        times += [t["due"] for t in self.s["tasks"].values() if t["status"] in ("ready", "backoff")]
+        times += [
+            t["due"]
+            for t in self.s["tasks"].values()
+            if t["status"] in ("ready", "backoff") and (can_run is None or can_run(t["activity"]))
+        ]
         return min(times) if times else None
 
     # ----------------------------------------------------------------- frames and states

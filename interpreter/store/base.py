@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from interpreter.core.engine import Event
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -79,6 +79,17 @@ class Commit:
     consumed: list[int] = field(default_factory=list)
     # When the run ended and has a parent: tell the parent (inbox item of kind "child").
     notify_parent: dict[str, Any] | None = None
+    # Map items and iteration results kept out of `state` (see interpreter/map_rows.py):
+    # rows to write, as (frame, index, "item" | "result", value), and map frames whose rows go.
+    map_rows: list[tuple[str, int, str, Any]] = field(default_factory=list)
+    map_frames_done: list[str] = field(default_factory=list)
+
+
+def needs_of(state: dict[str, Any]) -> list[str] | None:
+    """The activities a run's tasks name (ready, backing off or interrupted). Stored with the
+    run so a worker started with `--activities` only claims runs it can carry on."""
+    names = sorted({task["activity"] for task in state.get("tasks", {}).values()})
+    return names or None
 
 
 class LeaseLost(Exception):
@@ -115,13 +126,21 @@ class Store(Protocol):
         run_id: str | None = None,
         root_id: str | None = None,
         limit: int = 1,
+        activities: frozenset[str] | None = None,
     ) -> list[RunRecord]: ...
     def renew(self, run_id: str, owner: str, token: int, until: float) -> bool: ...
     def release(self, run_id: str, owner: str, token: int, due_at: float | None) -> None: ...
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None: ...
     def needs_attention(self, owner: str) -> set[str]: ...
     def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]: ...
-    def next_due(self, root_id: str | None = None, owner: str | None = None) -> float | None: ...
+    def load_map_rows(self, run_id: str) -> list[tuple[str, int, str, Any]]: ...
+    def next_due(
+        self,
+        root_id: str | None = None,
+        owner: str | None = None,
+        *,
+        activities: frozenset[str] | None = None,
+    ) -> float | None: ...
 
     # requests from outside the run
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> int: ...

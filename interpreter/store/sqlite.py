@@ -32,10 +32,20 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    needs_of,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def _busy_timeout_ms() -> int:
+    """How long a write waits for another process's lock: TIDEFLOW_SQLITE_BUSY_TIMEOUT_MS
+    (tests lower it), else BUSY_TIMEOUT_MS."""
+    raw = os.environ.get("TIDEFLOW_SQLITE_BUSY_TIMEOUT_MS", "").strip()
+    return int(raw) if raw.isdigit() else BUSY_TIMEOUT_MS
+
+
 _TERMINAL = ("completed", "failed", "cancelled", "timed_out", "terminated")
 
 # Numbered migrations: index i brings a store from version i to i + 1.
@@ -78,7 +88,24 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, task_id)
     ) WITHOUT ROWID;
     """,
+    # The activities a run's tasks name (JSON array), so a worker only claims what it can run.
+    """
+    ALTER TABLE runs ADD COLUMN needs TEXT;
+    """,
+    # Map items and iteration results, written once each instead of inside every state write.
+    """
+    CREATE TABLE map_rows (
+        run_id TEXT NOT NULL, frame TEXT NOT NULL, kind TEXT NOT NULL, idx INTEGER NOT NULL,
+        value TEXT, PRIMARY KEY (run_id, frame, kind, idx)
+    ) WITHOUT ROWID;
+    """,
 ]
+
+# A run is claimable by a worker that offers every activity its tasks need.
+_OFFERS_NEEDS = (
+    "(r.needs IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(r.needs) n "
+    "WHERE n.value NOT IN (SELECT value FROM json_each(?))))"
+)
 
 
 def _dumps(value: Any) -> str:
@@ -89,11 +116,16 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _needs_json(state: dict[str, Any]) -> str | None:
+    needs = needs_of(state)
+    return None if needs is None else _dumps(needs)
+
+
 def _friendly(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreBusy(
-            f"the store {path} stayed locked for more than {BUSY_TIMEOUT_MS // 1000} s",
+            f"the store {path} stayed locked for more than {_busy_timeout_ms() / 1000:g} s",
             hint="another process holds a long write transaction; retry, or stop it",
         )
     if "readonly" in text or "read-only" in text:
@@ -122,10 +154,13 @@ class SQLiteStore:
                     f"cannot create the store directory {parent}: {exc.strerror}"
                 ) from None
         try:
+            busy_ms = _busy_timeout_ms()
             self._db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
             )
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # Before switching to WAL: that rewrites the header of another program's database.
+            self._refuse_foreign()
             sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
             if sync not in ("NORMAL", "FULL", "EXTRA"):
                 sync = "NORMAL"
@@ -143,6 +178,16 @@ class SQLiteStore:
 
     def _tx(self, immediate: bool = True) -> _Transaction:
         return _Transaction(self._db)
+
+    def _refuse_foreign(self) -> None:
+        tables = {
+            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if tables and "meta" not in tables:
+            raise NotAStore(
+                f"{self.path} is an SQLite database but not a tideflow store",
+                hint="point --db at a tideflow store, or at a new file",
+            )
 
     def _migrate(self) -> None:
         tables = {
@@ -243,8 +288,8 @@ class SQLiteStore:
         state = run.state
         self._db.execute(
             "INSERT INTO runs(id, workflow, def_hash, status, input, output, error, state, parent_id, "
-            "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq, needs) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run.id,
                 run.workflow,
@@ -262,6 +307,7 @@ class SQLiteStore:
                 now if state["status"] in _TERMINAL else None,
                 run.due_at,
                 len(run.events) + 1,
+                _needs_json(state),
             ),
         )
         self._append_events(run.id, 1, run.events, now)
@@ -344,6 +390,7 @@ class SQLiteStore:
         run_id: str | None = None,
         root_id: str | None = None,
         limit: int = 1,
+        activities: frozenset[str] | None = None,
     ) -> list[RunRecord]:
         # Claimable: unleased, lease expired, or leased by another process on this host (which
         # may be dead: checked below). Never our own runs: we are driving them already.
@@ -361,6 +408,9 @@ class SQLiteStore:
         if root_id is not None:
             where.append("r.root_id=?")
             args.append(root_id)
+        if activities is not None:
+            where.append(_OFFERS_NEEDS)
+            args.append(_dumps(sorted(activities)))
         claimed: list[RunRecord] = []
         try:
             with self._tx(immediate=True):
@@ -411,7 +461,7 @@ class SQLiteStore:
             with self._tx():
                 cursor = self._db.execute(
                     "UPDATE runs SET state=?, status=?, output=?, error=?, due_at=?, updated_at=?, "
-                    "ended_at=?, next_seq=next_seq+?, cancel_requested=CASE WHEN ? THEN 0 ELSE cancel_requested END "
+                    "ended_at=?, next_seq=next_seq+?, cancel_requested=CASE WHEN ? THEN 0 ELSE cancel_requested END, needs=? "
                     "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'",
                     (
                         _dumps(commit.state),
@@ -423,6 +473,7 @@ class SQLiteStore:
                         now if ended else None,
                         len(commit.events),
                         ended,
+                        _needs_json(commit.state),
                         run.id,
                         owner,
                         run.lease_token,
@@ -442,8 +493,19 @@ class SQLiteStore:
                     self._db.executemany(
                         "UPDATE inbox SET consumed=1 WHERE id=?", [(i,) for i in commit.consumed]
                     )
+                if commit.map_frames_done and not ended:
+                    self._db.executemany(
+                        "DELETE FROM map_rows WHERE run_id=? AND frame=?",
+                        [(run.id, frame) for frame in commit.map_frames_done],
+                    )
+                if commit.map_rows and not ended:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO map_rows(run_id, frame, kind, idx, value) VALUES (?,?,?,?,?)",
+                        [(run.id, f, kind, i, _dumps(v)) for f, i, kind, v in commit.map_rows],
+                    )
                 if ended:
                     self._db.execute("DELETE FROM heartbeats WHERE run_id=?", (run.id,))
+                    self._db.execute("DELETE FROM map_rows WHERE run_id=?", (run.id,))
                 if commit.notify_parent is not None and run.parent_id is not None:
                     self._post(run.parent_id, "child", run.id, commit.notify_parent, now)
         except sqlite3.Error as exc:
@@ -469,9 +531,24 @@ class SQLiteStore:
         ).fetchall()
         return [InboxItem(r[0], r[1], r[2], _loads(r[3])) for r in rows], bool(flag and flag[0])
 
-    def next_due(self, root_id: str | None = None, owner: str | None = None) -> float | None:
-        sql = "SELECT MIN(due_at) FROM runs WHERE status='running' AND due_at IS NOT NULL"
+    def load_map_rows(self, run_id: str) -> list[tuple[str, int, str, Any]]:
+        rows = self._db.execute(
+            "SELECT frame, idx, kind, value FROM map_rows WHERE run_id=?", (run_id,)
+        ).fetchall()
+        return [(r[0], int(r[1]), r[2], _loads(r[3])) for r in rows]
+
+    def next_due(
+        self,
+        root_id: str | None = None,
+        owner: str | None = None,
+        *,
+        activities: frozenset[str] | None = None,
+    ) -> float | None:
+        sql = "SELECT MIN(due_at) FROM runs r WHERE status='running' AND due_at IS NOT NULL"
         args: tuple[Any, ...] = ()
+        if activities is not None:
+            sql += " AND " + _OFFERS_NEEDS
+            args += (_dumps(sorted(activities)),)
         if owner is not None:
             sql += " AND (lease_owner IS NULL OR lease_owner != ?)"
             args += (owner,)
@@ -547,6 +624,7 @@ class SQLiteStore:
                     self._append_events(
                         current, row[1], [Event("RunTerminated", payload={"error": error})], now
                     )
+                    self._db.execute("DELETE FROM map_rows WHERE run_id=?", (current,))
                     if current != run_id and row[2]:
                         pass  # the parent is terminated too; no need to notify it
                     elif row[2]:

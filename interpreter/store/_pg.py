@@ -1,0 +1,291 @@
+"""PostgreSQL plumbing for the store: clear connect errors, a pool whose operations survive a
+server restart, and a LISTEN thread that tells workers when new work arrives.
+
+Kept apart from `postgres.py` so that file holds only what the store does, not how it talks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from interpreter.errors import StoreError
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError:  # pragma: no cover - an install without the PostgreSQL packages
+    raise StoreError(
+        "PostgreSQL stores need the psycopg and psycopg-pool packages",
+        hint="install them: pip install 'psycopg[binary]' psycopg-pool",
+    ) from None
+
+__all__ = ["Database", "Listener", "psycopg", "redact", "server_message"]
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 5  # seconds; a wrong host or port must fail fast, not hang
+RETRY_SECONDS = 30.0  # how long an operation keeps retrying while the server is away
+IDLE_LISTEN_POLL = 0.5  # the LISTEN thread checks for close() this often
+URL_FORM = "postgresql://user[:password]@host[:port]/database"
+
+# psycopg_pool logs every failed reconnect attempt; the store reports outages itself.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+logging.getLogger("psycopg.pool").propagate = False
+
+# SQLSTATEs after which the connection is gone (class 08) or the server is going away (57P0x).
+_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+
+
+class InDoubt(Exception):
+    """Internal: the connection broke while a write may have been committed."""
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://..."
+    user = str(params.get("user") or "")
+    host = str(params.get("host") or "localhost")
+    port = str(params.get("port") or "5432")
+    db = str(params.get("dbname") or user)
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def redact(url: str) -> str:
+    """The URL with its password masked (it is printed, e.g. by `tideflow worker`)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def connect_kwargs(url: str) -> dict[str, Any]:
+    """Options every connection gets; a connect_timeout written in the URL wins."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"invalid PostgreSQL URL: {_first_line(exc)}", hint=f"write it as {URL_FORM}"
+        ) from None
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if "connect_timeout" not in params:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT
+    return kwargs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text.removeprefix("connection failed: ")
+
+
+def server_message(exc: psycopg.Error) -> str:
+    """The server's own sentence, without the echoed SQL and caret psycopg appends."""
+    primary = exc.diag.message_primary
+    return primary if primary else _first_line(exc)
+
+
+def connect_error(exc: psycopg.Error, url: str) -> StoreError:
+    """A StoreError that says which of the usual mistakes this is."""
+    target = describe(url)
+    text = _first_line(exc)
+    low = text.lower()
+    if "password authentication failed" in low or ("role" in low and "does not exist" in low):
+        return StoreError(
+            f"PostgreSQL at {target} refused the login: {text}",
+            hint="check the user and password in the URL (or PGPASSWORD / ~/.pgpass)",
+        )
+    if "no pg_hba.conf entry" in low:
+        return StoreError(
+            f"PostgreSQL at {target} does not accept this client: {text}",
+            hint="allow this host/user in pg_hba.conf, or connect as another user",
+        )
+    if "database" in low and "does not exist" in low:
+        return StoreError(
+            f"PostgreSQL at {target}: {text}",
+            hint="create it (`createdb NAME`) or fix the database name at the end of the URL",
+        )
+    if any(
+        s in low
+        for s in (
+            "refused",
+            "timeout expired",
+            "timed out",
+            "resolve host",
+            "translate host",
+            "no route",
+            "unreachable",
+            "could not connect",
+        )
+    ):
+        return StoreError(
+            f"cannot reach PostgreSQL at {target}: {text}",
+            hint="is the server running and listening there? check the host and port in the URL",
+        )
+    if "invalid" in low and ("connection option" in low or "integer value" in low or "uri" in low):
+        return StoreError(f"invalid PostgreSQL URL: {text}", hint=f"write it as {URL_FORM}")
+    return StoreError(
+        f"cannot connect to PostgreSQL at {target}: {text}", hint=f"the URL looks like {URL_FORM}"
+    )
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        return state is None or state.startswith("08") or state in _CONNECTION_STATES
+    return False
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Rolled back for sure: a serialisation failure or a deadlock (class 40)."""
+    return isinstance(exc, psycopg.errors.TransactionRollback)
+
+
+class Database:
+    """A connection pool plus the retry policy every store operation goes through."""
+
+    def __init__(self, url: str, *, max_size: int = 8) -> None:
+        self.url = url
+        self.target = describe(url)
+        self.kwargs = connect_kwargs(url)
+        self.round_trips = 0  # statements sent (BEGIN and COMMIT included); bench/scale.py reads it
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            kwargs=self.kwargs,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=CONNECT_TIMEOUT,
+            reconnect_timeout=RETRY_SECONDS * 2,
+            name="tideflow",
+        )
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """One direct connection, with a clear error when that is impossible."""
+        try:
+            return psycopg.connect(self.url, **self.kwargs)
+        except psycopg.Error as exc:
+            raise connect_error(exc, self.url) from None
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close(timeout=1.0)
+
+    def run(
+        self,
+        op: Callable[[psycopg.Connection[Any]], T],
+        *,
+        resolve: Callable[[psycopg.Connection[Any]], tuple[bool, T]] | None = None,
+    ) -> T:
+        """Run `op` on a pooled connection; retry it while the server is away.
+
+        A write whose connection broke may or may not have committed. If `resolve` is given it
+        is asked first on the next attempt: `(True, value)` means the write had landed."""
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.1
+        in_doubt = False
+        while True:
+            try:
+                with self.pool.connection() as conn:
+                    try:
+                        if in_doubt and resolve is not None:
+                            landed, value = resolve(conn)
+                            if landed:
+                                return value
+                        return op(conn)
+                    except psycopg.Error as exc:
+                        if is_connection_error(exc) and not conn.closed:
+                            conn.close()  # never hand a half-dead connection out again
+                        raise
+            except psycopg.Error as exc:
+                if is_connection_error(exc):
+                    in_doubt = True
+                elif not is_retryable(exc):
+                    raise StoreError(
+                        f"PostgreSQL at {self.target}: {server_message(exc)}"
+                    ) from None
+                reason = _first_line(exc)
+            except PoolTimeout as exc:
+                reason = _first_line(exc)
+            if time.monotonic() + delay > deadline:
+                raise StoreError(
+                    f"lost the connection to PostgreSQL at {self.target} and could not get it "
+                    f"back within {RETRY_SECONDS:g} s ({reason})",
+                    hint="check that the server is running; runs continue where they stopped once it is back",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class Listener:
+    """A thread on its own connection that LISTENs on the store's channel and calls every
+    subscriber when something is NOTIFYed (and once after each reconnect, since
+    notifications sent while it was away are lost)."""
+
+    def __init__(self, url: str, kwargs: dict[str, Any], channel: str) -> None:
+        self.url = url
+        self.kwargs = kwargs
+        self.channel = channel
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        with self._lock:
+            self._callbacks.append(callback)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="tideflow-listen", daemon=True
+                )
+                self._thread.start()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def close(self) -> None:
+        # Not joined: the thread notices within IDLE_LISTEN_POLL and closing a store (every CLI
+        # command does) should not wait for that.
+        self._stop.set()
+
+    def _fire(self) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            # A callback whose event loop has closed raises: a wake-up nobody waits for.
+            with contextlib.suppress(Exception):
+                callback()
+
+    def _loop(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, **self.kwargs) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    delay = 0.1
+                    self._fire()
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=IDLE_LISTEN_POLL, stop_after=1):
+                            self._fire()
+            except psycopg.Error:
+                self._stop.wait(delay)
+                delay = min(delay * 2, 2.0)
