@@ -1,0 +1,596 @@
+"""Engine benchmarks: the peers' workloads (W1-W4, see ../shared/peers) and 10,000 sleeping runs.
+
+    python bench/engine.py                  # everything, full size (a few minutes)
+    python bench/engine.py --quick          # CI smoke: small counts, same code paths
+    python bench/engine.py w1 w2 --json     # some workloads, machine-readable
+    python bench/engine.py w1 --profile     # W1 under cProfile: where a step's time goes
+
+Workloads (activities are no-ops returning a small dict, as in the peers' benchmarks):
+
+- w1: one run of 10 sequential steps at a time, in-process (Client.start + Client.execute);
+      5 warm-up + 30 measured. Per-step engine overhead = (10-step - 1-step) / 9.
+- w2: 200 and 1,000 such runs started at once, then one Worker until all are done.
+- w3: one run that maps 100 no-op steps in parallel, then joins.
+- sleepers: 10,000 runs that each sleep 1 h; a worker takes them all up and lets them go;
+      store size, worker RSS and the time of `tideflow list` / `tideflow status`.
+- w4: 20 steps of 100 ms; `tideflow run` gets SIGKILL once 10 steps logged their end, then
+      `tideflow resume`; time from the kill to completion and re-executed steps.
+
+Every workload runs in a fresh child process on a fresh SQLite store (WAL, synchronous=NORMAL,
+the default durability) in a temporary directory. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORKFLOWS = BENCH / "workflows"
+ACTIVITIES = BENCH / "activities.py"
+SIDE_FILE_ENV = "TIDEFLOW_BENCH_SIDE_FILE"
+ALL = ("w1", "w2", "w3", "sleepers", "w4")
+
+FULL = {
+    "w1": {"n": 30, "warmup": 5},
+    "w2": {"sizes": [200, 1000], "repeats": 3, "warmup": 20},
+    "w3": {"fanout": 100, "repeats": 5},
+    "sleepers": {"n": 10_000},
+    "w4": {"repeats": 3},
+}
+QUICK = {
+    "w1": {"n": 10, "warmup": 2},
+    "w2": {"sizes": [50], "repeats": 1, "warmup": 5},
+    "w3": {"fanout": 20, "repeats": 1},
+    "sleepers": {"n": 300},
+    "w4": {"repeats": 1},
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def summarize(values: Iterable[float]) -> dict[str, float]:
+    vals = sorted(values)
+    if not vals:
+        return {"n": 0}
+    return {
+        "n": len(vals),
+        "median": statistics.median(vals),
+        "min": vals[0],
+        "max": vals[-1],
+        "mean": statistics.fmean(vals),
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_1m": os.getloadavg()[0],
+        "sqlite": __import__("sqlite3").sqlite_version,
+    }
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def tideflow(*args: str) -> list[str]:
+    return [sys.executable, "-m", "interpreter", *args]
+
+
+def store_bytes(db: Path) -> dict[str, int]:
+    sizes = {}
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(str(db) + suffix)
+        sizes["db" + suffix.replace("-", "_")] = path.stat().st_size if path.exists() else 0
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
+def _client(db: Path) -> Any:
+    sys.path.insert(0, str(ROOT))
+    from interpreter import Client, load_activity_modules
+
+    load_activity_modules([str(ACTIVITIES)])
+    return Client(str(db))
+
+
+def _definition(name: str) -> Any:
+    from interpreter.client import load_definition
+
+    return load_definition(WORKFLOWS / name)
+
+
+def _drain(client: Any, *, concurrency: int = 200) -> Any:
+    """Run one Worker until no run of the store is running any more."""
+    import asyncio
+
+    from interpreter.worker import Worker
+
+    worker = Worker(client.store, concurrency=concurrency)
+
+    def done() -> bool:
+        return not client.store.list_runs(status="running", limit=1)
+
+    asyncio.run(worker.run(until=done))
+    return worker
+
+
+# ----------------------------------------------------------------------------- workloads (child)
+def w1(tmp: Path, n: int, warmup: int) -> dict[str, Any]:
+    client = _client(tmp / "w1.db")
+    out: dict[str, Any] = {"steps": 10}
+    for label, file in (
+        ("noop10", "noop10.yaml"),
+        ("noop1", "noop1.yaml"),
+        ("noop10_async", "noop10_async.yaml"),
+    ):
+        defn = _definition(file)
+        times, cpu = [], []
+        for i in range(warmup + n):
+            t0, c0 = time.perf_counter(), time.process_time()
+            run_id = client.start(defn, {})
+            record = client.execute(run_id)
+            elapsed, used = time.perf_counter() - t0, time.process_time() - c0
+            assert record.status == "completed", record.error
+            if i >= warmup:
+                times.append(elapsed * 1000)
+                cpu.append(used * 1000)
+        out[f"{label}_ms"] = summarize(times)
+        # CPU time of the process (all threads): barely moved by other load on the machine.
+        out[f"{label}_cpu_ms"] = summarize(cpu)
+    ten, one = out["noop10_ms"]["median"], out["noop1_ms"]["median"]
+    out["per_step_ms"] = ten / 10
+    out["per_step_async_ms"] = out["noop10_async_ms"]["median"] / 10
+    out["engine_overhead_per_step_ms"] = (ten - one) / 9
+    out["cpu_per_step_ms"] = out["noop10_cpu_ms"]["median"] / 10
+    out["engine_overhead_cpu_per_step_ms"] = (
+        out["noop10_cpu_ms"]["median"] - out["noop1_cpu_ms"]["median"]
+    ) / 9
+    out["run_fixed_cost_ms"] = one - out["engine_overhead_per_step_ms"]
+    out["store_bytes"] = store_bytes(tmp / "w1.db")
+    return out
+
+
+def w2(tmp: Path, sizes: list[int], repeats: int, warmup: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "steps": 10,
+        "mode": "Client.start x N, then one Worker (concurrency 200) until all end",
+    }
+    for size in sizes:
+        client = _client(tmp / f"w2-{size}.db")
+        defn = _definition("noop10.yaml")
+        for _ in range(warmup):
+            client.start(defn, {})
+        _drain(client)
+        walls, starts, cpus = [], [], []
+        for _ in range(repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(size):
+                client.start(defn, {})
+            t1 = time.perf_counter()
+            worker = _drain(client)
+            t2 = time.perf_counter()
+            assert worker.steps >= size * 10
+            cpus.append(time.process_time() - c0)
+            walls.append(t2 - t0)
+            starts.append(t1 - t0)
+        failed = len(client.store.list_runs(status="failed"))
+        assert failed == 0, f"{failed} runs failed"
+        wall = summarize(walls)
+        out[str(size)] = {
+            "workflows": size,
+            "wall_s": wall,
+            "start_s": summarize(starts),
+            "wf_per_s_median": size / wall["median"],
+            "steps_per_s_median": size * 10 / wall["median"],
+            "wf_per_s_range": [size / wall["max"], size / wall["min"]],
+            "cpu_ms_per_step": statistics.median(cpus) * 1000 / (size * 10),
+        }
+        client.close()
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def w3(tmp: Path, fanout: int, repeats: int) -> dict[str, Any]:
+    client = _client(tmp / "w3.db")
+    defn = _definition("fanout100.yaml")
+    items = list(range(fanout))
+    times = []
+    for i in range(1 + repeats):
+        t0 = time.perf_counter()
+        record = client.execute(client.start(defn, {"items": items}))
+        if i:
+            times.append(time.perf_counter() - t0)
+        assert record.status == "completed" and record.output == {"count": fanout}, record.error
+    return {"fanout": fanout, "wall_s": summarize(times), "peak_rss_mb": peak_rss_mb()}
+
+
+def sleepers_create(tmp: Path, n: int) -> dict[str, Any]:
+    client = _client(tmp / "sleepers.db")
+    defn = _definition("sleeper.yaml")
+    t0 = time.perf_counter()
+    for i in range(n):
+        client.start(defn, None, run_id=f"sleeper-{i:05d}")
+    return {"create_s": time.perf_counter() - t0, "create_rss_mb": peak_rss_mb()}
+
+
+def sleepers_work(tmp: Path, n: int) -> dict[str, Any]:
+    import asyncio
+
+    from interpreter.worker import Worker
+
+    client = _client(tmp / "sleepers.db")
+    worker = Worker(client.store, concurrency=200)
+
+    def all_asleep() -> bool:
+        due = client.store.next_due()
+        return due is None or due > time.time() + 600
+
+    t0 = time.perf_counter()
+    asyncio.run(worker.run(until=all_asleep))
+    elapsed = time.perf_counter() - t0
+    rss = peak_rss_mb()  # before the count below, which loads every run
+    asleep = len(client.store.list_runs(status="running"))
+    # Measured with the worker's connection still open: the WAL is only folded back on close.
+    return {
+        "pickup_s": elapsed,
+        "asleep": asleep,
+        "worker_rss_mb": rss,
+        "store_bytes_live": store_bytes(tmp / "sleepers.db"),
+    }
+
+
+CHILD_WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
+    "w1": w1,
+    "w2": w2,
+    "w3": w3,
+    "sleepers_create": sleepers_create,
+    "sleepers_work": sleepers_work,
+}
+
+
+def in_child(name: str, tmp: Path, **params: Any) -> dict[str, Any]:
+    """Run one workload in a fresh interpreter (so RSS and caches are its own)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            name,
+            "--tmp",
+            str(tmp),
+            "--params",
+            json.dumps(params),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark {name} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ----------------------------------------------------------------------------- workloads (parent)
+def sleepers(tmp: Path, n: int) -> dict[str, Any]:
+    out = {
+        "runs": n,
+        **in_child("sleepers_create", tmp, n=n),
+        **in_child("sleepers_work", tmp, n=n),
+    }
+    db = tmp / "sleepers.db"
+    out["store_bytes"] = store_bytes(db)  # at rest, every connection closed
+    out["store_bytes_per_run"] = out["store_bytes_live"]["total"] / n
+
+    def timed(*args: str) -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            tideflow(*args),
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return time.perf_counter() - t0
+
+    out["cli_version_s"] = min(timed("--version") for _ in range(3))  # start-up alone
+    out["cli_list_s"] = min(timed("list", "--db", str(db)) for _ in range(3))
+    out["cli_list_running_s"] = min(
+        timed("list", "--status", "running", "--db", str(db)) for _ in range(3)
+    )
+    out["cli_status_s"] = min(
+        timed("status", f"sleeper-{n // 2:05d}", "--db", str(db)) for _ in range(3)
+    )
+    return out
+
+
+def w4(tmp: Path, repeats: int) -> dict[str, Any]:
+    runs = []
+    for rep in range(repeats):
+        db, side = tmp / f"w4-{rep}.db", tmp / f"w4-{rep}.side"
+        env = cli_env(**{SIDE_FILE_ENV: str(side)})
+        args = ["--activities", str(ACTIVITIES), "--db", str(db), "--json"]
+        run_id = f"w4-{rep}"
+        t_start = time.time()
+        first = subprocess.Popen(
+            tideflow("run", str(WORKFLOWS / "slow20.yaml"), "--id", run_id, *args),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline and first.poll() is None:
+            if (
+                side.exists()
+                and sum(1 for ln in side.read_text().splitlines() if ln.startswith("end ")) >= 10
+            ):
+                break
+            time.sleep(0.002)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        t_kill = time.time()
+        before = [ln.split() for ln in side.read_text().splitlines()]
+        second = subprocess.run(
+            tideflow("resume", run_id, *args), env=env, capture_output=True, text=True, timeout=120
+        )
+        t_done = time.time()
+        result = (
+            json.loads(second.stdout)
+            if second.returncode == 0
+            else {"status": f"exit {second.returncode}"}
+        )
+        lines = [ln.split() for ln in side.read_text().splitlines()]
+        after = lines[len(before) :]
+        ended_before = {int(x[1]) for x in before if x[0] == "end"}
+        starts: dict[int, int] = {}
+        for x in lines:
+            if x[0] == "start":
+                starts[int(x[1])] = starts.get(int(x[1]), 0) + 1
+        runs.append(
+            {
+                "completed": result.get("status") == "completed",
+                "steps_done_before_kill": len(ended_before),
+                "recovery_s_from_restart": t_done - t_kill,
+                "first_step_after_restart_s": min(
+                    (float(x[3]) for x in after if x[0] == "start"), default=float("nan")
+                )
+                - t_kill,
+                "last_step_end_after_kill_s": max(float(x[3]) for x in lines if x[0] == "end")
+                - t_kill,
+                "total_s": t_done - t_start,
+                "completed_steps_reexecuted": sorted(
+                    i
+                    for i in ended_before
+                    if any(x[0] == "start" and int(x[1]) == i for x in after)
+                ),
+                "steps_executed_more_than_once": sorted(i for i, c in starts.items() if c > 1),
+                "executions_total": sum(starts.values()),
+            }
+        )
+    return {
+        "runs": runs,
+        "recovery_s_from_restart": summarize(r["recovery_s_from_restart"] for r in runs),
+        "first_step_after_restart_s": summarize(r["first_step_after_restart_s"] for r in runs),
+        "note": "kill -> done includes the resume process's start-up (Python, imports) and its exit",
+    }
+
+
+# ----------------------------------------------------------------------------- profiling
+def profile_w1(tmp: Path, n: int) -> None:
+    """W1 under cProfile, plus store round trips and state size per step."""
+    import cProfile
+    import pstats
+
+    client = _client(tmp / "profile.db")
+    defn = _definition("noop10.yaml")
+    store = client.store
+    calls: dict[str, int] = {}
+    for name in (
+        "commit",
+        "claim",
+        "release",
+        "renew",
+        "next_due",
+        "needs_attention",
+        "read_inbox",
+        "get_run",
+        "list_runs",
+        "create_run",
+        "heartbeat_details",
+    ):
+        real = getattr(store, name, None)
+        if real is None:
+            continue
+
+        def counted(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(*a, **k)
+
+        setattr(store, name, counted)
+    for _ in range(3):
+        client.execute(client.start(defn, {}))
+    calls.clear()
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    last = None
+    for _ in range(n):
+        last = client.execute(client.start(defn, {}))
+    profiler.disable()
+    wall = time.perf_counter() - t0
+    steps = n * 10
+    print(
+        f"\n{n} runs x 10 steps under cProfile: {wall * 1000 / steps:.3f} ms per step (profiler overhead included)"
+    )
+    print(
+        "store calls per step: "
+        + ", ".join(f"{k} {v / steps:.2f}" for k, v in sorted(calls.items()))
+    )
+    if last is not None:
+        print(f"state JSON at the end of a run: {len(json.dumps(last.state))} bytes")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(30)
+
+
+# ----------------------------------------------------------------------------- output
+def _ms(s: dict[str, float]) -> str:
+    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f}, n={s['n']})"
+
+
+def _s(s: dict[str, float]) -> str:
+    return f"{s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f}, n={s['n']})"
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = []
+    m = results["machine"]
+    lines.append(
+        f"tideflow engine benchmarks - {results['date']} - {m['cpus']} vCPU {m['cpu_model']}, Python {m['python']}, SQLite {m['sqlite']} (WAL, synchronous=NORMAL)"
+    )
+    if "w1" in results:
+        r = results["w1"]
+        lines.append("W1  10 sequential no-op steps, one run at a time (in-process)")
+        lines.append(f"    per run ms          {_ms(r['noop10_ms'])}")
+        lines.append(
+            f"    per step ms         {r['per_step_ms']:.3f}   (async activity: {r['per_step_async_ms']:.3f})"
+        )
+        lines.append(f"    1-step run ms       {_ms(r['noop1_ms'])}")
+        lines.append(
+            f"    CPU per step ms     {r['cpu_per_step_ms']:.3f}   (engine overhead in CPU: {r['engine_overhead_cpu_per_step_ms']:.3f})"
+        )
+        lines.append(
+            f"    engine overhead/step {r['engine_overhead_per_step_ms']:.3f} ms  ((10-step - 1-step) / 9; fixed cost per run {r['run_fixed_cost_ms']:.2f} ms)"
+        )
+    if "w2" in results:
+        r = results["w2"]
+        for v in r.values():
+            if isinstance(v, dict) and "workflows" in v:
+                lines.append(
+                    f"W2  {v['workflows']} runs x 10 steps, one worker: {v['wf_per_s_median']:.1f} runs/s, {v['steps_per_s_median']:.0f} steps/s  (wall s {_s(v['wall_s'])}; starting them {v['start_s']['median']:.2f} s; CPU {v['cpu_ms_per_step']:.3f} ms/step)"
+                )
+        lines.append(f"    peak RSS {r['peak_rss_mb']:.0f} MB (client + worker, one process)")
+    if "w3" in results:
+        r = results["w3"]
+        lines.append(
+            f"W3  map of {r['fanout']} no-op steps in parallel + join: s {_s(r['wall_s'])}"
+        )
+    if "sleepers" in results:
+        r = results["sleepers"]
+        b, rest = r["store_bytes_live"], r["store_bytes"]
+        lines.append(
+            f"S   {r['runs']} runs sleeping at once: created in {r['create_s']:.1f} s, taken up and released in {r['pickup_s']:.1f} s ({r['asleep']} asleep)"
+        )
+        lines.append(
+            f"    store {b['total'] / 1e6:.1f} MB on disk (db {b['db'] / 1e6:.1f} + WAL {b['db_wal'] / 1e6:.1f} + shm {b['db_shm'] / 1e6:.2f}), {rest['total'] / 1e6:.1f} MB at rest; {r['store_bytes_per_run'] / 1024:.1f} KiB per run; worker peak RSS {r['worker_rss_mb']:.0f} MB"
+        )
+        lines.append(
+            f"    tideflow list {r['cli_list_s']:.2f} s, list --status running {r['cli_list_running_s']:.2f} s, status RUN {r['cli_status_s']:.2f} s (start-up alone {r['cli_version_s']:.2f} s)"
+        )
+    if "w4" in results:
+        r = results["w4"]
+        lines.append(
+            f"W4  20 x 100 ms steps, kill -9 after 10: kill -> done s {_s(r['recovery_s_from_restart'])}; first step after restart {r['first_step_after_restart_s']['median']:.2f} s"
+        )
+        for run in r["runs"]:
+            lines.append(
+                f"    done before kill {run['steps_done_before_kill']}, re-executed completed steps {run['completed_steps_reexecuted']}, executed more than once {run['steps_executed_more_than_once']}, executions {run['executions_total']}, completed {run['completed']}"
+            )
+    return "\n".join(lines)
+
+
+def run_workloads(names: Iterable[str], quick: bool) -> dict[str, Any]:
+    sizes = QUICK if quick else FULL
+    tmp = Path(tempfile.mkdtemp(prefix="tideflow-bench-"))
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick}
+    try:
+        for name in names:
+            params = sizes[name]
+            work = tmp / name
+            work.mkdir()
+            if name == "sleepers":
+                results[name] = sleepers(work, **params)
+            elif name == "w4":
+                results[name] = w4(work, **params)
+            else:
+                results[name] = in_child(name, work, **params)
+        results["machine"] = machine()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "workloads", nargs="*", metavar="WORKLOAD", help=f"some of {', '.join(ALL)} (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts (CI smoke)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile W1 with cProfile and print where the time goes",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    parser.add_argument("--params", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(CHILD_WORKLOADS[args.child](Path(args.tmp), **json.loads(args.params))))
+        return 0
+    if args.profile:
+        tmp = Path(tempfile.mkdtemp(prefix="tideflow-profile-"))
+        try:
+            profile_w1(tmp, 10 if args.quick else 50)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    unknown = sorted(set(args.workloads) - set(ALL))
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    results = run_workloads(args.workloads or ALL, args.quick)
+    print(json.dumps(results, indent=2) if args.json else report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
