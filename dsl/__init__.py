@@ -12,11 +12,39 @@ return a `ValidationResult`; `result.workflow` is the typed `Workflow` when it c
 This package never imports `interpreter`.
 """
 
-from dsl.diagnostics import Diagnostic, Position, Severity
-from dsl.model import Workflow
-from dsl.schema_check import load_schema
-from dsl.source import SourceDocument
-from dsl.validate import ValidationResult, validate_file, validate_text
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsl.diagnostics import Diagnostic, Position, Severity
+    from dsl.model import Workflow
+    from dsl.schema_check import load_schema
+    from dsl.source import SourceDocument
+    from dsl.validate import ValidationResult, validate_file, validate_text
+
+# Loaded on first use: `import dsl.durations` (the engine does) must not pay for the YAML
+# loader, jsonschema and lint on every CLI start.
+_WHERE = {
+    "Diagnostic": "dsl.diagnostics",
+    "Position": "dsl.diagnostics",
+    "Severity": "dsl.diagnostics",
+    "Workflow": "dsl.model",
+    "load_schema": "dsl.schema_check",
+    "SourceDocument": "dsl.source",
+    "ValidationResult": "dsl.validate",
+    "validate_file": "dsl.validate",
+    "validate_text": "dsl.validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dsl' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
 
 __all__ = [
     "Diagnostic",

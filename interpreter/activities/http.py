@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
 from interpreter.errors import ApplicationError
 
 HTTP_ACTIVITY = "http"
@@ -50,6 +48,8 @@ async def run_http(payload: Any) -> dict[str, Any]:
     elif "body" in payload:
         body = payload["body"]
         kwargs["content"] = body if isinstance(body, str) else json.dumps(body)
+    import httpx  # imported here: it costs ~40 ms of start-up to every CLI command otherwise
+
     try:
         async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client:
             response = await client.request(method, url, **kwargs)
