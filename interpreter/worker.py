@@ -78,6 +78,10 @@ class Worker:
             self._definitions[def_hash] = defn
         return defn
 
+    def is_driving(self, run_id: str) -> bool:
+        """This worker holds the run right now (so it is still running)."""
+        return run_id in self._drivers
+
     def stop(self) -> None:
         self._stopping.set()
         self._look_for_work.set()

@@ -92,7 +92,7 @@ def test_fresh_schema_gets_current_version_and_reopens(pg_url: str) -> None:
         r[0]
         for r in admin(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname=current_schema()")
     }
-    assert tables == {"meta", "definitions", "runs", "events", "inbox", "heartbeats"}
+    assert tables == {"meta", "definitions", "runs", "events", "inbox", "heartbeats", "map_rows"}
     PostgresStore(pg_url).close()  # opening again migrates nothing and fails nothing
 
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from interpreter.core.engine import Event
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass

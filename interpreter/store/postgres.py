@@ -97,6 +97,11 @@ _MIGRATIONS: list[str] = [
         value TEXT, PRIMARY KEY (run_id, frame, kind, idx)
     );
     """,
+    # Version 4 moved SQLite's run inputs out of `runs`; PostgreSQL keeps large values out of
+    # line (TOAST) already, so nothing changes here.
+    """
+    SELECT 1
+    """,
 ]
 
 _RUN_COLUMNS = (

@@ -99,6 +99,13 @@ _MIGRATIONS: list[str] = [
         value TEXT, PRIMARY KEY (run_id, frame, kind, idx)
     ) WITHOUT ROWID;
     """,
+    # Run inputs in their own table: SQLite rewrites a whole row (overflow pages included) on
+    # every UPDATE, so a large input in `runs` made every step of its run cost O(input).
+    """
+    CREATE TABLE run_inputs (run_id TEXT PRIMARY KEY, input TEXT);
+    INSERT INTO run_inputs(run_id, input) SELECT id, input FROM runs;
+    UPDATE runs SET input = NULL;
+    """,
 ]
 
 # A run is claimable by a worker that offers every activity its tasks need.
@@ -265,7 +272,8 @@ class SQLiteStore:
         )
 
     _RUN_COLUMNS = (
-        "r.id, r.workflow, r.def_hash, r.status, r.input, r.output, r.error, r.state, "
+        "r.id, r.workflow, r.def_hash, r.status, "
+        "(SELECT i.input FROM run_inputs i WHERE i.run_id = r.id), r.output, r.error, r.state, "
         "r.parent_id, r.root_id, r.depth, r.created_at, r.updated_at, r.ended_at, r.next_seq, "
         "r.lease_owner, r.lease_token, r.cancel_requested, d.version"
     )
@@ -295,7 +303,7 @@ class SQLiteStore:
                 run.workflow,
                 run.def_hash,
                 state["status"],
-                _dumps(run.input),
+                None,  # in run_inputs
                 _dumps(state.get("output")),
                 _dumps(state.get("error")),
                 _dumps(state),
@@ -309,6 +317,9 @@ class SQLiteStore:
                 len(run.events) + 1,
                 _needs_json(state),
             ),
+        )
+        self._db.execute(
+            "INSERT INTO run_inputs(run_id, input) VALUES (?, ?)", (run.id, _dumps(run.input))
         )
         self._append_events(run.id, 1, run.events, now)
 
