@@ -29,7 +29,7 @@ from interpreter.errors import (
 )
 from interpreter.expressions import ExpressionError, evaluate
 from interpreter.store import NewRun, RunRecord, Store, open_store
-from interpreter.worker import EventSink, Worker, keep_start_commands
+from interpreter.worker import EventSink, Worker
 
 
 def load_definition(path: str | Path, workflow_dirs: Sequence[Path] = ()) -> Definition:
@@ -94,7 +94,6 @@ class Client:
         state = new_run_state(defn, run_id, input, now)
         engine = Engine(defn, state, now)
         engine.start()
-        keep_start_commands(engine)
         record, created = self.store.create_run(
             NewRun(
                 id=run_id,

@@ -168,7 +168,6 @@ class Worker:
         state = new_run_state(child_defn, data["id"], data["input"], now)
         engine = Engine(child_defn, state, now)
         engine.start()
-        keep_start_commands(engine)
         return NewRun(
             id=data["id"],
             workflow=child_defn.name,
@@ -184,14 +183,6 @@ class Worker:
             root_id=parent.root_id,
             depth=parent.depth + 1,
         )
-
-
-def keep_start_commands(engine: Engine) -> None:
-    """A run's first decisions are made where it is created, outside any worker: the commands
-    they yield (start a child) wait in the state until the first worker that claims it."""
-    if engine.commands:
-        engine.s["pending_commands"] = [{"kind": c.kind, "data": c.data} for c in engine.commands]
-        engine.commands.clear()
 
 
 class _ChildLoadError(Exception):
@@ -288,8 +279,6 @@ class _RunDriver:
         self.map_rows.restore(state, self.run.input, rows)
         engine = self._engine()
         self._committed_shape = _frame_shape(engine)
-        for pending in engine.s.pop("pending_commands", []):
-            engine.commands.append(Command(pending["kind"], pending["data"]))
         engine.restart_interrupted()
         check_inbox = True
         inbox_read_for: set[tuple[str, str, int]] = set()

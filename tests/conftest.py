@@ -82,11 +82,22 @@ def sqlite_url(tmp_path: Path) -> str:
     return str(tmp_path / "store.db")
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m interpreter ARGS` as a real subprocess."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "interpreter", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input_text,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
     )

@@ -26,7 +26,8 @@ from interpreter.client import Client, load_definition
 from interpreter.core.engine import Event
 from interpreter.errors import NotAStore, RunFinished, StoreError, StoreVersionError
 from interpreter.store import SCHEMA_VERSION, Commit, LeaseLost, RunRecord
-from interpreter.store.postgres import _MIGRATIONS, DEAD_OWNER_RECHECK, PostgresStore
+from interpreter.store.leases import DEAD_OWNER_RECHECK
+from interpreter.store.postgres import _MIGRATIONS, PostgresStore
 
 ORDER = SAMPLES / "order.yaml"
 ORDER_INPUT = {

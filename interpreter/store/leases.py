@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
+from collections.abc import Callable, Iterable
 
 _HOST = socket.gethostname()
 HOST_PREFIX = f"{_HOST}:"
@@ -42,3 +45,26 @@ def _is_zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return False
+
+
+DEAD_OWNER_RECHECK = 1.0
+
+
+class DeadOwners:
+    """The lease holders on this host whose process is gone, re-checked at most once a second
+    (a worker polls often; probing every holder's pid on every poll would be waste)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checked_at = -DEAD_OWNER_RECHECK
+        self._owners: list[str] = []
+
+    def get(self, holders: Callable[[], Iterable[str]]) -> list[str]:
+        """`holders()` lists the live-leased owners on this host (a store query)."""
+        with self._lock:
+            if time.monotonic() - self._checked_at < DEAD_OWNER_RECHECK:
+                return self._owners
+        owners = [owner for owner in holders() if owner_is_dead(owner)]
+        with self._lock:
+            self._checked_at, self._owners = time.monotonic(), owners
+        return owners

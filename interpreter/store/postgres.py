@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,13 +35,12 @@ from interpreter.store.base import (
     RunRecord,
     needs_of,
 )
-from interpreter.store.leases import owner_is_dead
+from interpreter.store.leases import DeadOwners, owner_is_dead
 
 Conn = psycopg.Connection[Any]
 
 _TERMINAL = ("completed", "failed", "cancelled", "timed_out", "terminated")
 _HOST_PREFIX = socket.gethostname() + ":"
-DEAD_OWNER_RECHECK = 1.0  # seconds between scans for leases held by dead processes on this host
 EVENT_PAGE = 1000
 
 # Numbered migrations, as in the SQLite store: index i brings a store from version i to i + 1.
@@ -259,8 +257,7 @@ class PostgresStore:
                 raise StoreError(f"PostgreSQL at {self.db.target}: {server_message(exc)}") from None
         self.channel = _channel(self.schema, self.database)
         self._listener = Listener(url, self.db.kwargs, self.channel)
-        self._dead: tuple[float, list[str]] = (-DEAD_OWNER_RECHECK, [])
-        self._dead_lock = threading.Lock()
+        self._dead = DeadOwners()
         self.db.open()
 
     # ----------------------------------------------------------------- plumbing
@@ -466,11 +463,10 @@ class PostgresStore:
     # ----------------------------------------------------------------- work distribution
     def _dead_owners(self, now: float) -> list[str]:
         """Lease holders on this host whose process is gone (their runs are free at once)."""
-        with self._dead_lock:
-            checked_at, owners = self._dead
-            if time.monotonic() - checked_at < DEAD_OWNER_RECHECK:
-                return owners
-        rows = self.db.run(
+        return self._dead.get(lambda: [owner for (owner,) in self._live_local_holders(now)])
+
+    def _live_local_holders(self, now: float) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.db.run(
             lambda conn: self._exec(
                 conn,
                 "SELECT DISTINCT lease_owner FROM runs WHERE lease_owner IS NOT NULL "
@@ -478,10 +474,7 @@ class PostgresStore:
                 (_HOST_PREFIX, now),
             ).fetchall()
         )
-        owners = [owner for (owner,) in rows if owner_is_dead(owner)]
-        with self._dead_lock:
-            self._dead = (time.monotonic(), owners)
-        return owners
+        return rows
 
     def _claimable(
         self,

@@ -34,7 +34,7 @@ from interpreter.store.base import (
     RunRecord,
     needs_of,
 )
-from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.leases import HOST_PREFIX, DeadOwners, owner_is_dead
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -152,6 +152,7 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self.url = f"sqlite:///{path}"
         self.path = path
+        self._dead = DeadOwners()
         if path != ":memory:":
             parent = Path(path).parent
             try:
@@ -403,13 +404,9 @@ class SQLiteStore:
         limit: int = 1,
         activities: frozenset[str] | None = None,
     ) -> list[RunRecord]:
-        # Claimable: unleased, lease expired, or leased by another process on this host (which
-        # may be dead: checked below). Never our own runs: we are driving them already.
-        where = [
-            "r.status='running'",
-            "(r.lease_owner IS NULL OR r.lease_expires < ? OR (r.lease_owner != ? AND r.lease_owner LIKE ?))",
-        ]
-        args: list[Any] = [now, owner, HOST_PREFIX + "%"]
+        # Claimable: unleased, lease expired, or leased by a process on this host that is gone.
+        free, args = self._free_lease(now, run_id)
+        where = ["r.status='running'", free]
         if run_id is not None:
             where.append("r.id=?")
             args.append(run_id)
@@ -426,17 +423,13 @@ class SQLiteStore:
         try:
             with self._tx(immediate=True):
                 rows = self._db.execute(
-                    f"SELECT {self._RUN_COLUMNS}, r.lease_expires FROM {self._RUN_FROM} WHERE "
+                    f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM} WHERE "
                     + " AND ".join(where)
                     + " ORDER BY r.due_at LIMIT ?",
-                    [*args, limit * 4],
+                    [*args, limit],
                 ).fetchall()
                 for row in rows:
-                    record = self._run_from_row(row[:-1])
-                    expires = row[-1]
-                    held = record.lease_owner is not None and expires is not None and expires >= now
-                    if held and not owner_is_dead(str(record.lease_owner)):
-                        continue
+                    record = self._run_from_row(row)
                     token = record.lease_token + 1
                     self._db.execute(
                         "UPDATE runs SET lease_owner=?, lease_expires=?, lease_token=?, attention=0 WHERE id=?",
@@ -444,11 +437,31 @@ class SQLiteStore:
                     )
                     record.lease_owner, record.lease_token = owner, token
                     claimed.append(record)
-                    if len(claimed) >= limit:
-                        break
         except sqlite3.Error as exc:
             raise _friendly(exc, self.path) from None
         return claimed
+
+    def _free_lease(self, now: float, run_id: str | None) -> tuple[str, list[Any]]:
+        """SQL (and its arguments) for "nobody alive holds this run's lease"."""
+        if run_id is not None:
+            row = self._db.execute("SELECT lease_owner FROM runs WHERE id=?", (run_id,)).fetchone()
+            holders = [row[0]] if row and row[0] and row[0].startswith(HOST_PREFIX) else []
+            dead = [h for h in holders if owner_is_dead(h)]
+        else:
+            dead = self._dead.get(
+                lambda: [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT DISTINCT lease_owner FROM runs WHERE status='running' "
+                        "AND lease_expires >= ? AND lease_owner LIKE ?",
+                        (now, HOST_PREFIX + "%"),
+                    )
+                ]
+            )
+        marks = ",".join("?" * len(dead))
+        sql = "(r.lease_owner IS NULL OR r.lease_expires < ?"
+        sql += f" OR r.lease_owner IN ({marks}))" if dead else ")"
+        return sql, [now, *dead]
 
     def renew(self, run_id: str, owner: str, token: int, until: float) -> bool:
         cursor = self._db.execute(
@@ -555,14 +568,12 @@ class SQLiteStore:
         *,
         activities: frozenset[str] | None = None,
     ) -> float | None:
-        sql = "SELECT MIN(due_at) FROM runs r WHERE status='running' AND due_at IS NOT NULL"
-        args: tuple[Any, ...] = ()
+        free, free_args = self._free_lease(time.time(), None)
+        sql = f"SELECT MIN(due_at) FROM runs r WHERE status='running' AND due_at IS NOT NULL AND {free}"
+        args: tuple[Any, ...] = tuple(free_args)
         if activities is not None:
             sql += " AND " + _OFFERS_NEEDS
             args += (_dumps(sorted(activities)),)
-        if owner is not None:
-            sql += " AND (lease_owner IS NULL OR lease_owner != ?)"
-            args += (owner,)
         if root_id is not None:
             sql += " AND root_id=?"
             args += (root_id,)
