@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from interpreter.core.definition import Definition
-from interpreter.core.engine import TERMINAL_STATUSES, Engine, new_run_state
+from interpreter.core.engine import Engine
+from interpreter.core.records import TERMINAL_STATUSES, new_run_state
 from interpreter.errors import (
     InputInvalid,
     ResultTimeout,

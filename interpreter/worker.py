@@ -18,7 +18,8 @@ from typing import Any
 
 from interpreter.activities.context import ActivityContext
 from interpreter.core.definition import Definition
-from interpreter.core.engine import Command, Engine, Event, new_run_state
+from interpreter.core.engine import Engine
+from interpreter.core.records import Command, Event, new_run_state
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store

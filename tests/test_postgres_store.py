@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT, SAMPLES, _postgres_url, run_cli
 
 from interpreter.client import Client, load_definition
-from interpreter.core.engine import Event
+from interpreter.core.records import Event
 from interpreter.errors import NotAStore, RunFinished, StoreError, StoreVersionError
 from interpreter.store import SCHEMA_VERSION, Commit, LeaseLost, RunRecord
 from interpreter.store.leases import DEAD_OWNER_RECHECK

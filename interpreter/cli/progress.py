@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from interpreter.core.engine import Event
+from interpreter.core.records import Event
 from interpreter.store import RunRecord
 
 _SHOWN = {

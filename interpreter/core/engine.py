@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from dsl.durations import parse_duration
@@ -37,58 +36,17 @@ from dsl.model import (
     WaitState,
 )
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, Definition, Retry
+from interpreter.core.records import (
+    NEVER_RETRIED,
+    TERMINAL_STATUSES,
+    Command,
+    Event,
+    error,
+    iso,
+)
 from interpreter.expressions import ExpressionError, evaluate
 
-# Error types that can never succeed on a retry, whatever the policy says.
-NEVER_RETRIED = frozenset({"ExpressionError", "Cancelled", "ChildFailed"})
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out", "terminated"})
 _NO_RESULT = object()
-
-
-def error(type_: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"type": type_, "message": message, "details": details}
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class Event:
-    type: str
-    state: str | None = None
-    attempt: int | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Command:
-    """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`."""
-
-    kind: str
-    data: dict[str, Any]
-
-
-def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dict[str, Any]:
-    return {
-        "status": "running",
-        "input": input_,
-        "run": {
-            "id": run_id,
-            "workflow": defn.name,
-            "version": defn.version,
-            "started_at": iso(now),
-        },
-        "frames": {},
-        "tasks": {},
-        "timers": {},
-        "children": {},  # child run id -> waiting frame id
-        "comp_stack": [],
-        "compensation": None,
-        "ids": 0,
-        "output": None,
-        "error": None,
-    }
 
 
 class Engine:

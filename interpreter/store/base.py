@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from interpreter.core.engine import Event
+from interpreter.core.records import Event
 
 SCHEMA_VERSION = 4
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from interpreter.core.engine import Event
+from interpreter.core.records import Event
 from interpreter.errors import NotAStore, RunFinished, RunNotFound, StoreError, StoreVersionError
 from interpreter.store._pg import Database, Listener, psycopg, redact, server_message
 from interpreter.store.base import (

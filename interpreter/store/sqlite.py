@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from interpreter.core.engine import Event
+from interpreter.core.records import Event
 from interpreter.errors import (
     NotAStore,
     RunFinished,
