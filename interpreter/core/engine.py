@@ -35,18 +35,17 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, Definition, Retry
+from interpreter.core import fanout, saga
+from interpreter.core.definition import Definition, Retry
 from interpreter.core.records import (
     NEVER_RETRIED,
-    TERMINAL_STATUSES,
+    NO_RESULT,
     Command,
     Event,
     error,
     iso,
 )
 from interpreter.expressions import ExpressionError, evaluate
-
-_NO_RESULT = object()
 
 
 class Engine:
@@ -58,6 +57,21 @@ class Engine:
         self.now = now
         self.events: list[Event] = []
         self.commands: list[Command] = []
+
+    # Bound from their own modules (see there).
+    _start_parallel = fanout.start_parallel
+    _start_map = fanout.start_map
+    _launch_iterations = fanout.launch_iterations
+    _start_child = fanout.start_child
+    _drop_frames_under = saga.drop_frames_under
+    _drop_everything = saga.drop_everything
+    _drop = saga.drop
+    _drop_waits_of = saga.drop_waits_of
+    _begin_compensation = saga.begin_compensation
+    _next_compensation = saga.next_compensation
+    _fail_run = saga.fail_run
+    _end_run_now = saga.end_run_now
+    _finish_run = saga.finish_run
 
     # ----------------------------------------------------------------- entry points
     def start(self) -> None:
@@ -217,7 +231,7 @@ class Engine:
             frame["status"] = "ready"
             if timer["kind"] == "sleep":
                 frame["wait"] = None
-                self._complete_state(frame, _NO_RESULT)
+                self._complete_state(frame, NO_RESULT)
             elif timer["kind"] == "wait_timeout":
                 frame["wait"] = None
                 state = self._state(frame)
@@ -399,7 +413,7 @@ class Engine:
         elif isinstance(state, SetState):
             values = self._eval(frame, state.vars, "vars")
             frame["vars"] = {**frame["vars"], **values}
-            self._complete_state(frame, _NO_RESULT)
+            self._complete_state(frame, NO_RESULT)
         elif isinstance(state, SleepState):
             if state.until is not None:
                 until = self._eval(frame, state.until, "until")
@@ -518,10 +532,10 @@ class Engine:
         )
 
     def _complete_state(self, frame: dict[str, Any], result: Any) -> None:
-        """The current state finished with `result` (or _NO_RESULT): store it, record the
+        """The current state finished with `result` (or NO_RESULT): store it, record the
         compensation, then follow next/end."""
         state = self._state(frame)
-        if result is not _NO_RESULT:
+        if result is not NO_RESULT:
             name = getattr(state, "result", None)
             if name:
                 frame["vars"] = {**frame["vars"], name: result}
@@ -594,231 +608,6 @@ class Engine:
         parent["status"] = "ready"
         parent["wait"] = None
         self._state_error(parent, err)
-
-    # ----------------------------------------------------------------- parallel, map, child
-    def _start_parallel(self, frame: dict[str, Any], state: ParallelState) -> None:
-        frame["status"] = "waiting"
-        frame["wait"] = {
-            "kind": "parallel",
-            "results": [None] * len(state.branches),
-            "running": [],
-            "next_index": len(state.branches),
-            "total": len(state.branches),
-        }
-        for index in range(len(state.branches)):
-            path = [*frame["machine"], [frame["state"], index]]
-            child = self._new_frame(
-                path, frame["id"], index, vars_=dict(frame["vars"]), locals_=dict(frame["locals"])
-            )
-            frame["wait"]["running"].append(child["id"])
-            self._enter(child, self.defn.machine(path)[1])
-
-    def _start_map(self, frame: dict[str, Any], state: MapState) -> None:
-        items = self._eval(frame, state.items, "items")
-        if not isinstance(items, list):
-            raise ExpressionError(
-                f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}"
-            )
-        frame["status"] = "waiting"
-        frame["wait"] = {
-            "kind": "map",
-            "items": items,
-            "results": [None] * len(items),
-            "running": [],
-            "next_index": 0,
-            "total": len(items),
-        }
-        if not items:
-            frame["status"] = "ready"
-            frame["wait"] = None
-            self._complete_state(frame, [])
-            return
-        self._launch_iterations(frame)
-
-    def _launch_iterations(self, frame: dict[str, Any]) -> None:
-        state = self._state(frame)
-        assert isinstance(state, MapState)
-        wait = frame["wait"]
-        limit = state.concurrency or DEFAULT_MAP_CONCURRENCY
-        path = [*frame["machine"], [frame["state"], -1]]
-        while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
-            index = wait["next_index"]
-            wait["next_index"] += 1
-            locals_ = {
-                **frame["locals"],
-                (state.as_ or "item"): wait["items"][index],
-                "index": index,
-            }
-            child = self._new_frame(
-                path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_
-            )
-            wait["running"].append(child["id"])
-            self._enter(child, self.defn.machine(path)[1])
-
-    def _start_child(self, frame: dict[str, Any], state: ChildState) -> None:
-        input_ = self._eval(frame, state.input, "input")
-        if state.id is not None:
-            child_id = str(self._eval(frame, state.id, "id"))
-        else:
-            suffix = (
-                frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
-            )
-            visit = frame["visits"][frame["state"]]
-            child_id = f"{self.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
-        frame["status"] = "waiting"
-        frame["wait"] = {"kind": "child", "child": child_id}
-        self.s["children"][child_id] = frame["id"]
-        self.commands.append(
-            Command(
-                "start_child",
-                {
-                    "id": child_id,
-                    "workflow": state.workflow,
-                    "input": input_,
-                    "state": frame["state"],
-                },
-            )
-        )
-        self._emit(
-            "ChildStarted",
-            frame["state"],
-            payload={"child": child_id, "workflow": state.workflow, "input": input_},
-        )
-
-    # ----------------------------------------------------------------- cancellation
-    def _drop_frames_under(self, frame_id: str) -> None:
-        """Cancel every frame below `frame_id` with its tasks, timers and child runs."""
-        doomed = {frame_id}
-        changed = True
-        while changed:
-            changed = False
-            for fid, frame in self.s["frames"].items():
-                if fid not in doomed and frame["parent"] in doomed:
-                    doomed.add(fid)
-                    changed = True
-        doomed.discard(frame_id)
-        self._drop(doomed)
-
-    def _drop_everything(self) -> None:
-        self._drop(set(self.s["frames"]) - {self.s.get("root")})
-        root = self.s["frames"].get(self.s.get("root"))
-        if root is not None:
-            self._drop_waits_of({root["id"]})
-            root["status"] = "cancelled"
-        for timer_id in [k for k, t in self.s["timers"].items() if t["kind"] == "run_timeout"]:
-            del self.s["timers"][timer_id]
-
-    def _drop(self, frame_ids: set[str]) -> None:
-        self._drop_waits_of(frame_ids)
-        for fid in frame_ids:
-            self.s["frames"].pop(fid, None)
-
-    def _drop_waits_of(self, frame_ids: set[str]) -> None:
-        for task_id in [k for k, t in self.s["tasks"].items() if t["frame"] in frame_ids]:
-            del self.s["tasks"][task_id]
-        for timer_id in [k for k, t in self.s["timers"].items() if t["frame"] in frame_ids]:
-            del self.s["timers"][timer_id]
-        for child_id in [c for c, f in self.s["children"].items() if f in frame_ids]:
-            del self.s["children"][child_id]
-            self.commands.append(Command("cancel_child", {"id": child_id}))
-
-    # ----------------------------------------------------------------- compensation and run end
-    def _begin_compensation(
-        self, reason: str, err: dict[str, Any] | None, frame_id: str | None = None
-    ) -> None:
-        if self.s["compensation"] is not None and reason != "state":
-            # Already compensating for a `compensate` state: finish those, then end the run.
-            self.s["compensation"].update({"reason": reason, "error": err, "frame": None})
-            return
-        self.s["compensation"] = {"reason": reason, "error": err, "frame": frame_id, "errors": []}
-        self._next_compensation()
-
-    def _next_compensation(self) -> None:
-        comp = self.s["compensation"]
-        if comp is None or any(t["kind"] == "compensation" for t in self.s["tasks"].values()):
-            return
-        if self.s["comp_stack"]:
-            entry = self.s["comp_stack"].pop()
-            task = self._new_task(
-                kind="compensation",
-                frame=None,
-                state_name=entry["state"],
-                activity=entry["activity"],
-                input_=entry["input"],
-                retry=Retry.from_json(entry["retry"]),
-                timeouts=entry["timeouts"],
-                key=entry["key"],
-            )
-            self._emit(
-                "CompensationStarted",
-                entry["state"],
-                1,
-                {"task": task["id"], "activity": entry["activity"], "input": entry["input"]},
-            )
-            return
-        self.s["compensation"] = None
-        errors = comp["errors"]
-        if comp["reason"] == "state":
-            frame = self.s["frames"].get(comp["frame"])
-            if frame is None:
-                return
-            frame["status"] = "ready"
-            frame["wait"] = None
-            if errors:
-                self._frame_failed(
-                    frame,
-                    error(
-                        "CompensationFailed",
-                        f"{len(errors)} compensation(s) failed",
-                        {"compensation_errors": errors},
-                    ),
-                )
-            else:
-                self._complete_state(frame, _NO_RESULT)
-            return
-        err = comp["error"]
-        if errors:
-            err = (
-                {**err, "details": {"cause": err.get("details"), "compensation_errors": errors}}
-                if comp["reason"] == "failed"
-                else error(
-                    "CompensationFailed",
-                    f"cancelled, and {len(errors)} compensation(s) failed",
-                    {"compensation_errors": errors},
-                )
-            )
-            self._finish_run("failed", None, err)
-        else:
-            self._finish_run("failed" if comp["reason"] == "failed" else "cancelled", None, err)
-
-    def _fail_run(self, err: dict[str, Any]) -> None:
-        self._drop_everything()
-        self._begin_compensation("failed", err)
-
-    def _end_run_now(self, status: str, err: dict[str, Any]) -> None:
-        """Timeout or terminate: stop at once, no compensation."""
-        self._drop_everything()
-        self.s["tasks"].clear()
-        self.s["comp_stack"] = []
-        self.s["compensation"] = None
-        self._finish_run(status, None, err)
-
-    def _finish_run(self, status: str, output: Any, err: dict[str, Any] | None) -> None:
-        if self.s["status"] in TERMINAL_STATUSES:
-            return
-        self._drop_everything()
-        self.s["status"] = status
-        self.s["output"] = output
-        self.s["error"] = err
-        self.s["timers"].clear()
-        event = {
-            "completed": "RunCompleted",
-            "failed": "RunFailed",
-            "cancelled": "RunCancelled",
-            "timed_out": "RunTimedOut",
-            "terminated": "RunTerminated",
-        }[status]
-        self._emit(event, payload={"output": output} if status == "completed" else {"error": err})
 
 
 def _parse_timestamp(value: Any, state: str) -> float:

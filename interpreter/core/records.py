@@ -11,6 +11,8 @@ from interpreter.core.definition import Definition
 
 # Error types that can never succeed on a retry, whatever the policy says.
 NEVER_RETRIED = frozenset({"ExpressionError", "Cancelled", "ChildFailed"})
+# Marks a state that completed without producing a result (set, sleep, ...).
+NO_RESULT = object()
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out", "terminated"})
 
 

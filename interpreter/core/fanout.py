@@ -1,0 +1,112 @@
+"""Several state machines at once: parallel branches, map iterations and child runs.
+
+Each branch or iteration is a frame of its own that starts with a copy of the enclosing vars;
+what flows back is its output, gathered in order into the parent state's result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dsl.model import ChildState, MapState, ParallelState
+from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
+from interpreter.core.records import Command
+from interpreter.expressions import ExpressionError
+
+if TYPE_CHECKING:
+    from interpreter.core.engine import Engine
+
+
+# Each function is a method of `Engine` (bound in its class body); they live here to keep
+# the engine module about one job: stepping through states.
+
+
+def start_parallel(self: Engine, frame: dict[str, Any], state: ParallelState) -> None:
+    frame["status"] = "waiting"
+    frame["wait"] = {
+        "kind": "parallel",
+        "results": [None] * len(state.branches),
+        "running": [],
+        "next_index": len(state.branches),
+        "total": len(state.branches),
+    }
+    for index in range(len(state.branches)):
+        path = [*frame["machine"], [frame["state"], index]]
+        child = self._new_frame(
+            path, frame["id"], index, vars_=dict(frame["vars"]), locals_=dict(frame["locals"])
+        )
+        frame["wait"]["running"].append(child["id"])
+        self._enter(child, self.defn.machine(path)[1])
+
+
+def start_map(self: Engine, frame: dict[str, Any], state: MapState) -> None:
+    items = self._eval(frame, state.items, "items")
+    if not isinstance(items, list):
+        raise ExpressionError(
+            f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}"
+        )
+    frame["status"] = "waiting"
+    frame["wait"] = {
+        "kind": "map",
+        "items": items,
+        "results": [None] * len(items),
+        "running": [],
+        "next_index": 0,
+        "total": len(items),
+    }
+    if not items:
+        frame["status"] = "ready"
+        frame["wait"] = None
+        self._complete_state(frame, [])
+        return
+    self._launch_iterations(frame)
+
+
+def launch_iterations(self: Engine, frame: dict[str, Any]) -> None:
+    state = self._state(frame)
+    assert isinstance(state, MapState)
+    wait = frame["wait"]
+    limit = state.concurrency or DEFAULT_MAP_CONCURRENCY
+    path = [*frame["machine"], [frame["state"], -1]]
+    while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
+        index = wait["next_index"]
+        wait["next_index"] += 1
+        locals_ = {
+            **frame["locals"],
+            (state.as_ or "item"): wait["items"][index],
+            "index": index,
+        }
+        child = self._new_frame(
+            path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_
+        )
+        wait["running"].append(child["id"])
+        self._enter(child, self.defn.machine(path)[1])
+
+
+def start_child(self: Engine, frame: dict[str, Any], state: ChildState) -> None:
+    input_ = self._eval(frame, state.input, "input")
+    if state.id is not None:
+        child_id = str(self._eval(frame, state.id, "id"))
+    else:
+        suffix = frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
+        visit = frame["visits"][frame["state"]]
+        child_id = f"{self.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
+    frame["status"] = "waiting"
+    frame["wait"] = {"kind": "child", "child": child_id}
+    self.s["children"][child_id] = frame["id"]
+    self.commands.append(
+        Command(
+            "start_child",
+            {
+                "id": child_id,
+                "workflow": state.workflow,
+                "input": input_,
+                "state": frame["state"],
+            },
+        )
+    )
+    self._emit(
+        "ChildStarted",
+        frame["state"],
+        payload={"child": child_id, "workflow": state.workflow, "input": input_},
+    )
