@@ -7,6 +7,7 @@ a worker that lost its lease can never overwrite the new owner's work.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,6 +38,48 @@ class RunRecord:
     lease_token: int = 0
     cancel_requested: bool = False
     version: str | None = None
+
+
+def dumps(value: Any) -> str:
+    """JSON as both stores keep it (compact, UTF-8)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+# The column order both stores select a run in (see `run_from_row`).
+RUN_COLUMN_NAMES = (
+    "id",
+    "workflow",
+    "def_hash",
+    "status",
+    "input",
+    "output",
+    "error",
+    "state",
+    "parent_id",
+    "root_id",
+    "depth",
+    "created_at",
+    "updated_at",
+    "ended_at",
+    "next_seq",
+    "lease_owner",
+    "lease_token",
+    "cancel_requested",
+    "version",
+)
+
+
+def run_from_row(row: Any) -> RunRecord:
+    """A RunRecord from a row selected in RUN_COLUMN_NAMES order."""
+    values = dict(zip(RUN_COLUMN_NAMES, row, strict=True))
+    for name in ("input", "output", "error", "state"):
+        values[name] = loads(values[name])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return RunRecord(**values)
 
 
 @dataclass

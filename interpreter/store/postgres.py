@@ -33,7 +33,10 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    dumps,
+    loads,
     needs_of,
+    run_from_row,
 )
 from interpreter.store.leases import DeadOwners, owner_is_dead
 
@@ -171,67 +174,14 @@ SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM n)
 """
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def _event_params(first_seq: int, events: list[Event]) -> dict[str, Any]:
     return {
         "seqs": [first_seq + i for i in range(len(events))],
         "types": [e.type for e in events],
         "states": [e.state for e in events],
         "attempts": [e.attempt for e in events],
-        "payloads": [_dumps(e.payload) for e in events],
+        "payloads": [dumps(e.payload) for e in events],
     }
-
-
-def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    (
-        id_,
-        workflow,
-        def_hash,
-        status,
-        input_,
-        output,
-        error,
-        state,
-        parent_id,
-        root_id,
-        depth,
-        created_at,
-        updated_at,
-        ended_at,
-        next_seq,
-        lease_owner,
-        lease_token,
-        cancel_requested,
-        version,
-    ) = row
-    return RunRecord(
-        id=id_,
-        workflow=workflow,
-        def_hash=def_hash,
-        status=status,
-        input=_loads(input_),
-        output=_loads(output),
-        error=_loads(error),
-        state=_loads(state),
-        parent_id=parent_id,
-        root_id=root_id,
-        depth=depth,
-        created_at=created_at,
-        updated_at=updated_at,
-        ended_at=ended_at,
-        next_seq=next_seq,
-        lease_owner=lease_owner,
-        lease_token=lease_token,
-        cancel_requested=bool(cancel_requested),
-        version=version,
-    )
 
 
 def _channel(schema: str, database: str) -> str:
@@ -354,10 +304,10 @@ class PostgresStore:
             "now": now,
             "id": run.id,
             "status": state["status"],
-            "input": _dumps(run.input),
-            "output": _dumps(state.get("output")),
-            "error": _dumps(state.get("error")),
-            "state": _dumps(state),
+            "input": dumps(run.input),
+            "output": dumps(state.get("output")),
+            "error": dumps(state.get("error")),
+            "state": dumps(state),
             "parent_id": run.parent_id,
             "root_id": run.root_id or run.id,
             "depth": run.depth,
@@ -404,7 +354,7 @@ class PostgresStore:
                 conn, f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.id=%s", (run_id,)
             ).fetchone()
         )
-        return None if row is None else _run_from_row(row)
+        return None if row is None else run_from_row(row)
 
     def list_runs(
         self,
@@ -430,7 +380,7 @@ class PostgresStore:
         if limit is not None:
             query += f" LIMIT {int(limit)}"
         rows = self.db.run(lambda conn: self._exec(conn, query, args).fetchall())
-        return [_run_from_row(row) for row in rows]
+        return [run_from_row(row) for row in rows]
 
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
         # Page by page: a long history never holds a pooled connection while the caller reads.
@@ -546,7 +496,7 @@ class PostgresStore:
             return bool(rows), rows
 
         rows = self.db.run(op, resolve=resolve)
-        return sorted((_run_from_row(row) for row in rows), key=lambda r: r.id)
+        return sorted((run_from_row(row) for row in rows), key=lambda r: r.id)
 
     def renew(self, run_id: str, owner: str, token: int, until: float) -> bool:
         return self.db.run(
@@ -575,10 +525,10 @@ class PostgresStore:
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None:
         ended = commit.status in _TERMINAL
         params = {
-            "state": _dumps(commit.state),
+            "state": dumps(commit.state),
             "status": commit.status,
-            "output": _dumps(commit.output),
-            "error": _dumps(commit.error),
+            "output": dumps(commit.output),
+            "error": dumps(commit.error),
             "due_at": None if ended else commit.due_at,
             "now": now,
             "ended_at": now if ended else None,
@@ -616,7 +566,7 @@ class PostgresStore:
                             "frames": [r[0] for r in commit.map_rows],
                             "idxs": [r[1] for r in commit.map_rows],
                             "kinds": [r[2] for r in commit.map_rows],
-                            "values": [_dumps(r[3]) for r in commit.map_rows],
+                            "values": [dumps(r[3]) for r in commit.map_rows],
                         },
                     )
                 for new_run in commit.new_runs:
@@ -656,7 +606,7 @@ class PostgresStore:
                 conn, "SELECT frame, idx, kind, value FROM map_rows WHERE run_id=%s", (run_id,)
             ).fetchall()
         )
-        return [(r[0], int(r[1]), r[2], _loads(r[3])) for r in rows]
+        return [(r[0], int(r[1]), r[2], loads(r[3])) for r in rows]
 
     def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]:
         rows = self.db.run(
@@ -670,7 +620,7 @@ class PostgresStore:
             ).fetchall()
         )
         cancel = bool(rows and rows[0][0])
-        items = [InboxItem(r[1], r[2], r[3], _loads(r[4])) for r in rows if r[1] is not None]
+        items = [InboxItem(r[1], r[2], r[3], loads(r[4])) for r in rows if r[1] is not None]
         return items, cancel
 
     def next_due(
@@ -698,7 +648,7 @@ class PostgresStore:
         row = self._exec(
             conn,
             "INSERT INTO inbox(run_id, kind, name, payload, created_at) VALUES (%s,%s,%s,%s,%s) RETURNING id",
-            (run_id, kind, name, _dumps(payload), now),
+            (run_id, kind, name, dumps(payload), now),
         ).fetchone()
         self._exec(
             conn,
@@ -779,7 +729,7 @@ class PostgresStore:
                         conn,
                         "UPDATE runs SET status='terminated', error=%s, state=%s, ended_at=%s, updated_at=%s, "
                         "due_at=NULL, lease_owner=NULL, lease_expires=NULL, next_seq=next_seq+1, needs=NULL WHERE id=%s",
-                        (_dumps(error), _dumps(state), now, now, current),
+                        (dumps(error), dumps(state), now, now, current),
                     )
                     event = Event("RunTerminated", payload={"error": error})
                     self._exec(conn, "DELETE FROM map_rows WHERE run_id=%s", (current,))
@@ -793,7 +743,7 @@ class PostgresStore:
                             now,
                             event.state,
                             event.attempt,
-                            _dumps(event.payload),
+                            dumps(event.payload),
                         ),
                     )
                     # A parent terminated with it needs no news; the run's own parent does.
@@ -831,7 +781,7 @@ class PostgresStore:
                 conn,
                 "INSERT INTO heartbeats(run_id, task_id, details, at) VALUES (%s,%s,%s,%s) "
                 "ON CONFLICT (run_id, task_id) DO UPDATE SET details=EXCLUDED.details, at=EXCLUDED.at",
-                (run_id, task_id, _dumps(details), now),
+                (run_id, task_id, dumps(details), now),
             )
         )
 
@@ -843,4 +793,4 @@ class PostgresStore:
                 (run_id, task_id),
             ).fetchone()
         )
-        return None if row is None else _loads(row[0])
+        return None if row is None else loads(row[0])

@@ -32,7 +32,10 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    dumps,
+    loads,
     needs_of,
+    run_from_row,
 )
 from interpreter.store.leases import HOST_PREFIX, DeadOwners, owner_is_dead
 
@@ -115,17 +118,9 @@ _OFFERS_NEEDS = (
 )
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def _needs_json(state: dict[str, Any]) -> str | None:
     needs = needs_of(state)
-    return None if needs is None else _dumps(needs)
+    return None if needs is None else dumps(needs)
 
 
 def _friendly(exc: sqlite3.Error, path: str) -> StoreError:
@@ -228,50 +223,6 @@ class SQLiteStore:
                 (str(SCHEMA_VERSION),),
             )
 
-    def _run_from_row(self, row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-        (
-            id_,
-            workflow,
-            def_hash,
-            status,
-            input_,
-            output,
-            error,
-            state,
-            parent_id,
-            root_id,
-            depth,
-            created_at,
-            updated_at,
-            ended_at,
-            next_seq,
-            lease_owner,
-            lease_token,
-            cancel_requested,
-            version,
-        ) = row
-        return RunRecord(
-            id=id_,
-            workflow=workflow,
-            def_hash=def_hash,
-            status=status,
-            input=_loads(input_),
-            output=_loads(output),
-            error=_loads(error),
-            state=_loads(state),
-            parent_id=parent_id,
-            root_id=root_id,
-            depth=depth,
-            created_at=created_at,
-            updated_at=updated_at,
-            ended_at=ended_at,
-            next_seq=next_seq,
-            lease_owner=lease_owner,
-            lease_token=lease_token,
-            cancel_requested=bool(cancel_requested),
-            version=version,
-        )
-
     _RUN_COLUMNS = (
         "r.id, r.workflow, r.def_hash, r.status, "
         "(SELECT i.input FROM run_inputs i WHERE i.run_id = r.id), r.output, r.error, r.state, "
@@ -284,7 +235,7 @@ class SQLiteStore:
         self._db.executemany(
             "INSERT INTO events(run_id, seq, type, time, state, attempt, payload) VALUES (?,?,?,?,?,?,?)",
             [
-                (run_id, first_seq + i, e.type, now, e.state, e.attempt, _dumps(e.payload))
+                (run_id, first_seq + i, e.type, now, e.state, e.attempt, dumps(e.payload))
                 for i, e in enumerate(events)
             ],
         )
@@ -305,9 +256,9 @@ class SQLiteStore:
                 run.def_hash,
                 state["status"],
                 None,  # in run_inputs
-                _dumps(state.get("output")),
-                _dumps(state.get("error")),
-                _dumps(state),
+                dumps(state.get("output")),
+                dumps(state.get("error")),
+                dumps(state),
                 run.parent_id,
                 run.root_id or run.id,
                 run.depth,
@@ -320,7 +271,7 @@ class SQLiteStore:
             ),
         )
         self._db.execute(
-            "INSERT INTO run_inputs(run_id, input) VALUES (?, ?)", (run.id, _dumps(run.input))
+            "INSERT INTO run_inputs(run_id, input) VALUES (?, ?)", (run.id, dumps(run.input))
         )
         self._append_events(run.id, 1, run.events, now)
 
@@ -350,7 +301,7 @@ class SQLiteStore:
         row = self._db.execute(
             f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM} WHERE r.id=?", (run_id,)
         ).fetchone()
-        return None if row is None else self._run_from_row(row)
+        return None if row is None else run_from_row(row)
 
     def list_runs(
         self,
@@ -375,7 +326,7 @@ class SQLiteStore:
         sql += " ORDER BY r.created_at, r.id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [self._run_from_row(row) for row in self._db.execute(sql, args)]
+        return [run_from_row(row) for row in self._db.execute(sql, args)]
 
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
         cursor = self._db.execute(
@@ -418,7 +369,7 @@ class SQLiteStore:
             args.append(root_id)
         if activities is not None:
             where.append(_OFFERS_NEEDS)
-            args.append(_dumps(sorted(activities)))
+            args.append(dumps(sorted(activities)))
         claimed: list[RunRecord] = []
         try:
             with self._tx(immediate=True):
@@ -429,7 +380,7 @@ class SQLiteStore:
                     [*args, limit],
                 ).fetchall()
                 for row in rows:
-                    record = self._run_from_row(row)
+                    record = run_from_row(row)
                     token = record.lease_token + 1
                     self._db.execute(
                         "UPDATE runs SET lease_owner=?, lease_expires=?, lease_token=?, attention=0 WHERE id=?",
@@ -488,10 +439,10 @@ class SQLiteStore:
                     "ended_at=?, next_seq=next_seq+?, cancel_requested=CASE WHEN ? THEN 0 ELSE cancel_requested END, needs=? "
                     "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'",
                     (
-                        _dumps(commit.state),
+                        dumps(commit.state),
                         commit.status,
-                        _dumps(commit.output),
-                        _dumps(commit.error),
+                        dumps(commit.output),
+                        dumps(commit.error),
                         None if ended else commit.due_at,
                         now,
                         now if ended else None,
@@ -525,7 +476,7 @@ class SQLiteStore:
                 if commit.map_rows and not ended:
                     self._db.executemany(
                         "INSERT OR REPLACE INTO map_rows(run_id, frame, kind, idx, value) VALUES (?,?,?,?,?)",
-                        [(run.id, f, kind, i, _dumps(v)) for f, i, kind, v in commit.map_rows],
+                        [(run.id, f, kind, i, dumps(v)) for f, i, kind, v in commit.map_rows],
                     )
                 if ended:
                     self._db.execute("DELETE FROM heartbeats WHERE run_id=?", (run.id,))
@@ -553,13 +504,13 @@ class SQLiteStore:
             "SELECT id, kind, name, payload FROM inbox WHERE run_id=? AND consumed=0 ORDER BY id",
             (run_id,),
         ).fetchall()
-        return [InboxItem(r[0], r[1], r[2], _loads(r[3])) for r in rows], bool(flag and flag[0])
+        return [InboxItem(r[0], r[1], r[2], loads(r[3])) for r in rows], bool(flag and flag[0])
 
     def load_map_rows(self, run_id: str) -> list[tuple[str, int, str, Any]]:
         rows = self._db.execute(
             "SELECT frame, idx, kind, value FROM map_rows WHERE run_id=?", (run_id,)
         ).fetchall()
-        return [(r[0], int(r[1]), r[2], _loads(r[3])) for r in rows]
+        return [(r[0], int(r[1]), r[2], loads(r[3])) for r in rows]
 
     def next_due(
         self,
@@ -573,7 +524,7 @@ class SQLiteStore:
         args: tuple[Any, ...] = tuple(free_args)
         if activities is not None:
             sql += " AND " + _OFFERS_NEEDS
-            args += (_dumps(sorted(activities)),)
+            args += (dumps(sorted(activities)),)
         if root_id is not None:
             sql += " AND root_id=?"
             args += (root_id,)
@@ -584,7 +535,7 @@ class SQLiteStore:
     def _post(self, run_id: str, kind: str, name: str, payload: Any, now: float) -> int:
         cursor = self._db.execute(
             "INSERT INTO inbox(run_id, kind, name, payload, created_at) VALUES (?,?,?,?,?)",
-            (run_id, kind, name, _dumps(payload), now),
+            (run_id, kind, name, dumps(payload), now),
         )
         self._db.execute(
             "UPDATE runs SET attention=1, due_at=? WHERE id=? AND status='running'", (now, run_id)
@@ -641,7 +592,7 @@ class SQLiteStore:
                     self._db.execute(
                         "UPDATE runs SET status='terminated', error=?, state=?, ended_at=?, updated_at=?, "
                         "due_at=NULL, lease_owner=NULL, lease_expires=NULL, next_seq=next_seq+1 WHERE id=?",
-                        (_dumps(error), _dumps(state), now, now, current),
+                        (dumps(error), dumps(state), now, now, current),
                     )
                     self._append_events(
                         current, row[1], [Event("RunTerminated", payload={"error": error})], now
@@ -672,14 +623,14 @@ class SQLiteStore:
     def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO heartbeats(run_id, task_id, details, at) VALUES (?,?,?,?)",
-            (run_id, task_id, _dumps(details), now),
+            (run_id, task_id, dumps(details), now),
         )
 
     def heartbeat_details(self, run_id: str, task_id: str) -> Any:
         row = self._db.execute(
             "SELECT details FROM heartbeats WHERE run_id=? AND task_id=?", (run_id, task_id)
         ).fetchone()
-        return None if row is None else _loads(row[0])
+        return None if row is None else loads(row[0])
 
 
 class _Transaction:
