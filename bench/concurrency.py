@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -41,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _machine import machine  # bench/ is the script directory
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -199,23 +200,6 @@ def timed_cli(*args: str) -> float:
     if proc.returncode != 0:
         raise RuntimeError(f"tideflow {' '.join(args)} failed: {proc.stderr}")
     return time.perf_counter() - started
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "loadavg_1m": os.getloadavg()[0],
-    }
 
 
 # ----------------------------------------------------------------------------- workloads

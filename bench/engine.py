@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -37,6 +36,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from _machine import machine  # bench/ is the script directory
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -77,25 +78,6 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_1m": os.getloadavg()[0],
-        "sqlite": __import__("sqlite3").sqlite_version,
-    }
 
 
 def cli_env(**extra: str) -> dict[str, str]:

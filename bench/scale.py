@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import sqlite3
 import subprocess
@@ -40,6 +39,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
+
+from _machine import machine  # bench/ is the script directory
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -325,23 +326,6 @@ def count_round_trips(base: str, runs: int) -> dict[str, Any]:
         "round_trips_per_step": round(total / steps, 2),
         "by_kind_per_step": {k: round(n / steps, 3) for k, n in kinds.most_common()},
         "start_run_round_trips": 2,  # the insert (one CTE statement) and reading the record back
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "python": platform.python_version(),
-        "loadavg_1m_before": os.getloadavg()[0],
     }
 
 
