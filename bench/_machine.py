@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sqlite3
 from typing import Any
 
 
@@ -21,5 +22,6 @@ def machine() -> dict[str, Any]:
         "cpu_model": cpu,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
         "loadavg_1m": os.getloadavg()[0],
     }
