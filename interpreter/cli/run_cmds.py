@@ -181,6 +181,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
         print(f"worker {worker.owner} on {client.store.url}; Ctrl-C to stop", file=sys.stderr)
+        if not args.activities:
+            # A worker only claims runs whose activities it offers: say so, or it looks stuck.
+            print(
+                "note: no --activities given: this worker runs only the built-in http activity;"
+                " runs that need others wait for a worker that offers them",
+                file=sys.stderr,
+            )
         await worker.run(grace=args.grace)
 
     rt.call(lambda: asyncio.run(main()))
