@@ -225,9 +225,22 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
             wait = frame.get("wait") or {}
             if wait.get("kind") in ("parallel", "map"):
                 continue  # its branches are listed themselves
-            out.append(
-                {"frame": frame["id"], "state": frame["state"], "waiting_for": wait.get("kind")}
-            )
+            entry: dict[str, Any] = {
+                "frame": frame["id"],
+                "state": frame["state"],
+                "waiting_for": wait.get("kind"),
+            }
+            task = state.get("tasks", {}).get(wait.get("task") or "")
+            if task is not None:
+                # "ready" for long means no live worker offers this activity (see --activities).
+                entry.update(
+                    activity=task["activity"], attempt=task["attempt"], task_status=task["status"]
+                )
+            elif wait.get("kind") == "signal":
+                entry["signal"] = wait.get("signal")
+            elif wait.get("kind") == "child":
+                entry["child"] = wait.get("child")
+            out.append(entry)
     for task in state.get("tasks", {}).values():
         if task["kind"] == "compensation":
             out.append(

@@ -64,7 +64,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     print(f"status     {info['status']}")
     for cur in info["current"]:
-        print(f"current    {cur['state']} (waiting for {cur['waiting_for'] or 'nothing'})")
+        detail = cur["waiting_for"] or "nothing"
+        if cur.get("activity"):
+            progress = {
+                "ready": "not started: needs a worker that offers it",
+                "backoff": "waiting to retry",
+                "running": "running",
+            }.get(cur.get("task_status", ""), cur.get("task_status", ""))
+            detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
+        elif cur.get("signal"):
+            detail = f"signal {cur['signal']}"
+        elif cur.get("child"):
+            detail = f"child run {cur['child']}"
+        print(f"current    {cur['state']} (waiting for {detail})")
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
