@@ -187,7 +187,7 @@ def test_a_run_that_starts_with_a_wait_takes_signals_from_a_running_worker(
         cc.wait_until(
             lambda: (
                 client.status(run_id)["current"]
-                == [{"frame": "f1", "state": "hold", "waiting_for": "signal"}]
+                == [{"frame": "f1", "state": "hold", "waiting_for": "signal", "signal": "go"}]
             ),
             what="the worker started the wait",
         )
