@@ -436,8 +436,10 @@ class _RunDriver:
     def _launch(self, task: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         task_id = task["id"]
-        details = task.get("heartbeat_details")
-        if details is None and (task["attempt"] > 1 or task.get("interrupted")):
+        # Heartbeat details live in the store (written outside the step transactions); only a
+        # later or interrupted attempt can have any.
+        details = None
+        if task["attempt"] > 1 or task.get("interrupted"):
             details = self.w.store.heartbeat_details(self.run.id, task_id)
 
         def on_heartbeat(value: Any) -> None:

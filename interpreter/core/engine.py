@@ -209,11 +209,6 @@ class Engine:
             self._state_error(frame, err)
         self.advance()
 
-    def record_heartbeat(self, task_id: str, details: Any) -> None:
-        task = self.s["tasks"].get(task_id)
-        if task is not None:
-            task["heartbeat_details"] = details
-
     def fire_due_timers(self) -> None:
         for timer_id, timer in sorted(self.s["timers"].items(), key=lambda kv: kv[1]["due"]):
             if timer["due"] > self.now or timer_id not in self.s["timers"]:
@@ -305,9 +300,6 @@ class Engine:
         self._emit("CancelRequested", payload={"reason": reason})
         self._drop_everything()
         self._begin_compensation("cancelled", error("Cancelled", reason))
-
-    def terminate(self, reason: str) -> None:
-        self._end_run_now("terminated", error("Terminated", reason))
 
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
         times = [t["due"] for t in self.s["timers"].values()]
@@ -500,7 +492,6 @@ class Engine:
             "deadline": None if s2c is None else self.now + s2c,
             "retry": retry.to_json(),
             "timeouts": timeouts,
-            "heartbeat_details": None,
         }
         self.s["tasks"][task_id] = task
         return task

@@ -73,6 +73,32 @@ RUN_COLUMN_NAMES = (
 )
 
 
+def list_runs_filter(
+    mark: str,
+    *,
+    status: str | None,
+    workflow: str | None,
+    parent_id: str | None,
+    limit: int | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE/ORDER/LIMIT tail of `list_runs` and its arguments; `mark` is the dialect's
+    parameter placeholder."""
+    where, args = [], []
+    for column, value in (
+        ("r.status", status),
+        ("r.workflow", workflow),
+        ("r.parent_id", parent_id),
+    ):
+        if value is not None:
+            where.append(f"{column}={mark}")
+            args.append(value)
+    tail = (" WHERE " + " AND ".join(where)) if where else ""
+    tail += " ORDER BY r.created_at, r.id"
+    if limit is not None:
+        tail += f" LIMIT {int(limit)}"
+    return tail, args
+
+
 def run_from_row(row: Any) -> RunRecord:
     """A RunRecord from a row selected in RUN_COLUMN_NAMES order."""
     values = dict(zip(RUN_COLUMN_NAMES, row, strict=True))

@@ -34,6 +34,7 @@ from interpreter.store.base import (
     NewRun,
     RunRecord,
     dumps,
+    list_runs_filter,
     loads,
     needs_of,
     run_from_row,
@@ -364,21 +365,10 @@ class PostgresStore:
         parent_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        where, args = [], []
-        for column, value in (
-            ("r.status", status),
-            ("r.workflow", workflow),
-            ("r.parent_id", parent_id),
-        ):
-            if value is not None:
-                where.append(f"{column}=%s")
-                args.append(value)
-        query = f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY r.created_at, r.id"
-        if limit is not None:
-            query += f" LIMIT {int(limit)}"
+        tail, args = list_runs_filter(
+            "%s", status=status, workflow=workflow, parent_id=parent_id, limit=limit
+        )
+        query = f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM}{tail}"
         rows = self.db.run(lambda conn: self._exec(conn, query, args).fetchall())
         return [run_from_row(row) for row in rows]
 

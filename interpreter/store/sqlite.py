@@ -33,6 +33,7 @@ from interpreter.store.base import (
     NewRun,
     RunRecord,
     dumps,
+    list_runs_filter,
     loads,
     needs_of,
     run_from_row,
@@ -311,21 +312,10 @@ class SQLiteStore:
         parent_id: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        where, args = [], []
-        for column, value in (
-            ("r.status", status),
-            ("r.workflow", workflow),
-            ("r.parent_id", parent_id),
-        ):
-            if value is not None:
-                where.append(f"{column}=?")
-                args.append(value)
-        sql = f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY r.created_at, r.id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        tail, args = list_runs_filter(
+            "?", status=status, workflow=workflow, parent_id=parent_id, limit=limit
+        )
+        sql = f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM}{tail}"
         return [run_from_row(row) for row in self._db.execute(sql, args)]
 
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
