@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -201,3 +202,37 @@ def test_store_locked_longer_than_the_busy_timeout(tmp_path: Path) -> None:
 def test_store_error_is_a_tideflow_error() -> None:
     assert issubclass(NotAStore, StoreError)
     assert issubclass(StoreVersionError, StoreError)
+
+
+_OPEN_AT = """
+import sys, time
+from interpreter.store import open_store
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+open_store(sys.argv[1]).close()
+"""
+
+
+def test_processes_creating_one_new_store_together(tmp_path: Path) -> None:
+    """Regression: every process read "version 0" before one of them created the tables, so
+    the others failed with "table meta already exists". The version is now re-read under the
+    write lock."""
+    for attempt in range(5):
+        store = tmp_path / f"store{attempt}.db"
+        at = str(time.time() + 0.6)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN_AT, str(store), at],
+                env=cli_env(),
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(8)
+        ]
+        failures = [
+            err for proc in procs if (err := proc.communicate(timeout=60)[1]) or proc.returncode
+        ]
+        assert failures == []
+        with sqlite3.connect(store) as db:
+            version = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        db.close()
+        assert version is not None and int(version[0]) >= 1

@@ -164,7 +164,7 @@ class SQLiteStore:
             )
             self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
             # Before switching to WAL: that rewrites the header of another program's database.
-            self._refuse_foreign()
+            self._version()
             sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
             if sync not in ("NORMAL", "FULL", "EXTRA"):
                 sync = "NORMAL"
@@ -183,7 +183,7 @@ class SQLiteStore:
     def _tx(self, immediate: bool = True) -> _Transaction:
         return _Transaction(self._db)
 
-    def _refuse_foreign(self) -> None:
+    def _version(self) -> int:
         tables = {
             r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
@@ -192,37 +192,34 @@ class SQLiteStore:
                 f"{self.path} is an SQLite database but not a tideflow store",
                 hint="point --db at a tideflow store, or at a new file",
             )
-
-    def _migrate(self) -> None:
-        tables = {
-            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if tables and "meta" not in tables:
-            raise NotAStore(
-                f"{self.path} is an SQLite database but not a tideflow store",
-                hint="point --db at a tideflow store, or at a new file",
-            )
-        version = 0
-        if "meta" in tables:
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+        if "meta" not in tables:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise StoreVersionError(
                 f"the store {self.path} has schema version {version}, newer than this "
                 f"tideflow understands ({SCHEMA_VERSION})",
                 hint="upgrade tideflow; older versions never write to a newer store",
             )
-        if version == SCHEMA_VERSION:
+        return version
+
+    def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
             return
         with self._tx():
+            # Processes opening a new store together: the first takes the write lock and
+            # migrates; the others wait for it, then read the version it left behind.
+            version = self._version()
             for index in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[index].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            if version != SCHEMA_VERSION:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
 
     _RUN_COLUMNS = (
         "r.id, r.workflow, r.def_hash, r.status, "
