@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from interpreter.core.records import Event
+from interpreter.errors import RunFinished, RunNotFound, StoreError, StoreVersionError
 
 SCHEMA_VERSION = 4
 
@@ -106,6 +107,63 @@ def run_from_row(row: Any) -> RunRecord:
         values[name] = loads(values[name])
     values["cancel_requested"] = bool(values["cancel_requested"])
     return RunRecord(**values)
+
+
+EVENT_COLUMNS = "seq, type, time, state, attempt, payload"
+
+
+def event_from_row(row: Any) -> dict[str, Any]:
+    """One history event, as `history --json` prints it, from a row in EVENT_COLUMNS order."""
+    seq, type_, at, state, attempt, payload = row
+    return {
+        "seq": seq,
+        "type": type_,
+        "time": at,
+        "state": state,
+        "attempt": attempt,
+        "payload": json.loads(payload),
+    }
+
+
+def check_version(version: int, where: str) -> int:
+    """Refuse a store written by a newer tideflow: an older one must never write to it."""
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store {where} has schema version {version}, newer than this "
+            f"tideflow understands ({SCHEMA_VERSION})",
+            hint="upgrade tideflow; older versions never write to a newer store",
+        )
+    return version
+
+
+def check_running(run_id: str, status: str | None) -> None:
+    """`status` is the run's stored status, None when no such run exists."""
+    if status is None:
+        raise RunNotFound(
+            f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store"
+        )
+    if status != "running":
+        raise RunFinished(f"run {run_id!r} already ended ({status})")
+
+
+def definition_missing(def_hash: str) -> StoreError:
+    return StoreError(f"definition {def_hash[:12]} is missing from the store")
+
+
+def termination(reason: str) -> dict[str, Any]:
+    return {"type": "Terminated", "message": reason, "details": None}
+
+
+def terminated_state(state_json: str, error: dict[str, Any]) -> dict[str, Any]:
+    """A running run's stored state, ended by `terminate`: nothing pending survives."""
+    state: dict[str, Any] = json.loads(state_json)
+    state.update(status="terminated", error=error, tasks={}, timers={})
+    return state
+
+
+def terminated_news(error: dict[str, Any]) -> dict[str, Any]:
+    """What a terminated child posts to its parent's inbox."""
+    return {"status": "terminated", "output": None, "error": error}
 
 
 @dataclass

@@ -16,35 +16,39 @@ and re-encode on every write; nothing queries inside the JSON.
 
 from __future__ import annotations
 
-import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from interpreter.core.records import Event
-from interpreter.errors import NotAStore, RunFinished, RunNotFound, StoreError, StoreVersionError
+from interpreter.core.records import TERMINAL_STATUSES, Event
+from interpreter.errors import NotAStore, StoreError
 from interpreter.store._pg import Database, Listener, psycopg, redact, server_message
 from interpreter.store.base import (
+    EVENT_COLUMNS,
     SCHEMA_VERSION,
     Commit,
     InboxItem,
     LeaseLost,
     NewRun,
     RunRecord,
+    check_running,
+    check_version,
+    definition_missing,
     dumps,
+    event_from_row,
     list_runs_filter,
     loads,
     needs_of,
     run_from_row,
+    terminated_news,
+    terminated_state,
+    termination,
 )
-from interpreter.store.leases import DeadOwners, owner_is_dead
+from interpreter.store.leases import HOST_PREFIX, DeadOwners, owner_is_dead
 
 Conn = psycopg.Connection[Any]
 
-_TERMINAL = ("completed", "failed", "cancelled", "timed_out", "terminated")
-_HOST_PREFIX = socket.gethostname() + ":"
 EVENT_PAGE = 1000
 
 # Numbered migrations, as in the SQLite store: index i brings a store from version i to i + 1.
@@ -277,13 +281,9 @@ class PostgresStore:
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('tideflow-migrate:' || current_schema()))"
             )
-            version = self._version(conn)
-            if version > SCHEMA_VERSION:
-                raise StoreVersionError(
-                    f"the store at {self.db.target} (schema {self.schema}) has schema version "
-                    f"{version}, newer than this tideflow understands ({SCHEMA_VERSION})",
-                    hint="upgrade tideflow; older versions never write to a newer store",
-                )
+            version = check_version(
+                self._version(conn), f"at {self.db.target} (schema {self.schema})"
+            )
             for index in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[index].split(";"):
                     if statement.strip():
@@ -312,7 +312,7 @@ class PostgresStore:
             "parent_id": run.parent_id,
             "root_id": run.root_id or run.id,
             "depth": run.depth,
-            "ended_at": now if state["status"] in _TERMINAL else None,
+            "ended_at": now if state["status"] in TERMINAL_STATUSES else None,
             "due_at": run.due_at,
             "next_seq": len(run.events) + 1,
             "needs": needs_of(state),
@@ -328,7 +328,7 @@ class PostgresStore:
             ).fetchone()
         )
         if row is None:
-            raise StoreError(f"definition {def_hash[:12]} is missing from the store")
+            raise definition_missing(def_hash)
         return row[0], row[1]
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
@@ -378,7 +378,7 @@ class PostgresStore:
             return self.db.run(
                 lambda conn: self._exec(
                     conn,
-                    "SELECT seq, type, time, state, attempt, payload FROM events "
+                    f"SELECT {EVENT_COLUMNS} FROM events "
                     "WHERE run_id=%s AND seq>%s ORDER BY seq LIMIT %s",
                     (run_id, last, EVENT_PAGE),
                 ).fetchall()
@@ -387,15 +387,8 @@ class PostgresStore:
         last = after
         while True:
             rows = page(last)
-            for seq, type_, at, state, attempt, payload in rows:
-                yield {
-                    "seq": seq,
-                    "type": type_,
-                    "time": at,
-                    "state": state,
-                    "attempt": attempt,
-                    "payload": json.loads(payload),
-                }
+            for row in rows:
+                yield event_from_row(row)
             if len(rows) < EVENT_PAGE:
                 return
             last = rows[-1][0]
@@ -411,7 +404,7 @@ class PostgresStore:
                 conn,
                 "SELECT DISTINCT lease_owner FROM runs WHERE lease_owner IS NOT NULL "
                 "AND starts_with(lease_owner, %s) AND lease_expires >= %s AND status='running'",
-                (_HOST_PREFIX, now),
+                (HOST_PREFIX, now),
             ).fetchall()
         )
         return rows
@@ -513,7 +506,7 @@ class PostgresStore:
         )
 
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None:
-        ended = commit.status in _TERMINAL
+        ended = commit.status in TERMINAL_STATUSES
         params = {
             "state": dumps(commit.state),
             "status": commit.status,
@@ -650,12 +643,7 @@ class PostgresStore:
 
     def _require_running(self, conn: Conn, run_id: str) -> None:
         row = self._exec(conn, "SELECT status FROM runs WHERE id=%s", (run_id,)).fetchone()
-        if row is None:
-            raise RunNotFound(
-                f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store"
-            )
-        if row[0] != "running":
-            raise RunFinished(f"run {run_id!r} already ended ({row[0]})")
+        check_running(run_id, None if row is None else row[0])
 
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> int:
         def op(conn: Conn) -> int:
@@ -698,7 +686,7 @@ class PostgresStore:
         self.db.run(op, resolve=resolve)
 
     def terminate(self, run_id: str, reason: str, now: float) -> RunRecord:
-        error = {"type": "Terminated", "message": reason, "details": None}
+        error = termination(reason)
 
         def op(conn: Conn) -> None:
             with self._tx(conn):
@@ -713,8 +701,7 @@ class PostgresStore:
                     ).fetchone()
                     if row is None:
                         continue
-                    state = json.loads(row[0])
-                    state.update(status="terminated", error=error, tasks={}, timers={})
+                    state = terminated_state(row[0], error)
                     self._exec(
                         conn,
                         "UPDATE runs SET status='terminated', error=%s, state=%s, ended_at=%s, updated_at=%s, "
@@ -738,14 +725,7 @@ class PostgresStore:
                     )
                     # A parent terminated with it needs no news; the run's own parent does.
                     if current == run_id and row[2]:
-                        self._post(
-                            conn,
-                            row[2],
-                            "child",
-                            current,
-                            {"status": "terminated", "output": None, "error": error},
-                            now,
-                        )
+                        self._post(conn, row[2], "child", current, terminated_news(error), now)
                     children = self._exec(
                         conn,
                         "SELECT id FROM runs WHERE parent_id=%s AND status='running'",

@@ -8,7 +8,6 @@ per step (several ms here) for that last case; users who need it set TIDEFLOW_SQ
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -16,27 +15,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from interpreter.core.records import Event
-from interpreter.errors import (
-    NotAStore,
-    RunFinished,
-    RunNotFound,
-    StoreBusy,
-    StoreError,
-    StoreVersionError,
-)
+from interpreter.core.records import TERMINAL_STATUSES, Event
+from interpreter.errors import NotAStore, StoreBusy, StoreError
 from interpreter.store.base import (
+    EVENT_COLUMNS,
     SCHEMA_VERSION,
     Commit,
     InboxItem,
     LeaseLost,
     NewRun,
     RunRecord,
+    check_running,
+    check_version,
+    definition_missing,
     dumps,
+    event_from_row,
     list_runs_filter,
     loads,
     needs_of,
     run_from_row,
+    terminated_news,
+    terminated_state,
+    termination,
 )
 from interpreter.store.leases import HOST_PREFIX, DeadOwners, owner_is_dead
 
@@ -49,8 +49,6 @@ def _busy_timeout_ms() -> int:
     raw = os.environ.get("TIDEFLOW_SQLITE_BUSY_TIMEOUT_MS", "").strip()
     return int(raw) if raw.isdigit() else BUSY_TIMEOUT_MS
 
-
-_TERMINAL = ("completed", "failed", "cancelled", "timed_out", "terminated")
 
 # Numbered migrations: index i brings a store from version i to i + 1.
 _MIGRATIONS: list[str] = [
@@ -195,14 +193,7 @@ class SQLiteStore:
         if "meta" not in tables:
             return 0
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreVersionError(
-                f"the store {self.path} has schema version {version}, newer than this "
-                f"tideflow understands ({SCHEMA_VERSION})",
-                hint="upgrade tideflow; older versions never write to a newer store",
-            )
-        return version
+        return check_version(int(row[0]) if row else 0, self.path)
 
     def _migrate(self) -> None:
         if self._version() == SCHEMA_VERSION:
@@ -262,7 +253,7 @@ class SQLiteStore:
                 run.depth,
                 now,
                 now,
-                now if state["status"] in _TERMINAL else None,
+                now if state["status"] in TERMINAL_STATUSES else None,
                 run.due_at,
                 len(run.events) + 1,
                 _needs_json(state),
@@ -279,7 +270,7 @@ class SQLiteStore:
             "SELECT source, file FROM definitions WHERE hash=?", (def_hash,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"definition {def_hash[:12]} is missing from the store")
+            raise definition_missing(def_hash)
         return row[0], row[1]
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
@@ -317,18 +308,11 @@ class SQLiteStore:
 
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
         cursor = self._db.execute(
-            "SELECT seq, type, time, state, attempt, payload FROM events WHERE run_id=? AND seq>? ORDER BY seq",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id=? AND seq>? ORDER BY seq",
             (run_id, after),
         )
-        for seq, type_, at, state, attempt, payload in cursor:
-            yield {
-                "seq": seq,
-                "type": type_,
-                "time": at,
-                "state": state,
-                "attempt": attempt,
-                "payload": json.loads(payload),
-            }
+        for row in cursor:
+            yield event_from_row(row)
 
     # ----------------------------------------------------------------- work distribution
     def claim(
@@ -418,7 +402,7 @@ class SQLiteStore:
         )
 
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None:
-        ended = commit.status in _TERMINAL
+        ended = commit.status in TERMINAL_STATUSES
         try:
             with self._tx():
                 cursor = self._db.execute(
@@ -531,12 +515,7 @@ class SQLiteStore:
 
     def _require_running(self, run_id: str) -> None:
         row = self._db.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
-        if row is None:
-            raise RunNotFound(
-                f"no run with id {run_id!r}", hint="`tideflow list` shows the runs in this store"
-            )
-        if row[0] != "running":
-            raise RunFinished(f"run {run_id!r} already ended ({row[0]})")
+        check_running(run_id, None if row is None else row[0])
 
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> int:
         try:
@@ -561,7 +540,7 @@ class SQLiteStore:
             raise _friendly(exc, self.path) from None
 
     def terminate(self, run_id: str, reason: str, now: float) -> RunRecord:
-        error = {"type": "Terminated", "message": reason, "details": None}
+        error = termination(reason)
         try:
             with self._tx():
                 self._require_running(run_id)
@@ -574,27 +553,20 @@ class SQLiteStore:
                     ).fetchone()
                     if row is None:
                         continue
-                    state = json.loads(row[0])
-                    state.update(status="terminated", error=error, tasks={}, timers={})
+                    state = terminated_state(row[0], error)
                     self._db.execute(
                         "UPDATE runs SET status='terminated', error=?, state=?, ended_at=?, updated_at=?, "
-                        "due_at=NULL, lease_owner=NULL, lease_expires=NULL, next_seq=next_seq+1 WHERE id=?",
+                        "due_at=NULL, lease_owner=NULL, lease_expires=NULL, next_seq=next_seq+1, "
+                        "needs=NULL WHERE id=?",
                         (dumps(error), dumps(state), now, now, current),
                     )
                     self._append_events(
                         current, row[1], [Event("RunTerminated", payload={"error": error})], now
                     )
                     self._db.execute("DELETE FROM map_rows WHERE run_id=?", (current,))
-                    if current != run_id and row[2]:
-                        pass  # the parent is terminated too; no need to notify it
-                    elif row[2]:
-                        self._post(
-                            row[2],
-                            "child",
-                            current,
-                            {"status": "terminated", "output": None, "error": error},
-                            now,
-                        )
+                    # A parent terminated with it needs no news; the run's own parent does.
+                    if current == run_id and row[2]:
+                        self._post(row[2], "child", current, terminated_news(error), now)
                     pending += [
                         r[0]
                         for r in self._db.execute(
