@@ -9,6 +9,7 @@ per step (several ms here) for that last case; users who need it set TIDEFLOW_SQ
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -122,9 +123,14 @@ def _needs_json(state: dict[str, Any]) -> str | None:
     return None if needs is None else dumps(needs)
 
 
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
 def _friendly(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
-    if "locked" in text or "busy" in text:
+    if _is_busy(exc):
         return StoreBusy(
             f"the store {path} stayed locked for more than {_busy_timeout_ms() / 1000:g} s",
             hint="another process holds a long write transaction; retry, or stop it",
@@ -155,24 +161,39 @@ class SQLiteStore:
                 raise StoreError(
                     f"cannot create the store directory {parent}: {exc.strerror}"
                 ) from None
+        busy_ms = _busy_timeout_ms()
         try:
-            busy_ms = _busy_timeout_ms()
             self._db = sqlite3.connect(
                 path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
             )
             self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
-            # Before switching to WAL: that rewrites the header of another program's database.
-            self._version()
-            sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
-            if sync not in ("NORMAL", "FULL", "EXTRA"):
-                sync = "NORMAL"
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
-            if mode is None:
-                raise NotAStore(f"{path} is not a tideflow store")
-            self._db.execute(f"PRAGMA synchronous={sync}")
-            self._migrate()
         except sqlite3.Error as exc:
             raise _friendly(exc, path) from None
+        # Processes opening one new store together can meet in SQLite's lock-upgrade deadlock
+        # (rollback mode, before WAL is on), where SQLite answers BUSY at once instead of
+        # calling the busy handler; so the opening steps retry for the busy timeout.
+        give_up = time.monotonic() + busy_ms / 1000
+        while True:
+            try:
+                self._prepare()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= give_up:
+                    raise _friendly(exc, path) from None
+            except sqlite3.Error as exc:
+                raise _friendly(exc, path) from None
+            time.sleep(0.01 + 0.04 * random.random())
+
+    def _prepare(self) -> None:
+        # Before switching to WAL: that rewrites the header of another program's database.
+        self._version()
+        sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
+        if sync not in ("NORMAL", "FULL", "EXTRA"):
+            sync = "NORMAL"
+        if self._db.execute("PRAGMA journal_mode=WAL").fetchone() is None:
+            raise NotAStore(f"{self.path} is not a tideflow store")
+        self._db.execute(f"PRAGMA synchronous={sync}")
+        self._migrate()
 
     # ----------------------------------------------------------------- plumbing
     def close(self) -> None:
