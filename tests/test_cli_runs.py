@@ -167,9 +167,20 @@ def test_unregistered_activity_exits_2_before_the_run_starts(store_url: str) -> 
     assert "ghost.boo" in proc.stderr
     assert "ghost.undo" in proc.stderr, "compensation activities are checked too"
     assert "--activities" in proc.stderr
-    proc = run_cli("start", str(ghost), "--db", store_url)
+    proc = run_cli("start", str(ghost), *ACT, "--db", store_url)
     assert_clean(proc, 2)
+    assert "ghost.boo" in proc.stderr
     assert runs_in(store_url) == []
+
+
+def test_start_without_activities_leaves_them_to_the_workers(store_url: str) -> None:
+    """The process that starts a run need not have the activity code (docs/postgres.md)."""
+    ghost = WORKFLOWS / "ghost_activity.yaml"
+    proc = run_cli("start", str(ghost), "--id", "for-later", "--db", store_url)
+    assert_clean(proc, 0)
+    assert proc.stdout.strip() == "for-later"
+    status = one_json(run_cli("status", "for-later", "--db", store_url, "--json"))
+    assert status["status"] == "running"
 
 
 def test_activities_from_a_module_name(store_url: str) -> None:

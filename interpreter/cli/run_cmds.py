@@ -24,7 +24,11 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=cmd_run)
 
     start = subparsers.add_parser(
-        "start", help="create a run (a worker executes it) and print its id"
+        "start",
+        help="create a run (a worker executes it) and print its id",
+        description="Create a run for the workers to execute and print its id. With "
+        "--activities, every activity the workflow names must be registered by them; without, "
+        "the activities are left to the workers (the run waits until one offers them).",
     )
     _add_start_args(start)
     start.set_defaults(handler=cmd_start)
@@ -97,14 +101,17 @@ def _add_start_args(parser: argparse.ArgumentParser) -> None:
     rt.add_json(parser)
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, RunRecord, bool]:
+def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecord, bool]:
+    """Validate, check activities and create the run. `start` without --activities leaves the
+    activities to the workers (another machine, another pool), so it checks none."""
     input_ = rt.parse_json_arg(args.input, "--input")
     registered = rt.load_activities(args.activities)
     if not Path(args.file).is_file():
         raise CliError(f"workflow file {args.file} does not exist")
     dirs = tuple(Path(d) for d in args.workflows)
     defn = rt.call(lambda: load_definition(args.file, dirs))
-    rt.require_activities(defn, registered)
+    if executes or args.activities:
+        rt.require_activities(defn, registered)
     client = rt.open_client(args)
     record, created = rt.call(lambda: client.start_run(defn, input_, run_id=args.run_id))
     return client, record, created
@@ -129,12 +136,12 @@ def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    client, record, _ = _prepare(args)
+    client, record, _ = _prepare(args, executes=True)
     return _finish(client, record, args)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    _client, record, created = _prepare(args)
+    _client, record, created = _prepare(args, executes=False)
     if args.json:
         print_json(
             {
