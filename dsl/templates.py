@@ -29,14 +29,53 @@ class TemplateError(Exception):
         self.line = line
 
 
+# Bounds on what one operator may build: `'a' * input.n` or `2 ** input.n` must not take a
+# worker's memory or CPU (the sandbox already caps range() at 100,000).
+MAX_REPEAT = 1_000_000
+MAX_POWER_BITS = 10_000
+# A rendered text template longer than this fails rather than being stored with every step.
+MAX_RENDERED = 1_000_000
+
+
+def _repeat_size(left: Any, right: Any) -> int | None:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            return len(seq) * max(0, times)
+    return None
+
+
+def _power_bits(base: Any, exponent: Any) -> int | None:
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
+        return abs(base).bit_length() * exponent
+    return None
+
+
 class _JsonSandbox(ImmutableSandboxedEnvironment):
     """Keys win over methods on mappings: the context is JSON data, so `input.items` must be
-    the field `items`, not `dict.items`."""
+    the field `items`, not `dict.items`. `*` and `**` are bounded (and so never folded at
+    compile time, where a huge constant would fail in the code generator)."""
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            size = _repeat_size(left, right)
+            if size is not None and size > MAX_REPEAT:
+                raise SecurityError(
+                    f"repeating a sequence {size:,} items long (the limit is {MAX_REPEAT:,})"
+                )
+        elif operator == "**":
+            bits = _power_bits(left, right)
+            if bits is not None and bits > MAX_POWER_BITS:
+                raise SecurityError(
+                    f"a power of about {bits:,} bits (the limit is {MAX_POWER_BITS:,})"
+                )
+        return super().call_binop(context, operator, left, right)
 
 
 def _make_environment() -> ImmutableSandboxedEnvironment:
@@ -95,13 +134,22 @@ def render_string(value: str, context: Mapping[str, Any]) -> Any:
             if isinstance(result, StrictUndefined):
                 str(result)  # raises UndefinedError with the missing name
             return result
-        return compiled.render(**context)
+        text = compiled.render(**context)
     except SecurityError as exc:
         raise TemplateError(f"blocked by the sandbox: {exc}", value) from None
     except TemplateError:
         raise
+    except NameError as exc:
+        if exc.name in ("inf", "nan"):  # a float literal past 1.8e308, folded by the compiler
+            raise TemplateError("a number beyond the float range (about ±1.8e308)", value) from None
+        raise TemplateError(f"NameError: {exc}", value) from None
     except Exception as exc:  # any evaluation failure is the template's, not ours
         raise TemplateError(f"{type(exc).__name__}: {exc}", value) from None
+    if len(text) > MAX_RENDERED:
+        raise TemplateError(
+            f"the template rendered {len(text):,} characters (the limit is {MAX_RENDERED:,})", value
+        )
+    return text
 
 
 def render(value: Any, context: Mapping[str, Any]) -> Any:

@@ -5,7 +5,6 @@ on the worker's event loop."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from interpreter.activities.context import ActivityContext
 from interpreter.activities.http import HTTP_ACTIVITY, run_http
 from interpreter.activities.registry import get_activity
 from interpreter.errors import ApplicationError
+from interpreter.jsondata import NotJsonData, check
 
 
 @dataclass
@@ -34,10 +34,18 @@ def _err(type_: str, message: str, details: Any = None, *, final: bool = False) 
 
 def _json_details(value: Any) -> Any:
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        check(value)
+    except NotJsonData:
+        return _safe_text(repr, value)[:500]
     return value
+
+
+def _safe_text(render: Callable[[Any], str], value: Any) -> str:
+    """str() or repr() of user objects, which may themselves raise."""
+    try:
+        return render(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: its {render.__name__}() raised {type(exc).__name__}>"
 
 
 class ActivityRunner:
@@ -131,20 +139,26 @@ class ActivityRunner:
         if exc is None:
             result = call.result()
             try:
-                json.dumps(result)
-            except (TypeError, ValueError) as err:
+                check(result)
+            except NotJsonData as err:
                 return _err(
-                    "ResultNotSerializable",
-                    f"the activity returned something that is not JSON: {err}",
-                    {"repr": repr(result)[:500]},
+                    "ResultTooLarge" if err.too_large else "ResultNotSerializable",
+                    f"the activity's result cannot be kept in the run: {err.reason}",
+                    {"repr": _safe_text(repr, result)[:500]},
                     final=True,
                 )
             return Outcome(True, result)
         if isinstance(exc, ApplicationError):
-            return _err(exc.type, exc.message, _json_details(exc.details), final=exc.non_retryable)
+            return _err(
+                _json_details(exc.type) if isinstance(exc.type, str) else "ApplicationError",
+                _json_details(exc.message) if isinstance(exc.message, str) else "",
+                _json_details(exc.details),
+                final=exc.non_retryable,
+            )
         if isinstance(exc, asyncio.CancelledError):
             return _err("Cancelled", "the activity was cancelled", final=True)
-        return _err(type(exc).__name__, str(exc) or type(exc).__name__)
+        message = _json_details(_safe_text(str, exc))
+        return _err(type(exc).__name__, message or type(exc).__name__)
 
 
 class _NotRegistered(Exception):
