@@ -12,18 +12,21 @@ run = client.result(run_id, timeout=30)   # waits for a worker (or call client.e
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from interpreter import jsondata
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import TERMINAL_STATUSES, new_run_state
 from interpreter.errors import (
     InputInvalid,
     ResultTimeout,
+    RunIdConflict,
     RunNotFound,
     TideflowError,
     WorkflowInvalid,
@@ -61,9 +64,67 @@ def check_against_schema(schema: dict[str, Any] | None, value: Any, what: str) -
         )
 
 
+MAX_RUN_ID_LENGTH = 200
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """Why `run_id` cannot name a new run, or None when it can."""
+    if not isinstance(run_id, str):
+        return f"run id must be a string, not {type(run_id).__name__}"
+    if not run_id:
+        return "run id must not be empty"
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        return f"run id is {len(run_id)} characters long; the limit is {MAX_RUN_ID_LENGTH}"
+    if any(ch < " " or ch == "\x7f" for ch in run_id):
+        bad = next(ch for ch in run_id if ch < " " or ch == "\x7f")
+        return f"run id {run_id!a} holds a control character ({bad!a})"
+    try:
+        run_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"run id {run_id!a} is not valid UTF-8 text"
+    return None
+
+
+def check_json_data(value: Any, what: str) -> None:
+    """Raise InputInvalid unless `value` is JSON data a run can keep (interpreter.jsondata)."""
+    try:
+        jsondata.check(value)
+    except jsondata.NotJsonData as exc:
+        raise InputInvalid(
+            f"{what} cannot be kept in a run: {exc.reason}",
+            hint="give JSON data: no NaN or Infinity, integers of at most 4,300 digits, "
+            "valid Unicode, at most 2 MiB",
+        ) from None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_same_run(existing: RunRecord, defn: Definition, input: Any) -> None:
+    """Starting an existing id is idempotent only for the same workflow, definition and input."""
+    if existing.workflow != defn.name:
+        differs = f", not {defn.name!r}"
+    elif existing.def_hash != defn.hash:
+        differs = " with a different definition"
+    elif _canonical(existing.input) != _canonical(input):
+        differs = " with a different input"
+    else:
+        return
+    raise RunIdConflict(
+        f"run {existing.id!r} already exists for workflow {existing.workflow!r}{differs}",
+        hint="give another run id (or none: a fresh one is generated); starting an existing id "
+        "returns that run only for the same workflow, definition and input",
+    )
+
+
 class Client:
-    def __init__(self, db: str | None = None, *, store: Store | None = None) -> None:
-        self.store = store if store is not None else open_store(db)
+    def __init__(
+        self, db: str | None = None, *, store: Store | None = None, create: bool = True
+    ) -> None:
+        """`db`: see interpreter.store.open_store. `create=False`: a missing SQLite file is a
+        StoreError instead of a new, empty store."""
+        self.store = store if store is not None else open_store(db, create=create)
 
     def close(self) -> None:
         self.store.close()
@@ -78,7 +139,8 @@ class Client:
     def start(
         self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None
     ) -> str:
-        """Create a run and return its id. Starting an id that exists returns that run's id."""
+        """Create a run and return its id. Starting an id that exists with the same workflow,
+        definition and input returns that run's id; with others it raises RunIdConflict."""
         return self.start_run(workflow, input, run_id=run_id)[0].id
 
     def start_run(
@@ -86,8 +148,14 @@ class Client:
     ) -> tuple[RunRecord, bool]:
         defn = workflow if isinstance(workflow, Definition) else load_definition(workflow)
         if run_id is not None:
+            problem = run_id_problem(run_id)
+            if problem:
+                raise InputInvalid(problem, hint="a run id is 1 to 200 characters of text")
+        check_json_data(input, "the run input")
+        if run_id is not None:
             existing = self.store.get_run(run_id)
             if existing is not None:
+                _check_same_run(existing, defn, input)
                 return existing, False
         check_against_schema(defn.workflow.input_schema, input, "the input")
         run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
@@ -109,6 +177,8 @@ class Client:
                 due_at=now,
             )
         )
+        if not created:  # another process created it in between
+            _check_same_run(record, defn, input)
         return record, created
 
     def execute(
@@ -171,6 +241,7 @@ class Client:
                 f"workflow {record.workflow!r} declares no signal {name!r}",
                 hint=f"declared signals: {names}",
             )
+        check_json_data(payload, f"the payload of signal {name!r}")
         check_against_schema(declared[name].schema_, payload, f"the payload of signal {name!r}")
         return self.store.add_signal(run_id, name, payload, time.time())
 
@@ -190,9 +261,12 @@ class Client:
             "run": {**state["run"], "status": record.status},
         }
         try:
+            # evaluate() refuses values JSON cannot show (NaN, huge integers, ...) as well.
             return evaluate(queries[name], context, where=f"query {name!r}")
         except ExpressionError as exc:
-            raise TideflowError(exc.message) from None
+            raise TideflowError(
+                exc.message, hint="change the query's template in the workflow"
+            ) from None
 
     def cancel(self, run_id: str) -> None:
         self.get(run_id)

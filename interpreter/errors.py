@@ -4,10 +4,13 @@ TideflowError
 ├── ApplicationError        raised by activities to fail an attempt with a chosen type
 ├── ActivityRegistryError   unknown or duplicate activity, module that does not load
 ├── WorkflowInvalid         the workflow file has errors (carries the diagnostics)
-├── InputInvalid            the run input (or a signal payload) violates its schema
+├── InputInvalid            the run input, a signal payload or a run id is not acceptable
+│                           (violates the schema, is not JSON data, an empty run id, ...)
+├── RunIdConflict           start with the id of a run of another workflow/definition/input
 ├── StoreError              the store cannot be opened or used
 │   ├── StoreVersionError   written by a newer tideflow
 │   ├── NotAStore           the file is not a tideflow store
+│   ├── StoreNotFound       no store there, and the caller asked not to create one
 │   └── StoreBusy           locked longer than the busy timeout
 ├── RunNotFound
 ├── RunFinished             a signal/cancel aimed at a run that already ended
@@ -62,6 +65,11 @@ class InputInvalid(TideflowError):
     pass
 
 
+class RunIdConflict(TideflowError):
+    """`start(run_id=...)` named an existing run that has another workflow, definition or
+    input (the same ones return the existing run: starting is idempotent)."""
+
+
 class StoreError(TideflowError):
     pass
 
@@ -71,6 +79,10 @@ class StoreVersionError(StoreError):
 
 
 class NotAStore(StoreError):
+    pass
+
+
+class StoreNotFound(StoreError):
     pass
 
 

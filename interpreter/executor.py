@@ -1,13 +1,15 @@
 """Runs one activity attempt: the function call with its timeouts, heartbeats and cancellation,
-turned into an outcome the engine understands. Sync functions run in a thread pool, async ones
-on the worker's event loop."""
+turned into an outcome the engine understands. Sync functions run on daemon threads, async
+ones on the worker's event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,13 +50,96 @@ def _safe_text(render: Callable[[Any], str], value: Any) -> str:
         return f"<{type(value).__name__}: its {render.__name__}() raised {type(exc).__name__}>"
 
 
-class ActivityRunner:
-    def __init__(self, threads: int = 64) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tideflow-activity")
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class _DaemonThreads:
+    """At most `limit` daemon threads for sync activities; later calls queue until one is free.
+
+    Not a ThreadPoolExecutor: its threads are joined at interpreter exit, so an attempt a
+    stopping worker abandoned (or one that ignored its timeout) kept the process alive until
+    the user's code returned. A daemon thread dies with the process; the attempt runs again on
+    the next worker under the same idempotency key.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._busy = 0
+        self._queued: deque[_Job] = deque()
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        job: _Job = (function, args, loop, future)
+        with self._lock:
+            if self._busy >= self._limit:
+                self._queued.append(job)
+                return future
+            self._busy += 1
+        thread = threading.Thread(target=self._work, args=(job,), name="tideflow-activity")
+        thread.daemon = True
+        thread.start()
+        return future
 
     def close(self) -> None:
-        # Threads stuck in user code that ignored a timeout cannot be killed; do not wait for them.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self._queued.clear()
+
+    def _work(self, job: _Job | None) -> None:
+        # A thread runs queued jobs until none is left, so at most `limit` threads exist.
+        while job is not None:
+            _run_job(*job)
+            with self._lock:
+                job = self._queued.popleft() if self._queued else None
+                if job is None:
+                    self._busy -= 1
+
+
+def _run_job(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+) -> None:
+    if future.cancelled():  # abandoned while it waited for a thread
+        return
+    try:
+        result = function(*args)
+    except StopIteration:  # a future cannot hold it (in a coroutine Python makes it this too)
+        _settle(loop, future, None, RuntimeError("the activity raised StopIteration"))
+    except BaseException as exc:  # like ThreadPoolExecutor: SystemExit ends only the attempt
+        _settle(loop, future, None, exc)
+    else:
+        _settle(loop, future, result, None)
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    def settle() -> None:
+        if future.done():  # a timeout or the shutdown gave up on it
+            return
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+    # The worker's loop is closed once it stopped; nobody waits for this result any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle)
+
+
+class ActivityRunner:
+    def __init__(self, threads: int = 64) -> None:
+        self._threads = _DaemonThreads(threads)
+
+    def close(self) -> None:
+        # Threads stuck in user code cannot be killed; being daemons, they do not hold the exit.
+        self._threads.close()
 
     async def run(self, task: dict[str, Any], ctx: ActivityContext) -> Outcome:
         """Run one attempt of `task` (an engine task dict)."""
@@ -83,9 +168,7 @@ class ActivityRunner:
             coroutine: Any = registered.function(*args)
             future: asyncio.Future[Any] = asyncio.ensure_future(coroutine)
             return future
-        loop = asyncio.get_running_loop()
-        function: Callable[..., Any] = registered.function
-        return asyncio.wrap_future(self._pool.submit(function, *args), loop=loop)
+        return self._threads.submit(registered.function, args)
 
     async def _guard(
         self,

@@ -34,6 +34,7 @@ DRIVER_RETRY_SECONDS = 5.0
 IDLE_POLL_SECONDS = 1.0
 
 EventSink = Callable[[RunRecord, list[Event]], None]
+_STOPPED_AGAIN = "(stopped a second time)"
 
 
 class Worker:
@@ -65,6 +66,8 @@ class Worker:
         self._definitions: dict[str, Definition] = {}
         self._drivers: dict[str, _RunDriver] = {}
         self._stopping = asyncio.Event()
+        # Set by a second stop(): give up the attempts still running without waiting the grace.
+        self._stop_now = asyncio.Event()
         # Set when a driver ends (its run finished or was released) or the store notifies new
         # work: look for work at once.
         self._look_for_work = asyncio.Event()
@@ -84,6 +87,10 @@ class Worker:
         return run_id in self._drivers
 
     def stop(self) -> None:
+        """Stop claiming runs and let running attempts finish within the grace; called a second
+        time (a second SIGINT/SIGTERM), abandon them at once."""
+        if self._stopping.is_set():
+            self._stop_now.set()
         self._stopping.set()
         self._look_for_work.set()
 
@@ -138,11 +145,50 @@ class Worker:
         finally:
             if unsubscribe is not None:
                 unsubscribe()
-            for driver in list(self._drivers.values()):
-                driver.begin_shutdown(grace)
-            if tasks:
-                await asyncio.wait(tasks, timeout=grace + 5)
-            self.runner.close()
+            try:
+                await self._shut_down(tasks, grace)
+            finally:
+                self.runner.close()
+
+    async def _shut_down(self, tasks: set[asyncio.Task[None]], grace: float) -> None:
+        """Let the attempts in flight finish within `grace`, then abandon the rest: their runs
+        are released at once and the next worker restarts them (a sync activity's thread cannot
+        be stopped; it is a daemon and dies with this process)."""
+        for driver in list(self._drivers.values()):
+            driver.begin_shutdown()
+        deadline = time.monotonic() + grace
+        why = f"after the {grace:g}s grace"
+        try:
+            while tasks and not self._stop_now.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                stop_now = asyncio.ensure_future(self._stop_now.wait())
+                try:
+                    await asyncio.wait(
+                        {*tasks, stop_now}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    stop_now.cancel()
+        except asyncio.CancelledError:
+            # `tideflow run` interrupted again: asyncio.run cancels this task (and the drivers).
+            self._abandon(_STOPPED_AGAIN)
+            raise
+        self._abandon(_STOPPED_AGAIN if self._stop_now.is_set() else why)
+        if tasks:  # the drivers release their runs now
+            await asyncio.wait(tasks, timeout=5)
+
+    def _abandon(self, why: str) -> None:
+        """Give up every attempt still running, with one line that says so."""
+        count = sum(driver.abandon() for driver in list(self._drivers.values()))
+        if count:
+            attempts = "1 activity attempt" if count == 1 else f"{count} activity attempts"
+            again = "it" if count == 1 else "they"
+            print(
+                f"tideflow worker: abandoning {attempts} still running {why}; {again} will run "
+                "again on the next worker (same idempotency key)",
+                file=sys.stderr,
+            )
 
     # ----------------------------------------------------------------- child runs
     def new_child_run(
@@ -231,7 +277,7 @@ class _RunDriver:
         self.defn: Definition  # loaded in _drive, where a failure is handled
         self.wake = asyncio.Event()
         self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
-        self.shutdown_at: float | None = None
+        self.stopping = False
         self._last_hb: dict[str, float] = {}
         # Heartbeat details not yet written (throttled); flushed when the attempt ends so the
         # next attempt sees the latest details, not the first of the last throttle window.
@@ -245,15 +291,37 @@ class _RunDriver:
         ):
             self.wake.set()
 
-    def begin_shutdown(self, grace: float) -> None:
-        self.shutdown_at = time.monotonic() + grace
+    def begin_shutdown(self) -> None:
+        """Start no more attempts; release the run once none is running."""
+        self.stopping = True
         self.wake.set()
+
+    def abandon(self) -> int:
+        """Cancel the attempts still running (the run is then released with them marked
+        running, so the next owner restarts them); return how many there were. One that has
+        just finished is kept: its outcome is committed first."""
+        count = 0
+        for task_id, (future, ctx) in list(self.running.items()):
+            if not future.done():
+                ctx._request_cancel()
+                future.cancel()
+                del self.running[task_id]
+                count += 1
+        self.wake.set()
+        return count
 
     async def drive(self) -> None:
         try:
             await self._drive()
         except LeaseLost:
             self._cancel_running()
+        except asyncio.CancelledError:
+            # Only asyncio.run's clean-up cancels a driver (`tideflow run` interrupted twice):
+            # hand the run over at once rather than after its lease expires.
+            self.w._abandon(_STOPPED_AGAIN)
+            with contextlib.suppress(Exception):
+                self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, time.time())
+            raise
         except Exception as exc:  # a bug or a store failure: keep the worker alive, retry later
             self._cancel_running()
             print(
@@ -292,7 +360,7 @@ class _RunDriver:
                 self._read_inbox(engine)
                 check_inbox = False
             engine.fire_due_timers()
-            started = engine.start_due_tasks(self.w.can_run) if self.shutdown_at is None else []
+            started = [] if self.stopping else engine.start_due_tasks(self.w.can_run)
             commands = engine.commands
             self._commit(engine, commands)
             for task in started:
@@ -304,7 +372,7 @@ class _RunDriver:
             next_wake = engine.next_wakeup(self.w.can_run)
             now = time.time()
             if not self.running and (
-                self.shutdown_at is not None
+                self.stopping
                 or next_wake is None
                 or next_wake - now > HOLD_SECONDS
                 or self._needs_other_worker(engine)
@@ -317,8 +385,6 @@ class _RunDriver:
                 self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, due)
                 return
             timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
-            if self.shutdown_at is not None:
-                timeout = max(0.0, min(timeout, self.shutdown_at - time.monotonic()))
             waiters: set[asyncio.Future[Any]] = {t for t, _ in self.running.values()}
             wake_task = asyncio.ensure_future(self.wake.wait())
             waiters.add(wake_task)
@@ -341,13 +407,6 @@ class _RunDriver:
                         assert outcome.error is not None
                         engine.task_failed(task_id, outcome.error, outcome.non_retryable)
                     self.w.steps += 1
-            if (
-                self.shutdown_at is not None
-                and time.monotonic() >= self.shutdown_at
-                and self.running
-            ):
-                # Out of grace: leave the attempts to the next owner, who restarts them.
-                self._cancel_running()
 
     def _needs_other_worker(self, engine: Engine) -> bool:
         """A pending task names an activity this worker does not offer."""

@@ -354,8 +354,8 @@ def _install_crash_hook(spec: str) -> None:
 
     real_open = client_module.open_store
 
-    def open_store(url: str | None = None) -> Any:
-        store = real_open(url)
+    def open_store(url: str | None = None, *, create: bool = True) -> Any:
+        store = real_open(url, create=create)
         store.create_run = around(store.create_run, lambda run: run.events)
         store.commit = around(store.commit, lambda run, owner, commit, now: commit.events)
         return store

@@ -267,12 +267,16 @@ def test_start_with_an_existing_id_returns_that_run(store_url: str) -> None:
     first = run_cli(*args, "--input", '{"name": "One"}')
     assert_clean(first, 0)
     assert first.stdout.strip() == "order-77"
-    second = run_cli(*args, "--input", '{"name": "Two"}')
+    second = run_cli(*args, "--input", '{"name": "One"}')
     assert_clean(second, 0)
     assert second.stdout.strip() == "order-77"
     assert "already exists" in second.stderr
-    as_json = run_cli(*args, "--input", '{"name": "Three"}', "--json")
+    as_json = run_cli(*args, "--input", '{"name": "One"}', "--json")
     assert one_json(as_json)["created"] is False
+    # The same id with another input is not the same request: refused, nothing changes.
+    other = run_cli(*args, "--input", '{"name": "Two"}')
+    assert_clean(other, 2)
+    assert "order-77" in other.stderr and "different input" in other.stderr
     runs = runs_in(store_url)
     assert [r["run_id"] for r in runs] == ["order-77"]
     status = one_json(run_cli("status", "order-77", "--db", store_url, "--json"))

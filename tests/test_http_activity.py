@@ -67,6 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(503, "try again later", "text/plain")
             else:
                 self._send(200, {"ok": True, "hits": hits})
+        elif path == "/redirect-ftp":
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1/file")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif path == "/slow":
             time.sleep(1.0)
             self._send(200, {"slow": True})
@@ -317,3 +322,44 @@ def test_sample_http_fetch_fails_after_four_attempts(
     assert out["error"]["type"] == "FetchFailed"
     assert out["error"]["details"] == {"cause": "HttpError"}
     assert sample_server.hits["/fail"] == 4
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        ({"url": "notaurl"}, "must be an http:// or https:// URL, not 'notaurl'"),
+        ({"url": "file:///etc/passwd"}, "must be an http:// or https:// URL"),
+        ({"path": "/json", "headers": {"bad name": "x"}}, "header name 'bad name' is not valid"),
+        (
+            {"path": "/json", "headers": {"X-Test": "a\r\nX-Evil: 1"}},
+            "the value of header 'X-Test'",
+        ),
+        ({"path": "/json", "headers": {"X-Test": 5}}, "the value of header 'X-Test'"),
+        ({"path": "/json", "headers": ["X-Test"]}, "`headers` must be an object"),
+        ({"path": "/json", "method": "GET /x HTTP/1.1\r\n"}, "`method` must be an HTTP method"),
+        ({"path": "/json", "method": 5}, "`method` must be an HTTP method"),
+        ({"path": "/json", "params": "q"}, "`params` must be an object"),
+    ],
+)
+def test_invalid_requests_are_input_errors_not_retried(
+    client: Client, tmp_path: Path, server: _Server, request_: dict[str, Any], words: str
+) -> None:
+    if "path" in request_:  # a copy: the parameters are shared by every store
+        request_ = {**request_, "url": server.base + request_["path"]}
+    run = call(client, tmp_path, request_)
+    assert run.status == "failed"
+    assert run.error["type"] == "HttpError", run.error
+    assert run.error["message"].startswith("http input: ")
+    assert words in run.error["message"]
+    assert len(of_type(history(client, run.id), "ActivityStarted")) == 1
+    assert not server.hits, "nothing reached the server"
+
+
+def test_a_redirect_to_another_protocol_is_not_retried(
+    client: Client, tmp_path: Path, server: _Server
+) -> None:
+    run = call(client, tmp_path, {"url": f"{server.base}/redirect-ftp"})
+    assert run.status == "failed"
+    assert run.error["type"] == "HttpError", run.error
+    assert "ftp://" in run.error["message"]
+    assert server.hits["/redirect-ftp"] == 1

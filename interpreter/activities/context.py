@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from interpreter.jsondata import NotJsonData, check
+
 
 class ActivityContext:
     """Passed as the first argument to activities that take two parameters.
@@ -39,7 +41,15 @@ class ActivityContext:
         self._reported: Any = None
 
     def heartbeat(self, details: Any = None) -> None:
-        """Report progress; keeps a `heartbeat` timeout from firing. Details must be JSON."""
+        """Report progress; keeps a `heartbeat` timeout from firing. Details must be JSON data
+        (a ValueError says why not)."""
+        if details is not None:
+            # Checked here, in the activity's own call: the store writes them later, on the
+            # worker's loop, where a failure could only be dropped.
+            try:
+                check(details)
+            except NotJsonData as exc:
+                raise ValueError(f"heartbeat details must be JSON data: {exc.reason}") from None
         self.last_heartbeat = time.monotonic()
         if details is not None:
             self._reported = details

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from interpreter.errors import ApplicationError
 
 HTTP_ACTIVITY = "http"
 _BODY_PREVIEW = 2000
+# RFC 9110 tokens (methods, header names); a header value is visible ASCII, spaces and tabs.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 def _bad_input(message: str) -> ApplicationError:
@@ -26,7 +30,23 @@ async def run_http(payload: Any) -> dict[str, Any]:
     url = payload.get("url")
     if not isinstance(url, str) or not url:
         raise _bad_input("`url` is required and must be a string")
-    method = str(payload.get("method", "GET")).upper()
+    method = "GET" if payload.get("method") is None else payload["method"]
+    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+        raise _bad_input(f"`method` must be an HTTP method such as GET or POST, not {method!r}")
+    method = method.upper()
+    headers = payload.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise _bad_input("`headers` must be an object of header names to string values")
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise _bad_input(f"header name {name!r} is not valid (letters, digits, - and _)")
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise _bad_input(
+                f"the value of header {name!r} must be a string of printable ASCII"
+                f" without line breaks, not {value!r}"
+            )
+    if not isinstance(payload.get("params") or {}, dict):
+        raise _bad_input("`params` must be an object of query parameters")
     expect = payload.get("expect") or list(range(200, 300))
     if not isinstance(expect, list) or not all(isinstance(s, int) for s in expect):
         raise _bad_input("`expect` must be a list of status codes")
@@ -39,10 +59,7 @@ async def run_http(payload: Any) -> dict[str, Any]:
         timeout_s = parse_duration(timeout)
     except ValueError as exc:
         raise _bad_input(str(exc)) from None
-    kwargs: dict[str, Any] = {
-        "headers": payload.get("headers") or None,
-        "params": payload.get("params") or None,
-    }
+    kwargs: dict[str, Any] = {"headers": headers or None, "params": payload.get("params") or None}
     if "json" in payload:
         kwargs["json"] = payload["json"]
     elif "body" in payload:
@@ -53,6 +70,12 @@ async def run_http(payload: Any) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client:
             response = await client.request(method, url, **kwargs)
+    except httpx.UnsupportedProtocol as exc:
+        # Not a network failure: no retry reaches `notaurl` or `file://...` (or a redirect there).
+        raise _bad_input(f"`url` must be an http:// or https:// URL, not {url!r} ({exc})") from None
+    except httpx.LocalProtocolError as exc:
+        # The request itself breaks HTTP (what the checks above let through); so would a retry.
+        raise _bad_input(f"{method} {url} is not a valid HTTP request: {exc}") from None
     except httpx.TimeoutException as exc:
         raise ApplicationError(f"{method} {url} timed out: {exc}", type="HttpTimeout") from None
     except httpx.TransportError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ class RegisteredActivity:
 
 
 _REGISTRY: dict[str, RegisteredActivity] = {}
+# Activities files load under a made-up module name; messages name the file as the user gave it.
+_FILE_OF_MODULE: dict[str, str] = {}
 
 
 def activity(name: str) -> Callable[[F], F]:
@@ -47,12 +50,14 @@ def activity(name: str) -> Callable[[F], F]:
                 f"activity {name!r}: {function.__qualname__} must take (ctx, input) or (input)"
             )
         existing = _REGISTRY.get(name)
-        if existing is not None and existing.function.__qualname__ != function.__qualname__:
+        if existing is not None and _identity(existing.function) != _identity(function):
+            first, second = _source(existing.function), _source(function)
+            if first == second:
+                first += f" ({_qualname(existing.function)})"
+                second += f" ({_qualname(function)})"
             raise ActivityRegistryError(
-                f"activity {name!r} is registered twice "
-                f"({existing.function.__module__}.{existing.function.__qualname__} and "
-                f"{function.__module__}.{function.__qualname__})",
-                hint="give one of them another name",
+                f"activity {name!r} is registered twice: in {first} and {second}",
+                hint="give one of them another name, or load only one of the files",
             )
         _REGISTRY[name] = RegisteredActivity(
             name=name,
@@ -63,6 +68,32 @@ def activity(name: str) -> Callable[[F], F]:
         return function
 
     return decorate
+
+
+def _qualname(function: Callable[..., Any]) -> str:
+    return str(getattr(function, "__qualname__", type(function).__name__))
+
+
+def _identity(function: Callable[..., Any]) -> tuple[str | None, str]:
+    """The same function defined in the same file: a module imported again (by another name,
+    or reloaded) registers a new function object for the same activity, which is fine."""
+    code = getattr(function, "__code__", None)
+    filename = os.path.realpath(code.co_filename) if code is not None else None
+    return filename, _qualname(function)
+
+
+def _source(function: Callable[..., Any]) -> str:
+    module = str(getattr(function, "__module__", None) or "?")
+    return _FILE_OF_MODULE.get(module, module)
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` of an exception raised by user code, whose __str__ may itself fail."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message cannot be shown: str() of it raised an error)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def get_activity(name: str) -> RegisteredActivity | None:
@@ -91,33 +122,54 @@ def _load_one(spec: str) -> None:
             raise ActivityRegistryError(f"cannot load activities file {spec!r}")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
+        _FILE_OF_MODULE[module_name] = spec
         # The file's own directory goes first so it can import its neighbours.
         sys.path.insert(0, str(path.resolve().parent))
+        loaded = False
         try:
             module_spec.loader.exec_module(module)
+            loaded = True
         except ActivityRegistryError:
             raise
+        except SystemExit:
+            raise _exited(f"activities file {spec!r}") from None
         except Exception as exc:
-            del sys.modules[module_name]
             raise ActivityRegistryError(
-                f"activities file {spec!r} failed to load: {type(exc).__name__}: {exc}"
+                f"activities file {spec!r} failed to load: {_describe(exc)}"
             ) from None
         finally:
             sys.path.remove(str(path.resolve().parent))
+            if not loaded:  # a later attempt loads it afresh
+                del sys.modules[module_name]
         return
     try:
         importlib.import_module(spec)
     except ActivityRegistryError:
         raise
     except ModuleNotFoundError as exc:
+        if exc.name is not None and spec != exc.name and not spec.startswith(exc.name + "."):
+            # The module exists; something it imports does not.
+            raise ActivityRegistryError(
+                f"activities module {spec!r} failed to import: {_describe(exc)}"
+            ) from None
         raise ActivityRegistryError(
-            f"activities module {spec!r} not found ({exc})",
+            f"activities module {spec!r} not found ({exc.msg})",
             hint="pass a .py file path or a module importable from the current directory",
         ) from None
+    except SystemExit:
+        raise _exited(f"activities module {spec!r}") from None
     except Exception as exc:
         raise ActivityRegistryError(
-            f"activities module {spec!r} failed to import: {type(exc).__name__}: {exc}"
+            f"activities module {spec!r} failed to import: {_describe(exc)}"
         ) from None
+
+
+def _exited(what: str) -> ActivityRegistryError:
+    # SystemExit would end the worker (or the CLI) silently with the file's exit code.
+    return ActivityRegistryError(
+        f"{what} called sys.exit() while loading",
+        hint='an activities file only defines activities; put script code under `if __name__ == "__main__":`',
+    )
 
 
 def load_activity_modules(specs: Iterable[str]) -> set[str]:

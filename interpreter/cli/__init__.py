@@ -5,6 +5,7 @@ into dsl/, the client or the worker. Each subcommand lives in its own module wit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,11 +44,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.handler(args)
-    except _common.CliError as exc:
-        _common.print_error(exc.message, hint=exc.hint)
-        code = exc.exit_code
+        try:
+            code: int = args.handler(args)
+        except _common.CliError as exc:
+            _common.print_error(exc.message, hint=exc.hint)
+            code = exc.exit_code
+        except UnicodeEncodeError as exc:
+            # Last resort: text that is not valid UTF-8 (argv bytes decoded with
+            # surrogateescape) reached a store or an encoder that no argument check caught.
+            bad = exc.object[exc.start : exc.end]
+            _common.print_error(
+                f"a value is not valid UTF-8 text ({bad!a}); nothing was done with it",
+                hint="check the arguments for bytes that are not UTF-8, and the locale "
+                "(LANG/LC_ALL)",
+            )
+            code = _common.EXIT_USAGE
+        sys.stdout.flush()
     except KeyboardInterrupt:
-        code = 130
-    sys.stdout.flush()
+        code = _common.EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error. Point stdout at devnull so the
+        # interpreter's final flush does not fail again (as Python's signal docs recommend).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = _common.EXIT_OK
     return code

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
+from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from interpreter import jsondata
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run ended otherwise, or the checked files have errors
 EXIT_USAGE = 2  # invalid file, input or arguments; nothing was created
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 class CliError(Exception):
@@ -38,3 +45,114 @@ def print_error(message: str, *, hint: str | None = None) -> None:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, ensure_ascii=False, default=str)
     sys.stdout.write("\n")
+
+
+# ----------------------------------------------------------------- argument checks
+
+
+def text_arg(value: str) -> str:
+    """argparse type of a name, a reason or a run id: text that is valid UTF-8. Bytes that are
+    not (a wrong locale, a binary file pasted) reach Python as lone surrogates, which no store
+    can keep."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{value!a} is not valid UTF-8 text; check the value and the locale (LANG/LC_ALL)"
+        ) from None
+    return value
+
+
+def run_id_arg(value: str) -> str:
+    """argparse type of a RUN_ID naming a run that exists: non-empty UTF-8 text."""
+    value = text_arg(value)
+    if not value:
+        raise argparse.ArgumentTypeError("run id must not be empty")
+    return value
+
+
+def new_run_id_arg(value: str) -> str:
+    """argparse type of `--id`: a run id as Client.start_run accepts it."""
+    from interpreter.client import run_id_problem
+
+    problem = run_id_problem(run_id_arg(value))
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def db_arg(value: str) -> str:
+    """argparse type of `--db`: not empty (an empty value would silently pick the default)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "the store must not be empty; give a file path, sqlite:///file or postgresql://..."
+        )
+    return value
+
+
+def seconds_arg(value: str) -> float:
+    """argparse type of a duration in seconds: a finite number, 0 or more."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds (give 0 or more, e.g. 10 or 2.5)"
+        )
+    return seconds
+
+
+def workflow_file(file: str) -> Path:
+    """FILE of run/start/graph: an existing file, else a usage error saying what is wrong."""
+    path = Path(file)
+    if not path.is_file():
+        problem = "is a directory" if path.is_dir() else "does not exist"
+        raise CliError(
+            f"workflow file {file} {problem}",
+            hint="give the path of a .yaml, .yml or .json workflow file",
+        )
+    return path
+
+
+def workflow_dirs(dirs: Sequence[str]) -> tuple[Path, ...]:
+    """`--workflows DIR`s: each must be an existing directory."""
+    for directory in dirs:
+        if not Path(directory).is_dir():
+            problem = "does not exist" if not Path(directory).exists() else "is a file"
+            raise CliError(
+                f"--workflows {directory}: not a directory ({problem})",
+                hint="give the directory that holds the child workflow files",
+            )
+    return tuple(Path(d) for d in dirs)
+
+
+def parse_json_arg(text: str | None, what: str) -> Any:
+    """`JSON` or `@file.json` given to option `what`; None when not given. The value must be
+    JSON data a run can keep (see interpreter.jsondata)."""
+    if text is None:
+        return None
+    source = what
+    if text.startswith("@"):
+        if not text[1:]:
+            raise CliError(
+                f"{what}: missing file name after @", hint=f"write {what} @path/to/file.json"
+            )
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CliError(f"{what} file {path} does not exist", hint="check the path") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(
+                f"cannot read {what} file {path}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        source = f"{what} file {path}"
+    try:
+        return jsondata.parse(text)
+    except jsondata.NotJsonData as exc:
+        raise CliError(
+            f"{source} is not valid JSON data: {exc.reason}",
+            hint="pass JSON text, or @path/to/file.json (no NaN or Infinity, integers of at "
+            "most 4,300 digits, at most 2 MiB)",
+        ) from None

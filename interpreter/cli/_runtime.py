@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError
+from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError, db_arg
+from interpreter.cli._common import parse_json_arg as parse_json_arg
 from interpreter.client import Client
 from interpreter.core.definition import Definition
 from interpreter.errors import (
     ActivityRegistryError,
     InputInvalid,
     RunFinished,
+    RunIdConflict,
     RunNotFound,
     StoreError,
+    StoreNotFound,
     TideflowError,
     WorkflowInvalid,
 )
@@ -29,6 +30,7 @@ def add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="URL",
+        type=db_arg,
         help="store: a file path, sqlite:///file or postgresql://... (default: TIDEFLOW_DB, else .tideflow/tideflow.db)",
     )
 
@@ -45,29 +47,6 @@ def add_activities(parser: argparse.ArgumentParser) -> None:
 
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-
-
-def parse_json_arg(text: str | None, what: str) -> Any:
-    """`JSON` or `@file.json`; None when not given."""
-    if text is None:
-        return None
-    source = what
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(
-                f"cannot read {what} file {path}: {getattr(exc, 'strerror', None) or exc}"
-            ) from None
-        source = f"{what} file {path}"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            hint="pass JSON text, or @path/to/file.json",
-        ) from None
 
 
 def load_activities(specs: list[str]) -> set[str]:
@@ -106,7 +85,7 @@ def translated_errors() -> Iterator[None]:
             f"{exc.message}:\n" + format_text(results).rstrip(),
             hint="run `tideflow validate` on the file for details",
         ) from None
-    except (InputInvalid, StoreError) as exc:
+    except (InputInvalid, RunIdConflict, StoreError) as exc:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_USAGE) from None
     except (RunNotFound, RunFinished) as exc:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_FAILED) from None
@@ -114,9 +93,16 @@ def translated_errors() -> Iterator[None]:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_FAILED) from None
 
 
-def open_client(args: argparse.Namespace) -> Client:
+def open_client(args: argparse.Namespace, *, create: bool = True) -> Client:
+    """The store of --db. `create=False` for commands that only read or steer existing runs:
+    a store that does not exist is then an error, not a new empty file."""
     with translated_errors():
-        return Client(getattr(args, "db", None))
+        try:
+            return Client(getattr(args, "db", None), create=create)
+        except StoreNotFound as exc:
+            if getattr(args, "run_id", None):
+                exc.message += f", so it holds no run {args.run_id!r}"
+            raise
 
 
 def call(function: Callable[[], T]) -> T:

@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from interpreter.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from interpreter.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    workflow_dirs,
+    workflow_file,
+)
 
 _MAX_SHOWN = 10
 
@@ -37,19 +44,13 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    if not path.is_file():
-        problem = "is a directory" if path.is_dir() else "does not exist"
-        raise CliError(
-            f"workflow file {args.file} {problem}",
-            hint="give the path of a .yaml, .yml or .json workflow file",
-            exit_code=EXIT_USAGE,
-        )
+    path = workflow_file(args.file)
+    dirs = workflow_dirs(args.workflows)
     # Imported here: the parser of every command is built on each start, so it stays cheap.
     from dsl import validate_file
     from dsl.graph import to_dot, to_mermaid
 
-    result = validate_file(path, workflow_dirs=[Path(d) for d in args.workflows])
+    result = validate_file(path, workflow_dirs=dirs)
     if not result.ok or result.workflow is None:
         errors = [d for d in result.diagnostics if d.severity.value == "error"]
         for d in errors[:_MAX_SHOWN]:

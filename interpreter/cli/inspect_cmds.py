@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from interpreter.cli import _runtime as rt
-from interpreter.cli._common import EXIT_OK, print_json
+from interpreter.cli._common import EXIT_OK, print_json, run_id_arg, text_arg
 from interpreter.client import describe
+from interpreter.core.records import TERMINAL_STATUSES
+
+STATUSES = ("running", *sorted(TERMINAL_STATUSES))
 
 
 def register(subparsers: Any) -> None:
@@ -20,7 +23,7 @@ def register(subparsers: Any) -> None:
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_)
         if run_id:
-            parser.add_argument("run_id", metavar="RUN_ID")
+            parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
         rt.add_db(parser)
         if json_:
             rt.add_json(parser)
@@ -32,18 +35,20 @@ def register(subparsers: Any) -> None:
     )
     command("history", "show a run's event history", cmd_history)
     lst = command("list", "list runs", cmd_list, run_id=False)
-    lst.add_argument("--status", help="only runs with this status")
-    lst.add_argument("--workflow", help="only runs of this workflow")
+    lst.add_argument(
+        "--status", choices=STATUSES, help=f"only runs with this status: {', '.join(STATUSES)}"
+    )
+    lst.add_argument("--workflow", type=text_arg, help="only runs of this workflow")
     command(
         "cancel", "cancel a run cooperatively (compensations run; status cancelled)", cmd_cancel
     )
     term = command("terminate", "end a run at once (no compensation)", cmd_terminate)
-    term.add_argument("--reason", default="terminated by user")
+    term.add_argument("--reason", type=text_arg, default="terminated by user")
     sig = command("signal", "send a signal to a run", cmd_signal)
-    sig.add_argument("name", metavar="NAME")
+    sig.add_argument("name", metavar="NAME", type=text_arg)
     sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
-    qry.add_argument("name", metavar="NAME")
+    qry.add_argument("name", metavar="NAME", type=text_arg)
 
 
 def _time(ts: float | None) -> str:
@@ -53,7 +58,7 @@ def _time(ts: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     info = rt.call(lambda: client.status(args.run_id))
     if args.json:
         print_json(info)
@@ -94,7 +99,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     events = rt.call(lambda: client.history(args.run_id))
     if args.json:
         # Streamed: one array, written event by event, so huge histories stay cheap.
@@ -116,7 +121,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     runs = rt.call(lambda: client.list_runs(status=args.status, workflow=args.workflow))
     if args.json:
         print_json(
@@ -135,7 +140,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     rt.call(lambda: client.cancel(args.run_id))
     if args.json:
         print_json({"run_id": args.run_id, "cancel_requested": True})
@@ -145,7 +150,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     record = rt.call(lambda: client.terminate(args.run_id, args.reason))
     if args.json:
         print_json({"run_id": record.id, "status": record.status})
@@ -156,7 +161,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
 
 def cmd_signal(args: argparse.Namespace) -> int:
     payload = rt.parse_json_arg(args.data, "--data")
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     signal_id = rt.call(lambda: client.signal(args.run_id, args.name, payload))
     if args.json:
         print_json({"run_id": args.run_id, "signal": args.name, "id": signal_id})
@@ -166,7 +171,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     value = rt.call(lambda: client.query(args.run_id, args.name))
     if args.json:
         print_json({"run_id": args.run_id, "query": args.name, "value": value})

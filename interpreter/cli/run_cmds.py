@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from interpreter.cli import _runtime as rt
-from interpreter.cli._common import EXIT_FAILED, EXIT_OK, CliError, print_json
+from interpreter.cli._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CliError,
+    new_run_id_arg,
+    print_json,
+    run_id_arg,
+    seconds_arg,
+    workflow_dirs,
+    workflow_file,
+)
 from interpreter.cli.progress import Progress
 from interpreter.client import load_definition
 from interpreter.store import RunRecord
@@ -36,7 +47,7 @@ def register(subparsers: Any) -> None:
     resume = subparsers.add_parser(
         "resume", help="execute an existing run in the foreground until it ends"
     )
-    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
     rt.add_activities(resume)
     rt.add_db(resume)
     resume.add_argument(
@@ -70,7 +81,7 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument(
         "--grace",
-        type=float,
+        type=seconds_arg,
         default=10.0,
         metavar="SECONDS",
         help="on stop, how long in-flight activities may finish (default 10)",
@@ -89,6 +100,7 @@ def _add_start_args(parser: argparse.ArgumentParser) -> None:
         "--id",
         dest="run_id",
         metavar="RUN_ID",
+        type=new_run_id_arg,
         help="the run id (starting an existing id returns that run)",
     )
     parser.add_argument(
@@ -105,11 +117,10 @@ def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecor
     """Validate, check activities and create the run. `start` without --activities leaves the
     activities to the workers (another machine, another pool), so it checks none."""
     input_ = rt.parse_json_arg(args.input, "--input")
+    path = workflow_file(args.file)
+    dirs = workflow_dirs(args.workflows)
     registered = rt.load_activities(args.activities)
-    if not Path(args.file).is_file():
-        raise CliError(f"workflow file {args.file} does not exist")
-    dirs = tuple(Path(d) for d in args.workflows)
-    defn = rt.call(lambda: load_definition(args.file, dirs))
+    defn = rt.call(lambda: load_definition(path, dirs))
     if executes or args.activities:
         rt.require_activities(defn, registered)
     client = rt.open_client(args)
@@ -119,8 +130,11 @@ def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecor
 
 def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
-    dirs = tuple(Path(d) for d in args.workflows)
-    final = rt.call(lambda: client.execute(record.id, workflow_dirs=dirs, on_events=progress))
+    dirs = workflow_dirs(args.workflows)
+    try:
+        final = rt.call(lambda: client.execute(record.id, workflow_dirs=dirs, on_events=progress))
+    except KeyboardInterrupt:
+        return _interrupted(client, record.id, args)
     result = {
         "run_id": final.id,
         "workflow": final.workflow,
@@ -133,6 +147,31 @@ def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
     else:
         progress.summary(result)
     return EXIT_OK if final.status == "completed" else EXIT_FAILED
+
+
+def _interrupted(client: Any, run_id: str, args: argparse.Namespace) -> int:
+    """Ctrl-C while executing: the run is durable, so say how to continue it."""
+    try:
+        status = client.get(run_id).status
+    except Exception:  # the store went away too: the run is where its last commit left it
+        status = "running"
+    again = ["tideflow", "resume", run_id]
+    for spec in args.activities:
+        again += ["--activities", spec]
+    for directory in args.workflows:
+        again += ["--workflows", directory]
+    if args.db:
+        again += ["--db", args.db]
+    if status == "running":
+        print(
+            f"interrupted; run {run_id} is still running — continue it with: {shlex.join(again)}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"interrupted; run {run_id} already ended ({status})", file=sys.stderr)
+    if args.json:
+        print_json({"run_id": run_id, "status": status, "interrupted": True})
+    return EXIT_INTERRUPTED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -162,8 +201,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    workflow_dirs(args.workflows)
     registered = rt.load_activities(args.activities)
-    client = rt.open_client(args)
+    client = rt.open_client(args, create=False)
     record = rt.call(lambda: client.get(args.run_id))
     rt.require_activities(rt.call(lambda: client.definition_of(record)), registered)
     return _finish(client, record, args)
@@ -174,12 +214,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise CliError("--concurrency must be at least 1")
+    dirs = workflow_dirs(args.workflows)
     offered = rt.load_activities(args.activities)
     client = rt.open_client(args)
     worker = Worker(
         client.store,
         concurrency=args.concurrency,
-        workflow_dirs=tuple(Path(d) for d in args.workflows),
+        workflow_dirs=dirs,
         activities=offered,
     )
 

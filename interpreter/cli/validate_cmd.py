@@ -11,7 +11,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from interpreter.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from interpreter.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    parse_json_arg,
+    workflow_dirs,
+)
 
 WORKFLOW_SUFFIXES = (".yaml", ".yml", ".json")
 _SKIPPED_DIRS = {".venv", "venv", "node_modules", "__pycache__"}
@@ -101,16 +108,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"no workflow files found in {where}",
             hint="pass .yaml, .yml or .json files, or directories holding files with dsl:",
         )
-    input_data: object = _MISSING if args.input is None else parse_input(args.input)
+    input_data: object = _MISSING if args.input is None else parse_json_arg(args.input, "--input")
     activities = load_activities(args.activities) if args.activities else None
-    workflow_dirs = [Path(d) for d in args.workflows]
-    for directory in workflow_dirs:
-        if not directory.is_dir():
-            raise CliError(f"--workflows {directory}: not a directory")
+    dirs = list(workflow_dirs(args.workflows))
     results = [
-        validate_file(
-            path, activities=activities, workflow_dirs=workflow_dirs, input_data=input_data
-        )
+        validate_file(path, activities=activities, workflow_dirs=dirs, input_data=input_data)
         for path in files
     ]
     _write(FORMATTERS[args.format](results))
@@ -169,27 +171,6 @@ def _declares_dsl(path: Path) -> bool:
     except OSError:
         return True  # let validation report why it cannot be read
     return _DECLARES_DSL.search(head.decode("utf-8", "replace")) is not None
-
-
-def parse_input(value: str) -> object:
-    """`--input '{"id": 1}'` or `--input @input.json`."""
-    source = "--input"
-    text = value
-    if value.startswith("@"):
-        source = value[1:]
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CliError(f"input file {source} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"cannot read input file {source}: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-            hint="give a JSON value, e.g. --input '{\"id\": 1}', or @file.json",
-        ) from None
 
 
 def load_activities(specs: Sequence[str]) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from interpreter.errors import StoreError
+from interpreter.errors import StoreError, StoreNotFound
 from interpreter.store.base import (
     SCHEMA_VERSION,
     Commit,
@@ -36,7 +36,15 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("TIDEFLOW_DB") or DEFAULT_DB
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open the store at `url` (see resolve_url). `create=False` refuses to create an SQLite
+    file that does not exist yet (commands that only read or steer runs pass it, so a mistyped
+    --db does not leave an empty store, and its directories, behind)."""
+    if url is not None and not url.strip():
+        raise StoreError(
+            "the store URL is empty",
+            hint="give a file path, sqlite:///path/to/file.db or postgresql://user@host/db",
+        )
     target = resolve_url(url)
     if target.startswith(("postgresql://", "postgres://")):
         from interpreter.store.postgres import PostgresStore
@@ -52,6 +60,11 @@ def open_store(url: str | None = None) -> Store:
         )
     if Path(target).is_dir():
         raise StoreError(f"{target} is a directory, not a store file", hint="point --db at a file")
+    if not create and target != ":memory:" and not Path(target).exists():
+        raise StoreNotFound(
+            f"store {target} does not exist",
+            hint="check --db and TIDEFLOW_DB; `tideflow run`, `start` and `worker` create the store",
+        )
     from interpreter.store.sqlite import SQLiteStore
 
     return SQLiteStore(target)
