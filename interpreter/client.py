@@ -187,8 +187,10 @@ class Client:
         *,
         workflow_dirs: tuple[Path, ...] = (),
         on_events: EventSink | None = None,
+        grace: float = 10.0,
     ) -> RunRecord:
-        """Drive the run (and its children) in this process until it ends."""
+        """Drive the run (and its children) in this process until it ends. Interrupted
+        (KeyboardInterrupt), activities in flight get `grace` seconds to finish."""
         record = self.get(run_id)
         if record.status not in TERMINAL_STATUSES:
             worker = Worker(
@@ -205,7 +207,7 @@ class Client:
                 current = self.store.get_run(run_id)
                 return current is None or current.status in TERMINAL_STATUSES
 
-            asyncio.run(worker.run(until=finished))
+            asyncio.run(worker.run(until=finished, grace=grace))
         return self.get(run_id)
 
     def get(self, run_id: str) -> RunRecord:

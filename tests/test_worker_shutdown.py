@@ -172,9 +172,11 @@ def test_a_sync_activity_that_ends_within_the_grace_is_committed(
 
 
 def test_run_interrupted_by_sigint_exits_after_the_grace(store_url: str, tmp_path: Path) -> None:
-    """`tideflow run` drives the run with a Worker in-process (grace 10 s)."""
+    """`tideflow run` drives the run with a Worker in-process, with its own --grace."""
     nap = Nap(tmp_path, store_url, 60)
-    proc = cli_popen(*nap.args("run", str(nap.workflow)), "--id", "nap-4", "--input", nap.input)
+    proc = cli_popen(
+        *nap.args("run", str(nap.workflow)), "--id", "nap-4", "--input", nap.input, "--grace", "1"
+    )
     try:
         nap.wait_started()
         proc.send_signal(signal.SIGINT)
@@ -183,7 +185,7 @@ def test_run_interrupted_by_sigint_exits_after_the_grace(store_url: str, tmp_pat
         if proc.poll() is None:
             proc.kill()
     assert_clean(result, 130)
-    assert f"{ABANDONED} after the 10s grace; {SAME_KEY}" in result.stderr
+    assert f"{ABANDONED} after the 1s grace; {SAME_KEY}" in result.stderr
     nap.assert_released_then_finished_by_another_worker("nap-4")
 
 

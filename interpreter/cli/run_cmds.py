@@ -32,6 +32,7 @@ def register(subparsers: Any) -> None:
         "run", help="validate, start and execute a workflow in this process, wait for the end"
     )
     _add_start_args(run)
+    _add_grace(run)
     run.set_defaults(handler=cmd_run)
 
     start = subparsers.add_parser(
@@ -50,13 +51,8 @@ def register(subparsers: Any) -> None:
     resume.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
     rt.add_activities(resume)
     rt.add_db(resume)
-    resume.add_argument(
-        "--workflows",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="where child workflows are looked up by name (repeatable)",
-    )
+    _add_workflows(resume)
+    _add_grace(resume)
     rt.add_json(resume)
     resume.set_defaults(handler=cmd_resume)
 
@@ -72,21 +68,30 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="runs driven at once (default 200)",
     )
-    worker.add_argument(
+    _add_workflows(worker)
+    _add_grace(worker)
+    worker.set_defaults(handler=cmd_worker)
+
+
+def _add_workflows(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--workflows",
         metavar="DIR",
         action="append",
         default=[],
         help="where child workflows are looked up by name (repeatable)",
     )
-    worker.add_argument(
+
+
+def _add_grace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--grace",
         type=seconds_arg,
         default=10.0,
         metavar="SECONDS",
-        help="on stop, how long in-flight activities may finish (default 10)",
+        help="on Ctrl-C/SIGTERM, how long activities in flight may finish (default 10); "
+        "a second signal stops at once",
     )
-    worker.set_defaults(handler=cmd_worker)
 
 
 def _add_start_args(parser: argparse.ArgumentParser) -> None:
@@ -103,13 +108,7 @@ def _add_start_args(parser: argparse.ArgumentParser) -> None:
         type=new_run_id_arg,
         help="the run id (starting an existing id returns that run)",
     )
-    parser.add_argument(
-        "--workflows",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="where child workflows are looked up by name (repeatable)",
-    )
+    _add_workflows(parser)
     rt.add_json(parser)
 
 
@@ -132,7 +131,11 @@ def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
     dirs = workflow_dirs(args.workflows)
     try:
-        final = rt.call(lambda: client.execute(record.id, workflow_dirs=dirs, on_events=progress))
+        final = rt.call(
+            lambda: client.execute(
+                record.id, workflow_dirs=dirs, on_events=progress, grace=args.grace
+            )
+        )
     except KeyboardInterrupt:
         return _interrupted(client, record.id, args)
     result = {
