@@ -19,6 +19,7 @@ TideflowError
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -100,3 +101,11 @@ class RunFinished(TideflowError):
 
 class ResultTimeout(TideflowError):
     pass
+
+
+def safe_text(value: object, render: Callable[[object], str] = str) -> str:
+    """str() (or repr()) of an object from user code, whose own __str__ may raise."""
+    try:
+        return render(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: its {render.__name__}() raised {type(exc).__name__}>"

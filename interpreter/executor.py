@@ -16,7 +16,7 @@ from typing import Any
 from interpreter.activities.context import ActivityContext
 from interpreter.activities.http import HTTP_ACTIVITY, run_http
 from interpreter.activities.registry import get_activity
-from interpreter.errors import ApplicationError
+from interpreter.errors import ApplicationError, safe_text
 from interpreter.jsondata import NotJsonData, check
 
 
@@ -38,16 +38,8 @@ def _json_details(value: Any) -> Any:
     try:
         check(value)
     except NotJsonData:
-        return _safe_text(repr, value)[:500]
+        return safe_text(value, repr)[:500]
     return value
-
-
-def _safe_text(render: Callable[[Any], str], value: Any) -> str:
-    """str() or repr() of user objects, which may themselves raise."""
-    try:
-        return render(value)
-    except Exception as exc:
-        return f"<{type(value).__name__}: its {render.__name__}() raised {type(exc).__name__}>"
 
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
@@ -227,7 +219,7 @@ class ActivityRunner:
                 return _err(
                     "ResultTooLarge" if err.too_large else "ResultNotSerializable",
                     f"the activity's result cannot be kept in the run: {err.reason}",
-                    {"repr": _safe_text(repr, result)[:500]},
+                    {"repr": safe_text(result, repr)[:500]},
                     final=True,
                 )
             return Outcome(True, result)
@@ -240,7 +232,7 @@ class ActivityRunner:
             )
         if isinstance(exc, asyncio.CancelledError):
             return _err("Cancelled", "the activity was cancelled", final=True)
-        message = _json_details(_safe_text(str, exc))
+        message = _json_details(safe_text(exc))
         return _err(type(exc).__name__, message or type(exc).__name__)
 
 

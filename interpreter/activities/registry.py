@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from interpreter.errors import ActivityRegistryError
+from interpreter.errors import ActivityRegistryError, safe_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,11 +88,7 @@ def _source(function: Callable[..., Any]) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    """`Type: message` of an exception raised by user code, whose __str__ may itself fail."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = "(its message cannot be shown: str() of it raised an error)"
+    text = safe_text(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
