@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,33 @@ def _check_same_run(existing: RunRecord, defn: Definition, input: Any) -> None:
     )
 
 
+async def _drive_until_interrupted(
+    worker: Worker, finished: Callable[[], bool], grace: float
+) -> bool:
+    """Run `worker` until `finished()`; True when SIGINT stopped it. SIGINT is handled by the
+    loop (not asyncio.run's KeyboardInterrupt, which a second Ctrl-C raises wherever the code
+    is, even inside a store call), so the shutdown is the worker's, as for `tideflow worker`."""
+    loop = asyncio.get_running_loop()
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        interrupted = True
+        worker.stop()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        installed = True
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+        installed = False
+    try:
+        await worker.run(until=finished, grace=grace)
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+    return interrupted
+
+
 class Client:
     def __init__(
         self, db: str | None = None, *, store: Store | None = None, create: bool = True
@@ -189,8 +217,9 @@ class Client:
         on_events: EventSink | None = None,
         grace: float = 10.0,
     ) -> RunRecord:
-        """Drive the run (and its children) in this process until it ends. Interrupted
-        (KeyboardInterrupt), activities in flight get `grace` seconds to finish."""
+        """Drive the run (and its children) in this process until it ends. On Ctrl-C (in the
+        main thread) activities in flight get `grace` seconds to finish, a second Ctrl-C
+        abandons them at once, and KeyboardInterrupt is raised once the run is handed back."""
         record = self.get(run_id)
         if record.status not in TERMINAL_STATUSES:
             worker = Worker(
@@ -207,7 +236,8 @@ class Client:
                 current = self.store.get_run(run_id)
                 return current is None or current.status in TERMINAL_STATUSES
 
-            asyncio.run(worker.run(until=finished, grace=grace))
+            if asyncio.run(_drive_until_interrupted(worker, finished, grace)):
+                raise KeyboardInterrupt
         return self.get(run_id)
 
     def get(self, run_id: str) -> RunRecord:

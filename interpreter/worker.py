@@ -302,7 +302,9 @@ class _RunDriver:
         just finished is kept: its outcome is committed first."""
         count = 0
         for task_id, (future, ctx) in list(self.running.items()):
-            if not future.done():
+            # Cancelled counts as abandoned: on a second Ctrl-C asyncio may cancel the attempt's
+            # task before this runs.
+            if not future.done() or future.cancelled():
                 ctx._request_cancel()
                 future.cancel()
                 del self.running[task_id]
