@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,46 +46,49 @@ _Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "as
 
 
 class _DaemonThreads:
-    """At most `limit` daemon threads for sync activities; later calls queue until one is free.
+    """A pool of at most `limit` daemon threads for sync activities; calls beyond it queue.
 
     Not a ThreadPoolExecutor: its threads are joined at interpreter exit, so an attempt a
     stopping worker abandoned (or one that ignored its timeout) kept the process alive until
     the user's code returned. A daemon thread dies with the process; the attempt runs again on
-    the next worker under the same idempotency key.
+    the next worker under the same idempotency key. Idle threads stay for the next call:
+    starting a thread per call cost about 0.1 ms of CPU per step.
     """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._busy = 0
-        self._queued: deque[_Job] = deque()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0  # threads waiting for a job that no submit has claimed yet
         self._lock = threading.Lock()
 
     def submit(self, function: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        job: _Job = (function, args, loop, future)
         with self._lock:
-            if self._busy >= self._limit:
-                self._queued.append(job)
-                return future
-            self._busy += 1
-        thread = threading.Thread(target=self._work, args=(job,), name="tideflow-activity")
-        thread.daemon = True
-        thread.start()
+            if self._idle:
+                self._idle -= 1
+                start = False
+            else:
+                start = self._threads < self._limit
+                self._threads += start
+        self._jobs.put((function, args, loop, future))
+        if start:
+            threading.Thread(target=self._work, name="tideflow-activity", daemon=True).start()
         return future
 
     def close(self) -> None:
+        """Let every thread end once its current call returns; queued calls are dropped."""
         with self._lock:
-            self._queued.clear()
+            threads, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(threads):
+            self._jobs.put(None)
 
-    def _work(self, job: _Job | None) -> None:
-        # A thread runs queued jobs until none is left, so at most `limit` threads exist.
-        while job is not None:
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
             _run_job(*job)
             with self._lock:
-                job = self._queued.popleft() if self._queued else None
-                if job is None:
-                    self._busy -= 1
+                self._idle += 1
 
 
 def _run_job(
