@@ -78,10 +78,32 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+_NO_DEFAULT: Any = object()
+
+
+def _strict_number(name: str, convert: Any) -> Any:
+    """Jinja's `int`/`float` filters turn anything they cannot read into 0 without a word
+    (`'12a' | int` is 0); here that is an error unless the template names a default."""
+
+    def strict(value: Any, default: Any = _NO_DEFAULT, *args: Any) -> Any:
+        result = convert(value, _NO_DEFAULT, *args)
+        if result is _NO_DEFAULT:
+            if default is _NO_DEFAULT:
+                raise ValueError(
+                    f"{name}: {value!r} is not a number (write `| {name}(0)` to get 0 instead)"
+                )
+            return default
+        return result
+
+    return strict
+
+
 def _make_environment() -> ImmutableSandboxedEnvironment:
     env = _JsonSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.
     env.globals = {"range": env.globals["range"], "dict": dict}
+    env.filters["int"] = _strict_number("int", env.filters["int"])
+    env.filters["float"] = _strict_number("float", env.filters["float"])
     return env
 
 

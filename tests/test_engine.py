@@ -498,6 +498,30 @@ def test_expression_error_is_catchable(client: Client, tmp_path: Path) -> None:
     assert "compute" in run.output["message"]
 
 
+def test_number_filters_refuse_text_that_is_not_a_number(client: Client, tmp_path: Path) -> None:
+    """Jinja's int/float turn '12a' into 0 silently; here that fails unless a default is named."""
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: numbers
+        states:
+          parse:
+            type: succeed
+            output:
+              qty: "{{ input.qty | int }}"
+              price: "{{ input.price | float }}"
+              fallback: "{{ input.bad | int(-1) }}"
+        """,
+    )
+    good = run_to_end(client, wf, {"qty": "12", "price": "9.5", "bad": "n/a"})
+    assert good.status == "completed", good.error
+    assert good.output == {"qty": 12, "price": 9.5, "fallback": -1}
+    bad = run_to_end(client, wf, {"qty": "12a", "price": "9.5", "bad": "n/a"})
+    assert bad.status == "failed"
+    assert bad.error["type"] == "ExpressionError"
+    assert "'12a' is not a number" in bad.error["message"]
+
+
 def test_expression_error_in_initial_vars_fails_the_run(client: Client, tmp_path: Path) -> None:
     wf = write_workflow(
         tmp_path,
