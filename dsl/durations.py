@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -13,6 +14,8 @@ _ISO = re.compile(
 )
 
 DURATION_HELP = "use e.g. 100ms, 30s, 5m, 2h, 7d, 1h30m, PT1H30M, or a number of seconds"
+# Temporal's longest timer is about 100 years too; beyond it a due time is not a real date.
+MAX_DURATION_SECONDS = 100 * 365 * 86400.0
 
 
 class DurationError(ValueError):
@@ -20,19 +23,31 @@ class DurationError(ValueError):
 
 
 def parse_duration(value: object) -> float:
-    """Return the duration in seconds; raise DurationError when `value` is not a duration.
+    """Return the duration in seconds; raise DurationError when `value` is not a duration, is
+    not finite or is longer than 100 years.
 
     Zero and negative values parse (lint reports them separately, with a clearer message).
     """
+    seconds = _parse(value)
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise DurationError(f"{value!r} is not a finite duration")
+    if abs(seconds) > MAX_DURATION_SECONDS:
+        raise DurationError(
+            f"{value!r} is longer than 100 years, the longest duration tideflow schedules"
+        )
+    return seconds
+
+
+def _parse(value: object) -> float:
     if isinstance(value, bool):
-        raise DurationError(f"{value!r} is not a duration; {DURATION_HELP}")
+        raise DurationError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
         return float(value)
     if not isinstance(value, str):
-        raise DurationError(f"{value!r} is not a duration; {DURATION_HELP}")
+        raise DurationError(f"{value!r} is not a duration")
     text = value.strip()
     if not text:
-        raise DurationError(f"empty duration; {DURATION_HELP}")
+        raise DurationError("empty duration")
     try:
         return float(text)
     except ValueError:
@@ -50,7 +65,7 @@ def parse_duration(value: object) -> float:
             + parts.get("m", 0.0) * 60
             + parts.get("s", 0.0)
         )
-    raise DurationError(f"{value!r} is not a duration; {DURATION_HELP}")
+    raise DurationError(f"{value!r} is not a duration")
 
 
 def format_duration(seconds: float) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from interpreter import jsondata
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import TERMINAL_STATUSES, new_run_state
+from interpreter.core.records import TERMINAL_STATUSES, new_run_state, run_id_problem
 from interpreter.errors import (
     InputInvalid,
     ResultTimeout,
@@ -63,27 +63,6 @@ def check_against_schema(schema: dict[str, Any] | None, value: Any, what: str) -
             f"{what} is invalid at {pointer}: {err.message}",
             hint=f"the schema requires: {err.validator} {err.validator_value!r}"[:300],
         )
-
-
-MAX_RUN_ID_LENGTH = 200
-
-
-def run_id_problem(run_id: str) -> str | None:
-    """Why `run_id` cannot name a new run, or None when it can."""
-    if not isinstance(run_id, str):
-        return f"run id must be a string, not {type(run_id).__name__}"
-    if not run_id:
-        return "run id must not be empty"
-    if len(run_id) > MAX_RUN_ID_LENGTH:
-        return f"run id is {len(run_id)} characters long; the limit is {MAX_RUN_ID_LENGTH}"
-    if any(ch < " " or ch == "\x7f" for ch in run_id):
-        bad = next(ch for ch in run_id if ch < " " or ch == "\x7f")
-        return f"run id {run_id!a} holds a control character ({bad!a})"
-    try:
-        run_id.encode("utf-8")
-    except UnicodeEncodeError:
-        return f"run id {run_id!a} is not valid UTF-8 text"
-    return None
 
 
 def check_json_data(value: Any, what: str) -> None:
@@ -234,7 +213,16 @@ class Client:
                 if worker.is_driving(run_id):
                     return False  # cheap: loading the run each poll costs O(state + input)
                 current = self.store.get_run(run_id)
-                return current is None or current.status in TERMINAL_STATUSES
+                if current is not None and current.status not in TERMINAL_STATUSES:
+                    return False
+                if record.root_id != record.id:
+                    return True
+                if worker.has_drivers():
+                    return False
+                # A root run that ended at once (timeout) asked its running children to cancel:
+                # see through what is due now, or it would wait for some other worker.
+                due = self.store.next_due(record.root_id)
+                return due is None or due > time.time()
 
             if asyncio.run(_drive_until_interrupted(worker, finished, grace)):
                 raise KeyboardInterrupt

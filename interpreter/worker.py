@@ -19,7 +19,7 @@ from typing import Any
 from interpreter.activities.context import ActivityContext
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import Command, Event, new_run_state
+from interpreter.core.records import NOT_STARTED, Command, Event, new_run_state
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
@@ -85,6 +85,9 @@ class Worker:
     def is_driving(self, run_id: str) -> bool:
         """This worker holds the run right now (so it is still running)."""
         return run_id in self._drivers
+
+    def has_drivers(self) -> bool:
+        return bool(self._drivers)
 
     def stop(self) -> None:
         """Stop claiming runs and let running attempts finish within the grace; called a second
@@ -210,6 +213,14 @@ class Worker:
                 "message": str(exc),
                 "details": {"workflow": data["workflow"]},
             }
+        if self.store.get_run(data["id"]) is not None:
+            # Starting it would only find the other run, whose result never comes here.
+            return {
+                "type": "ChildIdInUse",
+                "message": f"a run with id {data['id']!r} already exists; "
+                "give each child its own id",
+                "details": {"child": data["id"], "workflow": data["workflow"]},
+            }
         self._definitions[child_defn.hash] = child_defn
         now = time.time()
         state = new_run_state(child_defn, data["id"], data["input"], now)
@@ -278,6 +289,7 @@ class _RunDriver:
         self.wake = asyncio.Event()
         self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
         self.stopping = False
+        self.lease_lost = False
         self._last_hb: dict[str, float] = {}
         # Heartbeat details not yet written (throttled); flushed when the attempt ends so the
         # next attempt sees the latest details, not the first of the last throttle window.
@@ -289,6 +301,9 @@ class _RunDriver:
         if not self.w.store.renew(
             self.run.id, self.w.owner, self.run.lease_token, time.time() + self.w.lease_seconds
         ):
+            # Terminated, or taken over after our lease ran out: stop at once, so activities
+            # in flight see ctx.cancelled instead of running on for nobody.
+            self.lease_lost = True
             self.wake.set()
 
     def begin_shutdown(self) -> None:
@@ -394,6 +409,8 @@ class _RunDriver:
                 waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             wake_task.cancel()
+            if self.lease_lost:
+                raise LeaseLost(self.run.id)
             if self.wake.is_set():
                 self.wake.clear()
                 check_inbox = True
@@ -455,7 +472,7 @@ class _RunDriver:
                 if isinstance(child, NewRun):
                     new_runs.append(child)
                 else:
-                    engine.child_finished(command.data["id"], "failed", None, child)
+                    engine.child_finished(command.data["id"], NOT_STARTED, None, child)
             elif command.kind == "cancel_child":
                 cancel_runs.append(command.data["id"])
             elif command.kind == "consume_signal":

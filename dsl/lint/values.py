@@ -97,8 +97,8 @@ def check_durations(ctx: LintContext) -> Iterator[Diagnostic]:
             continue
         try:
             seconds = parse_duration(value)
-        except DurationError:
-            yield ctx.error("TF210", path, f"{where}: {value!r} is not a duration", DURATION_HELP)
+        except DurationError as exc:
+            yield ctx.error("TF210", path, f"{where}: {exc}", DURATION_HELP)
             continue
         if seconds <= 0:
             yield ctx.error(

@@ -73,7 +73,7 @@ def run_id_arg(value: str) -> str:
 
 def new_run_id_arg(value: str) -> str:
     """argparse type of `--id`: a run id as Client.start_run accepts it."""
-    from interpreter.client import run_id_problem
+    from interpreter.core.records import run_id_problem
 
     problem = run_id_problem(run_id_arg(value))
     if problem:

@@ -41,7 +41,10 @@ class Retry:
 
     def delay_before(self, next_attempt: int) -> float:
         """Seconds to wait before attempt `next_attempt` (2 = the first retry)."""
-        delay = self.initial_interval * self.backoff ** max(0, next_attempt - 2)
+        try:
+            delay = self.initial_interval * self.backoff ** max(0, next_attempt - 2)
+        except OverflowError:  # attempt 1,025 of a doubling policy: long past max_interval
+            delay = self.max_interval
         return float(min(delay, self.max_interval))
 
     def to_json(self) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from interpreter.core.definition import Definition, Retry
 from interpreter.core.records import (
     NEVER_RETRIED,
     NO_RESULT,
+    NOT_STARTED,
     Command,
     Event,
     error,
@@ -283,13 +284,14 @@ class Engine:
                 frame["state"],
                 payload={"child": child_id, "status": status, "error": err},
             )
+            what = (
+                f"child run {child_id} could not be started: {err['message']}"
+                if status == NOT_STARTED
+                else f"child run {child_id} ended {status}"
+            )
             self._state_error(
                 frame,
-                error(
-                    "ChildFailed",
-                    f"child run {child_id} ended {status}",
-                    {"child": child_id, "status": status, "error": err},
-                ),
+                error("ChildFailed", what, {"child": child_id, "status": status, "error": err}),
             )
         self.advance()
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsl.model import ChildState, MapState, ParallelState
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
-from interpreter.core.records import Command
+from interpreter.core.records import Command, error, run_id_problem
 from interpreter.expressions import ExpressionError
 
 if TYPE_CHECKING:
@@ -86,11 +86,22 @@ def launch_iterations(self: Engine, frame: dict[str, Any]) -> None:
 def start_child(self: Engine, frame: dict[str, Any], state: ChildState) -> None:
     input_ = self._eval(frame, state.input, "input")
     if state.id is not None:
-        child_id = str(self._eval(frame, state.id, "id"))
+        child_id = _child_id(self._eval(frame, state.id, "id"), frame["state"])
     else:
         suffix = frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
         visit = frame["visits"][frame["state"]]
         child_id = f"{self.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
+    if child_id in self.s["children"] or child_id == self.s["run"]["id"]:
+        # Two frames waiting on one id would both wait for a single result.
+        self._state_error(
+            frame,
+            error(
+                "ChildIdInUse",
+                f"state {frame['state']!r}: child id {child_id!r} is already in use by this run",
+                {"child": child_id},
+            ),
+        )
+        return
     frame["status"] = "waiting"
     frame["wait"] = {"kind": "child", "child": child_id}
     self.s["children"][child_id] = frame["id"]
@@ -110,3 +121,15 @@ def start_child(self: Engine, frame: dict[str, Any], state: ChildState) -> None:
         frame["state"],
         payload={"child": child_id, "workflow": state.workflow, "input": input_},
     )
+
+
+def _child_id(value: Any, state: str) -> str:
+    """A templated child id: text or a whole number, following the run id rules."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        kind = "null" if value is None else type(value).__name__
+        raise ExpressionError(f"state {state!r}, id: a child id must be text, not {kind}")
+    child_id = str(value)
+    problem = run_id_problem(child_id)
+    if problem:
+        raise ExpressionError(f"state {state!r}, id: {problem}")
+    return child_id

@@ -16,6 +16,10 @@ NO_RESULT = object()
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out", "terminated"})
 
 
+# The status a child that never became a run reports to its parent (see Engine.child_finished).
+NOT_STARTED = "not_started"
+
+
 def error(type_: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"type": type_, "message": message, "details": details}
 
@@ -60,3 +64,24 @@ def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dic
         "output": None,
         "error": None,
     }
+
+
+MAX_RUN_ID_LENGTH = 200
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """Why `run_id` cannot name a new run, or None when it can."""
+    if not isinstance(run_id, str):
+        return f"run id must be a string, not {type(run_id).__name__}"
+    if not run_id:
+        return "run id must not be empty"
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        return f"run id is {len(run_id)} characters long; the limit is {MAX_RUN_ID_LENGTH}"
+    if any(ch < " " or ch == "\x7f" for ch in run_id):
+        bad = next(ch for ch in run_id if ch < " " or ch == "\x7f")
+        return f"run id {run_id!a} holds a control character ({bad!a})"
+    try:
+        run_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"run id {run_id!a} is not valid UTF-8 text"
+    return None
