@@ -236,3 +236,36 @@ def test_terminate_cancels_the_activity_in_flight(store_url: str, tmp_path: Path
     ends = [e for e in cc.read_log(log) if e["event"] == "end"]
     assert [e["outcome"] for e in ends] == ["cancelled"]
     assert time.time() - ends[0]["t"] < 60
+
+
+def test_a_cancel_while_a_failure_is_compensated_keeps_the_failure(
+    client: Client, store_url: str, tmp_path: Path, cc_log: Path
+) -> None:
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: fail_then_cancel
+        states:
+          book:
+            type: activity
+            activity: cc.noop
+            input: booked
+            compensate: {activity: cc.echo, input: {tag: unbook, delay: 1.5}}
+            next: pay
+          pay: {type: activity, activity: cc.fail, input: {tag: pay, type: Declined}, end: true}
+        """,
+    )
+    run_id = client.start(wf)
+    with cc.BackgroundWorker(store_url):
+        cc.wait_until(
+            lambda: any(e["tag"] == "unbook" for e in cc.read_log(cc_log)),
+            what="the compensation starts",
+        )
+        client.cancel(run_id)
+        final = client.result(run_id, timeout=30)
+    assert final.status == "failed"
+    assert final.error["type"] == "Declined"
+    requested = [e for e in client.history(run_id) if e["type"] == "CancelRequested"]
+    assert [e["payload"].get("ignored") for e in requested] == ["run is failing"]
+    ends = [e for e in cc.read_log(cc_log) if e["tag"] == "unbook" and e["event"] == "end"]
+    assert [e["outcome"] for e in ends] == ["ok"], "the compensation was not cut short"

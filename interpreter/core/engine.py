@@ -299,6 +299,11 @@ class Engine:
         if self.s["status"] != "running" or self.s.get("cancelling"):
             return
         self.s["cancelling"] = True
+        comp = self.s["compensation"]
+        if comp is not None and comp["reason"] == "failed":
+            # Already ending: its compensations go on, and the failure stays the outcome.
+            self._emit("CancelRequested", payload={"reason": reason, "ignored": "run is failing"})
+            return
         self._emit("CancelRequested", payload={"reason": reason})
         self._drop_everything()
         self._begin_compensation("cancelled", error("Cancelled", reason))
