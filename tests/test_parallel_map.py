@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import concurrency_activities as cc
 import pytest
@@ -18,6 +19,7 @@ from conftest import run_cli
 
 from interpreter import Client
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
+from interpreter.store import RunRecord
 
 WF = Path(__file__).resolve().parent / "workflows_concurrency"
 
@@ -241,19 +243,24 @@ def test_a_running_maps_items_and_results_stay_out_of_the_state_document(
     sizes, row_counts = [], []
     with cc.BackgroundWorker(store_url):
 
+        def map_waits(record: RunRecord) -> list[dict[str, Any]]:
+            frames = record.state["frames"].values()
+            return [f["wait"] for f in frames if (f.get("wait") or {}).get("kind") == "map"]
+
         def sample() -> bool:
             record = client.get(run_id)
             if record.status != "running":
                 return True
-            frames = record.state["frames"]
-            waits = [
-                f["wait"] for f in frames.values() if (f.get("wait") or {}).get("kind") == "map"
-            ]
+            waits = map_waits(record)
             if waits:
                 assert "items" not in waits[0] and "results" not in waits[0]
                 assert record.state["input"] is None and record.input == {"items": items}
-                sizes.append(len(json.dumps(record.state)))
                 rows = client.store.load_map_rows(run_id)
+                # Two reads: the rows count only if the map still ran after they were read
+                # (they go in the same commit that ends the map).
+                if not map_waits(client.get(run_id)):
+                    return False
+                sizes.append(len(json.dumps(record.state)))
                 row_counts.append(sum(1 for r in rows if r[2] == "result"))
                 assert sum(1 for r in rows if r[2] == "item") == len(items)
             return False
