@@ -201,8 +201,11 @@ def iter_strings(
 
 @lru_cache(maxsize=8192)
 def parse_template(value: str) -> nodes.Template | None:
-    """The Jinja2 syntax tree of a template (for static checks); None on a syntax error.
-    Cached: lint walks the same strings several times."""
+    """The Jinja2 syntax tree of a template (for static checks); None when it does not compile
+    (a syntax error, or an unknown filter or test, which only compiling finds; TF220 reports
+    it). Cached: lint walks the same strings several times."""
+    if check_syntax(value) is not None:
+        return None
     expr = single_expression(value)
     try:
         return ENVIRONMENT.parse("{{" + expr + "}}" if expr is not None else value)

@@ -362,6 +362,23 @@ def test_template_error_in_a_literal_block_points_at_its_line() -> None:
     assert (d.line, d.column) == (8, 7)
 
 
+def test_an_unknown_filter_is_a_template_error_not_an_internal_one() -> None:
+    """Parsing accepts `{{ i|nput.id }}`; only compiling finds the unknown filter (found by
+    the loader fuzz test: TF223's name check used to compile it and crash into TF900)."""
+    text = textwrap.dedent(
+        """\
+        dsl: "1.0"
+        name: t
+        states:
+          a: {type: succeed, output: "{{ i|nput.request_id }}"}
+        """
+    )
+    workflow, doc = load(text)
+    [d] = lint(workflow, doc)
+    assert d.code == "TF220"
+    assert "No filter named 'nput.request_id'" in d.message
+
+
 def test_template_strings_nested_in_input_are_checked() -> None:
     found = run_lint(
         """
