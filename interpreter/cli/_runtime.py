@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError, db_arg
-from interpreter.cli._common import parse_json_arg as parse_json_arg
 from interpreter.client import Client
 from interpreter.core.definition import Definition
 from interpreter.errors import (

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from interpreter.cli import _runtime as rt
-from interpreter.cli._common import EXIT_OK, print_json, run_id_arg, text_arg
+from interpreter.cli._common import EXIT_OK, parse_json_arg, print_json, run_id_arg, text_arg
 from interpreter.client import describe
 from interpreter.core.records import TERMINAL_STATUSES
 
@@ -160,7 +160,7 @@ def cmd_terminate(args: argparse.Namespace) -> int:
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
-    payload = rt.parse_json_arg(args.data, "--data")
+    payload = parse_json_arg(args.data, "--data")
     client = rt.open_client(args, create=False)
     signal_id = rt.call(lambda: client.signal(args.run_id, args.name, payload))
     if args.json:

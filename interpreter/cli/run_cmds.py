@@ -16,6 +16,7 @@ from interpreter.cli._common import (
     EXIT_OK,
     CliError,
     new_run_id_arg,
+    parse_json_arg,
     print_json,
     run_id_arg,
     seconds_arg,
@@ -115,7 +116,7 @@ def _add_start_args(parser: argparse.ArgumentParser) -> None:
 def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecord, bool]:
     """Validate, check activities and create the run. `start` without --activities leaves the
     activities to the workers (another machine, another pool), so it checks none."""
-    input_ = rt.parse_json_arg(args.input, "--input")
+    input_ = parse_json_arg(args.input, "--input")
     path = workflow_file(args.file)
     dirs = workflow_dirs(args.workflows)
     registered = rt.load_activities(args.activities)

@@ -77,8 +77,8 @@ def run_id_problem(run_id: str) -> str | None:
         return "run id must not be empty"
     if len(run_id) > MAX_RUN_ID_LENGTH:
         return f"run id is {len(run_id)} characters long; the limit is {MAX_RUN_ID_LENGTH}"
-    if any(ch < " " or ch == "\x7f" for ch in run_id):
-        bad = next(ch for ch in run_id if ch < " " or ch == "\x7f")
+    bad = next((ch for ch in run_id if ch < " " or ch == "\x7f"), None)
+    if bad is not None:
         return f"run id {run_id!a} holds a control character ({bad!a})"
     try:
         run_id.encode("utf-8")
