@@ -332,12 +332,14 @@ def test_sqlite_migration_moves_run_inputs_out_of_the_runs_table(tmp_path: Path)
     """A store written before run inputs had their own table keeps every run's input."""
     import sqlite3
 
-    from interpreter.store.sqlite import _MIGRATIONS
+    from interpreter.store.migrations import statements
+    from interpreter.store.sqlite import SQLiteStore
 
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
-    for migration in _MIGRATIONS[:3]:
-        db.executescript(migration)
+    for index in range(3):
+        for statement in statements(index, "sqlite", SQLiteStore.TYPES):
+            db.execute(statement)
     db.execute("INSERT INTO meta VALUES ('schema_version', '3')")
     db.execute(
         "INSERT INTO definitions VALUES ('h', 'wf', NULL, NULL, '{}', 0)",

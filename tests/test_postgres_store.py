@@ -27,7 +27,8 @@ from interpreter.core.records import Event
 from interpreter.errors import NotAStore, RunFinished, StoreError, StoreVersionError
 from interpreter.store import SCHEMA_VERSION, Commit, LeaseLost, RunRecord
 from interpreter.store.leases import DEAD_OWNER_RECHECK
-from interpreter.store.postgres import _MIGRATIONS, PostgresStore
+from interpreter.store.migrations import statements
+from interpreter.store.postgres import PostgresStore
 
 ORDER = SAMPLES / "order.yaml"
 ORDER_INPUT = {
@@ -93,14 +94,22 @@ def test_fresh_schema_gets_current_version_and_reopens(pg_url: str) -> None:
         r[0]
         for r in admin(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname=current_schema()")
     }
-    assert tables == {"meta", "definitions", "runs", "events", "inbox", "heartbeats", "map_rows"}
+    assert tables == {
+        "meta",
+        "definitions",
+        "runs",
+        "run_inputs",
+        "events",
+        "inbox",
+        "heartbeats",
+        "map_rows",
+    }
     PostgresStore(pg_url).close()  # opening again migrates nothing and fails nothing
 
 
 def test_an_older_store_is_migrated_step_by_step(pg_url: str) -> None:
-    for statement in _MIGRATIONS[0].split(";"):
-        if statement.strip():
-            admin(pg_url, statement)
+    for statement in statements(0, "postgresql", PostgresStore.TYPES):
+        admin(pg_url, statement)
     admin(pg_url, "INSERT INTO meta VALUES ('schema_version', '1')")
     PostgresStore(pg_url).close()
     assert admin(pg_url, "SELECT value FROM meta WHERE key='schema_version'") == [
@@ -328,7 +337,7 @@ def test_a_commit_whose_answer_was_lost_is_not_written_twice(
 
     def exec_then_break(conn: Any, query: str, params: Any = None) -> Any:
         cursor = real_exec(conn, query, params)
-        if "WITH upd AS" in query and not broken["done"]:
+        if query.startswith("UPDATE runs SET state=") and not broken["done"]:
             broken["done"] = True
             conn.close()  # the commit landed; its answer never arrives
             raise psycopg.OperationalError("server closed the connection unexpectedly")

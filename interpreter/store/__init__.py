@@ -7,7 +7,6 @@ from pathlib import Path
 
 from interpreter.errors import StoreError, StoreNotFound
 from interpreter.store.base import (
-    SCHEMA_VERSION,
     Commit,
     InboxItem,
     LeaseLost,
@@ -15,6 +14,7 @@ from interpreter.store.base import (
     RunRecord,
     Store,
 )
+from interpreter.store.migrations import SCHEMA_VERSION
 
 DEFAULT_DB = ".tideflow/tideflow.db"
 

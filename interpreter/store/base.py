@@ -14,8 +14,7 @@ from typing import Any, Protocol
 
 from interpreter.core.records import Event
 from interpreter.errors import RunFinished, RunNotFound, StoreError, StoreVersionError
-
-SCHEMA_VERSION = 4
+from interpreter.store.migrations import SCHEMA_VERSION
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""The store's schema as one numbered list of migrations that every SQL dialect runs.
+
+Entry i brings a store from version i to i + 1. Each entry is written once; the few words the
+dialects spell differently are `{tokens}` that the dialect fills in (`Dialect.TYPES`). Version
+4 is the one step whose history differs by dialect (SQLite moved run inputs out of `runs`,
+PostgreSQL did nothing); version 5 brings both to the same shape, so every query that follows
+is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Version 1: the first schema.
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE definitions (
+    hash TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT, file TEXT,
+    source TEXT NOT NULL, created_at {real} NOT NULL
+);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY, workflow TEXT NOT NULL, def_hash TEXT NOT NULL,
+    status TEXT NOT NULL, input TEXT, output TEXT, error TEXT, state TEXT NOT NULL,
+    parent_id TEXT, root_id TEXT NOT NULL, depth INTEGER NOT NULL DEFAULT 0,
+    created_at {real} NOT NULL, updated_at {real} NOT NULL, ended_at {real},
+    due_at {real}, lease_owner TEXT, lease_expires {real},
+    lease_token {bigint} NOT NULL DEFAULT 0,
+    attention {bool} NOT NULL DEFAULT {false},
+    cancel_requested {bool} NOT NULL DEFAULT {false},
+    next_seq {bigint} NOT NULL DEFAULT 1
+) {runs_storage};
+CREATE INDEX runs_due ON runs(due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX runs_status ON runs(status, created_at);
+CREATE INDEX runs_workflow ON runs(workflow, created_at);
+CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX runs_attention ON runs(lease_owner) WHERE attention;
+CREATE TABLE events (
+    run_id TEXT NOT NULL, seq {bigint} NOT NULL, type TEXT NOT NULL, time {real} NOT NULL,
+    state TEXT, attempt INTEGER, payload TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) {without_rowid};
+CREATE TABLE inbox (
+    id {serial}, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+    name TEXT NOT NULL, payload TEXT, created_at {real} NOT NULL,
+    consumed {bool} NOT NULL DEFAULT {false}
+);
+CREATE INDEX inbox_pending ON inbox(run_id, id) WHERE NOT consumed;
+CREATE TABLE heartbeats (
+    run_id TEXT NOT NULL, task_id TEXT NOT NULL, details TEXT, at {real} NOT NULL,
+    PRIMARY KEY (run_id, task_id)
+) {without_rowid}
+"""
+
+# Version 2: the activities a run's tasks name, so a worker only claims what it can run.
+_V2 = "ALTER TABLE runs ADD COLUMN needs {text_list}"
+
+# Version 3: map items and iteration results, written once each instead of in every state write.
+_V3 = """
+CREATE TABLE map_rows (
+    run_id TEXT NOT NULL, frame TEXT NOT NULL, kind TEXT NOT NULL, idx INTEGER NOT NULL,
+    value TEXT, PRIMARY KEY (run_id, frame, kind, idx)
+) {without_rowid}
+"""
+
+# Version 4 (history differs by dialect, see the module docstring): SQLite rewrites a whole row,
+# overflow pages included, on every UPDATE, so a large input in `runs` made each step O(input).
+_V4 = {
+    "sqlite": """
+        CREATE TABLE run_inputs (run_id TEXT PRIMARY KEY, input TEXT);
+        INSERT INTO run_inputs(run_id, input) SELECT id, input FROM runs;
+        UPDATE runs SET input = NULL
+    """,
+    "postgresql": "SELECT 1",
+}
+
+# Version 5: one shape for every dialect. Run inputs live in `run_inputs` everywhere (a no-op
+# on SQLite); the partial indexes that SQLite spelled `= 1` / `= 0` are rebuilt with the
+# predicates the queries use (SQLite only uses a partial index whose WHERE the query repeats);
+# leased runs get the index that finding dead local owners needs without a scan.
+_V5 = """
+CREATE TABLE IF NOT EXISTS run_inputs (run_id TEXT PRIMARY KEY, input TEXT);
+INSERT INTO run_inputs(run_id, input) SELECT id, input FROM runs WHERE input IS NOT NULL;
+UPDATE runs SET input = NULL WHERE input IS NOT NULL;
+DROP INDEX IF EXISTS runs_attention;
+CREATE INDEX runs_attention ON runs(lease_owner) WHERE attention;
+DROP INDEX IF EXISTS inbox_pending;
+CREATE INDEX inbox_pending ON inbox(run_id, id) WHERE NOT consumed;
+CREATE INDEX IF NOT EXISTS runs_leased ON runs(lease_owner) WHERE lease_owner IS NOT NULL
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(index: int, dialect: str, types: Mapping[str, str]) -> list[str]:
+    """The statements of migration `index` (from version index to index + 1) for `dialect`."""
+    entry = MIGRATIONS[index]
+    text = entry if isinstance(entry, str) else entry[dialect]
+    return [s.strip().format_map(types) for s in text.split(";") if s.strip()]
