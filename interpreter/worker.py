@@ -21,6 +21,7 @@ from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event, new_run_state
 from interpreter.executor import ActivityRunner, Outcome
+from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
 from interpreter.store.leases import new_owner_id
@@ -63,6 +64,7 @@ class Worker:
         self.workflow_dirs = workflow_dirs
         self.on_events = on_events
         self.runner = ActivityRunner(threads)
+        self.commits = GroupCommit(store, alone=lambda: len(self._drivers) <= 1)
         self._definitions: dict[str, Definition] = {}
         self._drivers: dict[str, _RunDriver] = {}
         self._stopping = asyncio.Event()
@@ -379,7 +381,7 @@ class _RunDriver:
             engine.fire_due_timers()
             started = [] if self.stopping else engine.start_due_tasks(self.w.can_run)
             commands = engine.commands
-            self._commit(engine, commands)
+            await self._commit(engine, commands)
             for task in started:
                 self._launch(task)
             if self.run.status != "running":
@@ -455,7 +457,7 @@ class _RunDriver:
             else:
                 engine.offer_signal(item.id, item.name, item.payload)
 
-    def _commit(self, engine: Engine, commands: list[Command]) -> None:
+    async def _commit(self, engine: Engine, commands: list[Command]) -> None:
         # A wait without a timeout records no event, yet its frame now waits: persist that too
         # (status shows it), but skip idle rounds where nothing changed at all.
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
@@ -502,7 +504,7 @@ class _RunDriver:
             map_frames_done=split.done_frames,
         )
         events = list(engine.events)
-        self.w.store.commit(self.run, self.w.owner, commit, engine.now)
+        await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)
         self.map_rows.committed(split)
         self.run.state = state  # the store keeps the split document; the engine the whole one
         self._committed_shape = _frame_shape(engine)

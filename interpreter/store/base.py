@@ -8,7 +8,7 @@ a worker that lost its lease can never overwrite the new owner's work.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,9 +40,14 @@ class RunRecord:
     version: str | None = None
 
 
+# One encoder for every write: json.dumps with options builds a new encoder per call, and a
+# step encodes a dozen values.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """JSON as both stores keep it (compact, UTF-8)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | None) -> Any:
@@ -257,6 +262,7 @@ class Store(Protocol):
     def renew(self, run_id: str, owner: str, token: int, until: float) -> bool: ...
     def release(self, run_id: str, owner: str, token: int, due_at: float | None) -> None: ...
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None: ...
+    def commit_many(self, steps: Sequence[tuple[RunRecord, str, Commit, float]]) -> list[bool]: ...
     def needs_attention(self, owner: str) -> set[str]: ...
     def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]: ...
     def load_map_rows(self, run_id: str) -> list[tuple[str, int, str, Any]]: ...

@@ -22,7 +22,8 @@ from interpreter.errors import NotAStore, StoreError
 from interpreter.store._pg import Database, Listener, psycopg, redact, server_message
 from interpreter.store.base import check_version
 from interpreter.store.migrations import SCHEMA_VERSION
-from interpreter.store.sql import Cursor, Session, SQLStore
+from interpreter.store.sql import SQLStore
+from interpreter.store.sqlcore import Cursor, Session
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]

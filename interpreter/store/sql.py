@@ -8,7 +8,7 @@ per statement text.
 
 A step's commit is fenced by the lease: the run's row is updated only while this owner holds
 the token it claimed with, and every other write of the step is guarded by the row that update
-leaves behind (`_GUARD`), so the statements of many runs' steps can be sent together (one
+leaves behind (`GUARD`), so the statements of many runs' steps can be sent together (one
 transaction, and one round trip on PostgreSQL's pipeline) and a run whose lease was lost
 writes nothing.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any
 
 from interpreter.core.records import TERMINAL_STATUSES, Event
 from interpreter.store.base import (
@@ -27,8 +27,6 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
-    check_running,
-    check_version,
     definition_missing,
     dumps,
     event_from_row,
@@ -40,217 +38,25 @@ from interpreter.store.base import (
     terminated_state,
     termination,
 )
-from interpreter.store.leases import HOST_PREFIX, DeadOwners, owner_is_dead
-from interpreter.store.migrations import SCHEMA_VERSION, statements
-
-T = TypeVar("T")
-
-EVENT_PAGE = 1000  # events per read: a long history never holds a connection while read
-VALUES_ROWS = 500  # rows per multi-row INSERT: under every dialect's parameter limit
-
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-
-
-class Session(Protocol):
-    """One connection inside a read or a write transaction."""
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
-
-    def sync(self) -> None:
-        """Make the results of the statements sent so far readable (a pipeline flush)."""
-
-
-def _run_columns(table: str) -> str:
-    """The run columns in RUN_COLUMN_NAMES order, for a query on `runs` named `table`."""
-    return (
-        f"{table}.id, {table}.workflow, {table}.def_hash, {table}.status, "
-        f"(SELECT i.input FROM run_inputs i WHERE i.run_id = {table}.id), "
-        f"{table}.output, {table}.error, {table}.state, {table}.parent_id, {table}.root_id, "
-        f"{table}.depth, {table}.created_at, {table}.updated_at, {table}.ended_at, "
-        f"{table}.next_seq, {table}.lease_owner, {table}.lease_token, "
-        f"{table}.cancel_requested, "
-        f"(SELECT d.version FROM definitions d WHERE d.hash = {table}.def_hash)"
-    )
-
-
-_SELECT_RUN = f"SELECT {_run_columns('r')} FROM runs r"
-
-# Holds once this owner's fenced update of the run landed in this transaction (its token and
-# the run's new next_seq): what every other write of a step is conditioned on.
-_GUARD = (
-    "EXISTS (SELECT 1 FROM runs g WHERE g.id=? AND g.lease_owner=? AND g.lease_token=? "
-    "AND g.next_seq=?)"
+from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.sqlcore import (
+    EVENT_PAGE,
+    GUARD,
+    SELECT_RUN,
+    UPDATE_STEP,
+    VALUES_ROWS,
+    Cursor,
+    Session,
+    SQLCore,
+    chunks,
+    has_effects,
+    run_columns,
+    step_fence,
 )
 
-_UPDATE_STEP = (
-    "UPDATE runs SET state=?, status=?, output=?, error=?, due_at=?, updated_at=?, ended_at=?, "
-    "next_seq=next_seq+?, cancel_requested=(cancel_requested AND NOT ?), needs={needs_param} "
-    "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'"
-)
 
-_EVENT_ROW = "(?,?,?,?,?,CAST(? AS INTEGER),?)"
-
-
-def _events_insert(rows: int, guarded: bool) -> str:
-    sql = (
-        "INSERT INTO events(run_id, seq, type, time, state, attempt, payload) "
-        "SELECT column1, column2, column3, column4, column5, column6, column7 FROM (VALUES "
-        + ",".join([_EVENT_ROW] * rows)
-        + ") AS v"
-    )
-    return sql + (f" WHERE {_GUARD}" if guarded else "")
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class SQLStore:
+class SQLStore(SQLCore):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
-
-    DIALECT: ClassVar[str]
-    # Column types the migrations name (interpreter/store/migrations.py).
-    TYPES: ClassVar[dict[str, str]]
-    # Words the queries name: `needs_param` (how a needs list is bound), `offers_needs` (the
-    # run's needs are within the bound list of offered activities), `skip_locked` (claim
-    # passes over rows another transaction holds), `for_update` (lock the rows read).
-    TOKENS: ClassVar[dict[str, str]]
-
-    url: str
-
-    def __init__(self) -> None:
-        self._dead = DeadOwners()
-        self._sql_cache: dict[str, str] = {}
-
-    # ----------------------------------------------------------------- dialect hooks
-    def _read(self, op: Callable[[Session], T]) -> T:
-        """Run `op` outside a write transaction."""
-        raise NotImplementedError
-
-    def _write(
-        self,
-        op: Callable[[Session], T],
-        *,
-        resolve: Callable[[Session], tuple[bool, T]] | None = None,
-    ) -> T:
-        """Run `op` in one write transaction. `resolve` tells, after a connection broke during
-        the commit, whether the write landed (`(True, value)`); dialects that cannot lose a
-        commit's answer ignore it."""
-        raise NotImplementedError
-
-    def _version(self, q: Session) -> int:
-        """The store's schema version (0: empty), refusing a database that is not a store."""
-        raise NotImplementedError
-
-    def _lock_migration(self, q: Session) -> None:
-        """Keep processes that open one new store together from migrating it twice."""
-
-    def _notify(self, q: Session, what: str) -> None:
-        """Tell listening workers that new work may be there (a new run, a signal...)."""
-
-    def _needs_value(self, needs: list[str] | None) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    # ----------------------------------------------------------------- plumbing
-    def sql(self, text: str) -> str:
-        """`text` with the dialect's tokens filled in (cached: the same texts come back)."""
-        done = self._sql_cache.get(text)
-        if done is None:
-            done = self._sql_cache[text] = self._translate(text.format_map(self.TOKENS))
-        return done
-
-    def _translate(self, text: str) -> str:
-        """The dialect's placeholder style (`?` as written here, by default)."""
-        return text
-
-    def _migrate(self, q: Session, where: str) -> None:
-        self._lock_migration(q)
-        version = check_version(self._version(q), where)
-        for index in range(version, SCHEMA_VERSION):
-            for statement in statements(index, self.DIALECT, self.TYPES):
-                q.execute(statement)
-        if version != SCHEMA_VERSION:
-            q.execute(
-                self.sql(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                ),
-                (str(SCHEMA_VERSION),),
-            )
-
-    def _insert_events(
-        self,
-        q: Session,
-        run_id: str,
-        first_seq: int,
-        events: list[Event],
-        now: float,
-        guard: tuple[Any, ...] | None = None,
-    ) -> None:
-        """Append `events` from `first_seq` on; with `guard` (see _GUARD), only if it holds."""
-        rows = [
-            (run_id, first_seq + i, e.type, now, e.state, e.attempt, dumps(e.payload))
-            for i, e in enumerate(events)
-        ]
-        for chunk in _chunks(rows, VALUES_ROWS):
-            args = [value for row in chunk for value in row]
-            q.execute(
-                self.sql(_events_insert(len(chunk), guard is not None)), [*args, *(guard or ())]
-            )
-
-    def _insert_run(self, q: Session, run: NewRun, now: float) -> bool:
-        """Insert `run` unless a run with its id exists; True when it was inserted."""
-        state = run.state
-        q.execute(
-            self.sql(
-                "INSERT INTO definitions(hash, name, version, file, source, created_at) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT (hash) DO NOTHING"
-            ),
-            (run.def_hash, run.workflow, run.def_version, run.def_file, run.def_source, now),
-        )
-        inserted = q.execute(
-            self.sql(
-                "INSERT INTO runs(id, workflow, def_hash, status, output, error, state, parent_id, "
-                "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq, needs) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{needs_param}) ON CONFLICT (id) DO NOTHING"
-            ),
-            (
-                run.id,
-                run.workflow,
-                run.def_hash,
-                state["status"],
-                dumps(state.get("output")),
-                dumps(state.get("error")),
-                dumps(state),
-                run.parent_id,
-                run.root_id or run.id,
-                run.depth,
-                now,
-                now,
-                now if state["status"] in TERMINAL_STATUSES else None,
-                run.due_at,
-                len(run.events) + 1,
-                self._needs_value(needs_of(state)),
-            ),
-        )
-        q.sync()
-        if inserted.rowcount != 1:
-            return False
-        q.execute(
-            self.sql("INSERT INTO run_inputs(run_id, input) VALUES (?, ?)"),
-            (run.id, dumps(run.input)),
-        )
-        self._insert_events(q, run.id, 1, run.events, now)
-        return True
 
     # ----------------------------------------------------------------- definitions and runs
     def load_definition(self, def_hash: str) -> tuple[str, str | None]:
@@ -285,7 +91,7 @@ class SQLStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self._read(
-            lambda q: q.execute(self.sql(_SELECT_RUN + " WHERE r.id=?"), (run_id,)).fetchone()
+            lambda q: q.execute(self.sql(SELECT_RUN + " WHERE r.id=?"), (run_id,)).fetchone()
         )
         return None if row is None else run_from_row(row)
 
@@ -300,7 +106,7 @@ class SQLStore:
         tail, args = list_runs_filter(
             "?", status=status, workflow=workflow, parent_id=parent_id, limit=limit
         )
-        rows = self._read(lambda q: q.execute(self.sql(_SELECT_RUN + tail), args).fetchall())
+        rows = self._read(lambda q: q.execute(self.sql(SELECT_RUN + tail), args).fetchall())
         return [run_from_row(row) for row in rows]
 
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
@@ -390,7 +196,7 @@ class SQLStore:
             "UPDATE runs SET lease_owner=?, lease_expires=?, lease_token=lease_token+1, "
             f"attention=FALSE WHERE id IN (SELECT r.id FROM runs r WHERE {where} "
             "ORDER BY r.due_at LIMIT ? {skip_locked}) "
-            f"RETURNING {_run_columns('runs')}"
+            f"RETURNING {run_columns('runs')}"
         )
         params = [owner, expires, *args, limit]
 
@@ -398,7 +204,7 @@ class SQLStore:
             # The lost answer's runs carry our owner id and this exact expiry.
             rows = q.execute(
                 self.sql(
-                    _SELECT_RUN + " WHERE r.lease_owner=? AND r.lease_expires=? "
+                    SELECT_RUN + " WHERE r.lease_owner=? AND r.lease_expires=? "
                     "AND r.status='running'"
                 ),
                 (owner, expires),
@@ -425,41 +231,37 @@ class SQLStore:
         self._write(lambda q: q.execute(query, (time.time(), due_at, run_id, owner, token)))
 
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None:
-        if not self.commit_many([(run, owner, commit)], now)[0]:
+        if not self.commit_many([(run, owner, commit, now)])[0]:
             raise LeaseLost(run.id)
 
-    def commit_many(self, steps: Sequence[tuple[RunRecord, str, Commit]], now: float) -> list[bool]:
-        """Write several runs' steps in one transaction; per step, whether it was written
-        (False: that run's lease was lost, and nothing of its step was written). A written
-        step moves its RunRecord on (next_seq, status, state)."""
+    def commit_many(self, steps: Sequence[tuple[RunRecord, str, Commit, float]]) -> list[bool]:
+        """Write several runs' steps (run, owner, commit, now) in one transaction (group
+        commit); per step, whether it was written. False: that run's lease was lost, and
+        nothing of its step was written. A written step moves its RunRecord on (next_seq,
+        status, state).
 
-        def guard(run: RunRecord, owner: str, commit: Commit) -> tuple[Any, ...]:
-            return (run.id, owner, run.lease_token, run.next_seq + len(commit.events))
+        The common step (state, events, consumed inbox items, the end's clean-up) is only
+        guarded writes, so no result is read before COMMIT: on PostgreSQL the whole batch is
+        one round trip. Only steps that start or cancel other runs, write map rows or tell a
+        parent read the fence's result first."""
 
-        def op(q: Session) -> list[bool]:
-            updates = [self._queue_step(q, run, owner, commit, now) for run, owner, commit in steps]
-            for run, owner, commit in steps:
-                fence = guard(run, owner, commit)
-                self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
-                for ids in _chunks(commit.consumed, VALUES_ROWS):
-                    q.execute(
-                        self.sql(
-                            f"UPDATE inbox SET consumed=TRUE WHERE id IN ({','.join('?' * len(ids))}) "
-                            f"AND run_id=? AND {_GUARD}"
-                        ),
-                        [*ids, run.id, *fence],
-                    )
+        def op(q: Session) -> Callable[[], list[bool]]:
+            updates = [self._queue_step(q, *step) for step in steps]
+            for run, owner, commit, now in steps:
+                self._queue_guarded(q, run, owner, commit, now)
+            if not any(has_effects(run, commit) for run, _, commit, _ in steps):
+                return lambda: [cursor.rowcount == 1 for cursor in updates]
             q.sync()
             written = [cursor.rowcount == 1 for cursor in updates]
             news = False
-            for ok, (run, _owner, commit) in zip(written, steps, strict=True):
-                if ok:
+            for ok, (run, _owner, commit, now) in zip(written, steps, strict=True):
+                if ok and has_effects(run, commit):
                     news = self._step_effects(q, run, commit, now) or news
             if news:
                 self._notify(q, "step")
-            return written
+            return lambda: written
 
-        def resolve(q: Session) -> tuple[bool, list[bool]]:
+        def resolve(q: Session) -> tuple[bool, Callable[[], list[bool]]]:
             # A lost answer: the steps that landed left exactly this trace.
             landed = [
                 q.execute(
@@ -467,15 +269,15 @@ class SQLStore:
                         "SELECT 1 FROM runs WHERE id=? AND lease_owner=? AND lease_token=? "
                         "AND next_seq=? AND updated_at=?"
                     ),
-                    (*guard(run, owner, commit), now),
+                    (*step_fence(run, owner, commit), now),
                 ).fetchone()
                 is not None
-                for run, owner, commit in steps
+                for run, owner, commit, now in steps
             ]
-            return any(landed), landed
+            return any(landed), lambda: landed
 
-        written = self._write(op, resolve=resolve)
-        for ok, (run, _owner, commit) in zip(written, steps, strict=True):
+        written = self._write(op, resolve=resolve)()
+        for ok, (run, _owner, commit, _now) in zip(written, steps, strict=True):
             if ok:
                 run.next_seq += len(commit.events)
                 run.status = commit.status
@@ -485,9 +287,10 @@ class SQLStore:
     def _queue_step(
         self, q: Session, run: RunRecord, owner: str, commit: Commit, now: float
     ) -> Cursor:
+        """The fenced update of the run's row."""
         ended = commit.status in TERMINAL_STATUSES
         return q.execute(
-            self.sql(_UPDATE_STEP),
+            self.sql(UPDATE_STEP),
             (
                 dumps(commit.state),
                 commit.status,
@@ -505,25 +308,41 @@ class SQLStore:
             ),
         )
 
+    def _queue_guarded(
+        self, q: Session, run: RunRecord, owner: str, commit: Commit, now: float
+    ) -> None:
+        """The writes of a step that hold only if its fenced update did (see GUARD)."""
+        fence = step_fence(run, owner, commit)
+        self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
+        for ids in chunks(commit.consumed, VALUES_ROWS):
+            marks = ",".join("?" * len(ids))
+            q.execute(
+                self.sql(
+                    f"UPDATE inbox SET consumed=TRUE WHERE id IN ({marks}) AND run_id=? AND {GUARD}"
+                ),
+                [*ids, run.id, *fence],
+            )
+        if commit.status in TERMINAL_STATUSES:
+            for table in ("heartbeats", "map_rows"):
+                q.execute(
+                    self.sql(f"DELETE FROM {table} WHERE run_id=? AND {GUARD}"), (run.id, *fence)
+                )
+
     def _step_effects(self, q: Session, run: RunRecord, commit: Commit, now: float) -> bool:
-        """The rest of a written step (children, map rows, the end); True when another run
-        got news a worker should hear of."""
-        ended = commit.status in TERMINAL_STATUSES
+        """The rest of a written step (see has_effects); True when another run got news a
+        worker should hear of."""
         news = False
         for new_run in commit.new_runs:
             news = self._insert_run(q, new_run, now) or news
         for child_id in commit.cancel_runs:
             self._request_cancel(q, child_id, now)
             news = True
-        if ended:
-            q.execute(self.sql("DELETE FROM heartbeats WHERE run_id=?"), (run.id,))
-            q.execute(self.sql("DELETE FROM map_rows WHERE run_id=?"), (run.id,))
-        else:
+        if commit.status not in TERMINAL_STATUSES:
             for frame in commit.map_frames_done:
                 q.execute(
                     self.sql("DELETE FROM map_rows WHERE run_id=? AND frame=?"), (run.id, frame)
                 )
-            for chunk in _chunks(commit.map_rows, VALUES_ROWS):
+            for chunk in chunks(commit.map_rows, VALUES_ROWS):
                 q.execute(
                     self.sql(
                         "INSERT INTO map_rows(run_id, frame, kind, idx, value) VALUES "
@@ -584,25 +403,6 @@ class SQLStore:
         row = self._read(lambda q: q.execute(query, args).fetchone())
         return None if row is None else float(row[0])
 
-    # ----------------------------------------------------------------- requests from outside
-    def _post(self, q: Session, run_id: str, kind: str, name: str, payload: Any, now: float) -> int:
-        row = q.execute(
-            self.sql(
-                "INSERT INTO inbox(run_id, kind, name, payload, created_at) VALUES (?,?,?,?,?) "
-                "RETURNING id"
-            ),
-            (run_id, kind, name, dumps(payload), now),
-        ).fetchone()
-        q.execute(
-            self.sql("UPDATE runs SET attention=TRUE, due_at=? WHERE id=? AND status='running'"),
-            (now, run_id),
-        )
-        return int(row[0])
-
-    def _require_running(self, q: Session, run_id: str) -> None:
-        row = q.execute(self.sql("SELECT status FROM runs WHERE id=?"), (run_id,)).fetchone()
-        check_running(run_id, None if row is None else row[0])
-
     def add_signal(self, run_id: str, name: str, payload: Any, now: float) -> int:
         def op(q: Session) -> int:
             self._require_running(q, run_id)
@@ -621,15 +421,6 @@ class SQLStore:
             return row is not None, int(row[0]) if row else 0
 
         return self._write(op, resolve=resolve)
-
-    def _request_cancel(self, q: Session, run_id: str, now: float) -> None:
-        q.execute(
-            self.sql(
-                "UPDATE runs SET cancel_requested=TRUE, attention=TRUE, due_at=? "
-                "WHERE id=? AND status='running'"
-            ),
-            (now, run_id),
-        )
 
     def request_cancel(self, run_id: str, now: float) -> None:
         def op(q: Session) -> None:

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from interpreter.errors import NotAStore, StoreBusy, StoreError
 from interpreter.store.base import check_version, dumps
 from interpreter.store.migrations import SCHEMA_VERSION
-from interpreter.store.sql import Cursor, Session, SQLStore
+from interpreter.store.sql import SQLStore
+from interpreter.store.sqlcore import Cursor, Session
 
 T = TypeVar("T")
 
