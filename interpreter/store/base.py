@@ -47,7 +47,8 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def dumps(value: Any) -> str:
     """JSON as both stores keep it (compact, UTF-8)."""
-    return _ENCODER.encode(value)
+    # A running run's output and error, and most events' attempt details, are None.
+    return "null" if value is None else _ENCODER.encode(value)
 
 
 def loads(text: str | None) -> Any:

@@ -41,14 +41,43 @@ class _Session:
         self.store = store
         self.conn = conn
         self.pipeline = pipeline
+        self.unsynced = False  # statements sent whose results have not come back yet
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
-        return self.store._exec(self.conn, sql, args)
+        cursor = self.store._exec(self.conn, sql, args)
+        if self.pipeline is None:
+            self.store.db.round_trips += 1
+            return cursor
+        self.unsynced = True  # in a pipeline, a statement's result waits for the next sync
+        return _PipelinedCursor(self, cursor)
 
     def sync(self) -> None:
-        if self.pipeline is not None:
+        if self.unsynced:
             self.store.db.round_trips += 1
             self.pipeline.sync()
+            self.unsynced = False
+
+
+class _PipelinedCursor:
+    """A cursor whose results are read only after its pipeline synced: reading one inside the
+    transaction syncs first (a round trip); after COMMIT every result is in."""
+
+    def __init__(self, session: _Session, cursor: psycopg.Cursor[Any]) -> None:
+        self.session = session
+        self.cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        self.session.sync()
+        return self.cursor.rowcount
+
+    def fetchone(self) -> Any:
+        self.session.sync()
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        self.session.sync()
+        return self.cursor.fetchall()
 
 
 class PostgresStore(SQLStore):
@@ -111,7 +140,6 @@ class PostgresStore(SQLStore):
 
     def _exec(self, conn: Conn, query: str, params: Any = None) -> psycopg.Cursor[Any]:
         """Every statement goes through here (the tests break connections in it)."""
-        self.db.round_trips += 1
         return conn.execute(query, params)
 
     def _read(self, op: Callable[[Session], T]) -> T:
@@ -124,8 +152,13 @@ class PostgresStore(SQLStore):
         resolve: Callable[[Session], tuple[bool, T]] | None = None,
     ) -> T:
         def transaction(conn: Conn) -> T:
-            with conn.pipeline() as pipeline, conn.transaction():
-                return op(_Session(self, conn, pipeline))
+            self.db.round_trips += 1  # the pipeline's last sync, with COMMIT
+            with conn.pipeline() as pipeline:
+                session = _Session(self, conn, pipeline)
+                with conn.transaction():
+                    result = op(session)
+            session.unsynced = False  # the pipeline synced as it closed
+            return result
 
         def resolved(conn: Conn) -> tuple[bool, T]:
             assert resolve is not None
