@@ -128,6 +128,8 @@ def test_one_client_shared_by_50_asyncio_tasks(store_url: str, tmp_path: Path) -
             return ids
 
         async def main() -> list[list[int] | BaseException]:
+            # A thread per task, so all 50 really call the Client at once.
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=50))
             return await asyncio.gather(*(sender(t) for t in range(50)), return_exceptions=True)
 
         outcomes = asyncio.run(main())

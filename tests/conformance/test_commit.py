@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conformance_kit import claim_one, create, new_run, seqs, step
 
+from conformance.conformance_kit import claim_one, create, new_run, seqs, step
 from interpreter.store import InboxItem, LeaseLost, Store
 
 

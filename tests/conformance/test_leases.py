@@ -6,8 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from conformance_kit import claim_one, create, dead_owner, live_owner, step, with_task
-
+from conformance.conformance_kit import claim_one, create, dead_owner, live_owner, step, with_task
 from interpreter.store import RunRecord, Store
 
 NOW = 1_000_000.0  # runs created with due_at=0.0 are due at this claim time

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conformance_kit import claim_one, create, step
 
+from conformance.conformance_kit import claim_one, create, step
 from interpreter.errors import RunFinished, RunNotFound
 from interpreter.store import Store
 

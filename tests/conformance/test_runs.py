@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conformance_kit import claim_one, create, definition, new_run, seqs, step
 
+from conformance.conformance_kit import claim_one, create, definition, new_run, seqs, step
 from interpreter.errors import StoreError
 from interpreter.store import Store
 

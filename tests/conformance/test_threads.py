@@ -9,8 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from conformance_kit import claim_one, create, seqs, step
-
+from conformance.conformance_kit import claim_one, create, seqs, step
 from interpreter.store import RunRecord, Store
 
 
@@ -20,16 +19,16 @@ def failed(futures: list[Future[Any]]) -> list[str]:
 
 def test_signals_from_many_threads_through_one_store_land_once(store: Store) -> None:
     create(store, "r", due_at=None)
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         sends = [
-            pool.submit(store.add_signal, "r", "tick", {"n": n}, time.time()) for n in range(200)
+            pool.submit(store.add_signal, "r", "tick", {"n": n}, time.time()) for n in range(400)
         ]
         reads = [pool.submit(store.get_run, "r") for _ in range(50)]
         reads += [pool.submit(store.read_inbox, "r") for _ in range(50)]
     problems = failed(sends) + failed(reads)
-    assert not problems, f"{len(problems)} of 300 calls failed; the first: {problems[0]}"
+    assert not problems, f"{len(problems)} of 500 calls failed; the first: {problems[0]}"
     items, _ = store.read_inbox("r")
-    assert sorted(item.payload["n"] for item in items) == list(range(200))
+    assert sorted(item.payload["n"] for item in items) == list(range(400))
     assert sorted(item.id for item in items) == sorted(future.result() for future in sends)
 
 
@@ -38,7 +37,7 @@ def test_commits_and_reads_of_many_runs_through_one_store(store: Store) -> None:
     held = {record.id: claim_one(store, record.id) for record in runs}
 
     def drive(record: RunRecord) -> None:
-        for k in range(20):
+        for k in range(50):
             store.commit(record, "w", step(record, f"s{k}", events=2), time.time())
             assert store.get_run(record.id) is not None
             assert seqs(store, record.id)[-1] == record.next_seq - 1
@@ -61,5 +60,5 @@ def test_commits_and_reads_of_many_runs_through_one_store(store: Store) -> None:
         thread.join()
     assert not problems, f"{len(problems)} of 8 threads failed; the first: {problems[0]}"
     for record in runs:
-        assert held[record.id].next_seq == record.next_seq + 40
-        assert seqs(store, record.id) == list(range(1, record.next_seq + 40))
+        assert held[record.id].next_seq == record.next_seq + 100
+        assert seqs(store, record.id) == list(range(1, record.next_seq + 100))
