@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +22,7 @@ def test_signals_from_many_threads_through_one_store_land_once(store: Store) -> 
         sends = [
             pool.submit(store.add_signal, "r", "tick", {"n": n}, time.time()) for n in range(400)
         ]
-        reads = [pool.submit(store.get_run, "r") for _ in range(50)]
+        reads: list[Future[Any]] = [pool.submit(store.get_run, "r") for _ in range(50)]
         reads += [pool.submit(store.read_inbox, "r") for _ in range(50)]
     problems = failed(sends) + failed(reads)
     assert not problems, f"{len(problems)} of 500 calls failed; the first: {problems[0]}"
@@ -44,16 +43,13 @@ def test_commits_and_reads_of_many_runs_through_one_store(store: Store) -> None:
 
     problems: list[str] = []
 
-    def guarded(job: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                job()
-            except BaseException as exc:
-                problems.append(repr(exc))
+    def guarded(record: RunRecord) -> None:
+        try:
+            drive(record)
+        except BaseException as exc:
+            problems.append(repr(exc))
 
-        return run
-
-    threads = [threading.Thread(target=guarded(lambda r=r: drive(r))) for r in held.values()]
+    threads = [threading.Thread(target=guarded, args=(r,)) for r in held.values()]
     for thread in threads:
         thread.start()
     for thread in threads:
