@@ -3,7 +3,9 @@ load_definition)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -34,6 +36,35 @@ def test_create_run_with_an_existing_id_returns_the_stored_run_unchanged(store: 
     assert again.next_seq == first.next_seq
     assert len(store.list_runs()) == 1
     assert seqs(store, "r1") == list(range(1, first.next_seq))  # no history written twice
+
+
+def test_stores_creating_one_run_at_once_create_it_once(
+    store: Store, open_another: Callable[[], Store]
+) -> None:
+    stores = [open_another() for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[tuple[str, bool] | BaseException] = []
+
+    def create_same(index: int) -> None:
+        try:
+            barrier.wait()
+            record, created = stores[index].create_run(new_run("same", input_={"by": index}))
+            outcomes.append((str(record.input["by"]), created))
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=create_same, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+    assert sum(1 for o in outcomes if isinstance(o, tuple) and o[1]) == 1
+    winner = store.get_run("same")
+    assert winner is not None
+    # Every caller got the one stored run back, and its history was written once.
+    assert {o[0] for o in outcomes if isinstance(o, tuple)} == {str(winner.input["by"])}
+    assert seqs(store, "same") == list(range(1, winner.next_seq))
 
 
 def test_create_run_keeps_the_pinned_definition(store: Store) -> None:
