@@ -103,8 +103,8 @@ def dead_owner() -> str:
 
 
 def live_owner() -> str:
-    """An owner id of a live process on this host (this one) other than the test's workers."""
-    return f"{socket.gethostname()}:{os.getpid()}:cafe"
+    """An owner id of a live process on this host: the one that started the tests."""
+    return f"{socket.gethostname()}:{os.getppid()}:cafe"
 
 
 def seqs(store: Store, run_id: str, after: int = 0) -> list[int]:
