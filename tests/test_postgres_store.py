@@ -1,5 +1,6 @@
-"""The PostgreSQL store on a real server: migrations, fencing, SKIP LOCKED claims, dead-owner
-takeover, notifications, reconnection, and clear errors for bad URLs.
+"""The PostgreSQL store on a real server: migrations, SKIP LOCKED claims, notifications,
+reconnection, and clear errors for bad URLs. What every store must do (fencing, dead-owner
+takeover, offered activities, ...) is in tests/conformance/, run on PostgreSQL too.
 
 Needs TIDEFLOW_TEST_PG_URL (CI sets it; with TIDEFLOW_CI=1 a missing server fails the tests).
 Each test gets a fresh schema through the same logic as the `store_url` fixture.
@@ -8,9 +9,6 @@ Each test gets a fresh schema through the same logic as the `store_url` fixture.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +22,8 @@ from conftest import ROOT, SAMPLES, _postgres_url, run_cli
 
 from interpreter.client import Client, load_definition
 from interpreter.core.records import Event
-from interpreter.errors import NotAStore, RunFinished, StoreError, StoreVersionError
-from interpreter.store import SCHEMA_VERSION, Commit, LeaseLost, RunRecord
-from interpreter.store.leases import DEAD_OWNER_RECHECK
+from interpreter.errors import NotAStore, StoreError, StoreVersionError
+from interpreter.store import SCHEMA_VERSION, Commit, RunRecord
 from interpreter.store.migrations import statements
 from interpreter.store.postgres import PostgresStore
 
@@ -166,32 +163,6 @@ def test_workers_opening_an_empty_schema_together_migrate_once(pg_url: str) -> N
 
 
 # ----------------------------------------------------------------------------- leases
-def test_a_late_worker_cannot_overwrite_the_new_owners_result(
-    store: PostgresStore, pg_url: str
-) -> None:
-    (run_id,) = start_orders(pg_url, 1)
-    t0 = time.time()
-    (late,) = store.claim("late-worker", 1.0, t0)
-    # The lease ran out; another worker takes the run over.
-    (new,) = store.claim("new-worker", 15.0, t0 + 5)
-    assert new.lease_token == late.lease_token + 1
-    assert not store.renew(run_id, "late-worker", late.lease_token, t0 + 100)
-    with pytest.raises(LeaseLost):
-        store.commit(late, "late-worker", step_commit(late, "late"), time.time())
-    store.commit(new, "new-worker", step_commit(new, "new"), time.time())
-    # The late worker's release is fenced too: the new owner keeps its lease.
-    store.release(run_id, "late-worker", late.lease_token, None)
-    record = store.get_run(run_id)
-    assert record is not None
-    assert record.state["note"] == "new" and record.lease_owner == "new-worker"
-    noted = [e["payload"]["by"] for e in store.iter_events(run_id) if e["type"] == "Noted"]
-    assert noted == ["new"]
-    # Terminated under its feet: the owner's next commit is refused as well.
-    store.terminate(run_id, "stop", time.time())
-    with pytest.raises(LeaseLost):
-        store.commit(new, "new-worker", step_commit(new, "again"), time.time())
-
-
 def test_concurrent_claimers_never_get_the_same_run(pg_url: str) -> None:
     run_ids = set(start_orders(pg_url, 300))
     claimed: list[list[str]] = [[] for _ in range(8)]
@@ -230,54 +201,6 @@ def test_claim_skips_a_locked_run_instead_of_waiting(store: PostgresStore, pg_ur
         assert [r.id for r in got] == [second]
         locker.rollback()
     assert [r.id for r in store.claim("w", 15.0, time.time())] == [first]
-
-
-def test_runs_of_a_dead_worker_on_this_host_are_taken_over_at_once(
-    store: PostgresStore, pg_url: str
-) -> None:
-    run_a, run_b = start_orders(pg_url, 2)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    dead_owner = f"{socket.gethostname()}:{gone.pid}:deadbeef"
-    now = time.time()
-    assert {r.id for r in store.claim(dead_owner, 600.0, now, limit=2)} == {run_a, run_b}
-    # Its lease runs for ten more minutes, but its process is gone.
-    assert [r.id for r in store.claim("heir", 15.0, now, run_id=run_a)] == [run_a]
-    # Without a run id: found by the periodic scan for dead holders (at most a second old).
-    time.sleep(DEAD_OWNER_RECHECK)
-    assert store.next_due() is not None
-    assert [r.id for r in store.claim("heir", 15.0, time.time())] == [run_b]
-    # A live holder keeps its runs.
-    alive_owner = f"{socket.gethostname()}:{os.getpid()}:cafe"
-    (run_c,) = start_orders(pg_url, 1, prefix="c")
-    assert [r.id for r in store.claim(alive_owner, 600.0, time.time())] == [run_c]
-    assert store.claim("other", 15.0, time.time(), run_id=run_c) == []
-
-
-def test_next_due_ignores_runs_leased_by_a_live_worker(store: PostgresStore, pg_url: str) -> None:
-    start_orders(pg_url, 1)
-    assert store.next_due() is not None
-    store.claim("w", 60.0, time.time())
-    assert store.next_due() is None
-    assert store.next_due(owner="w") is None
-
-
-def test_claim_and_next_due_respect_the_offered_activities(
-    store: PostgresStore, pg_url: str
-) -> None:
-    (run_id,) = start_orders(pg_url, 1)
-    (record,) = store.claim("w0", 15.0, time.time())
-    commit = step_commit(record, "task")
-    commit.state["tasks"] = {"t1": {"activity": "payments.charge", "status": "ready", "due": 0}}
-    commit.due_at = time.time()
-    store.commit(record, "w0", commit, time.time())
-    store.release(run_id, "w0", record.lease_token, commit.due_at)
-    assert admin(pg_url, "SELECT needs FROM runs") == [(["payments.charge"],)]
-    assert store.next_due(activities=frozenset({"shipping.ship"})) is None
-    assert store.claim("w", 15.0, time.time(), activities=frozenset({"shipping.ship"})) == []
-    offered = frozenset({"payments.charge", "http"})
-    assert store.next_due(activities=offered) is not None
-    assert [r.id for r in store.claim("w", 15.0, time.time(), activities=offered)] == [run_id]
 
 
 # ----------------------------------------------------------------------------- wake-ups
@@ -366,13 +289,6 @@ def test_an_outage_longer_than_the_retry_window_is_a_store_error(
     monkeypatch.setattr(store, "_exec", always_down)
     with pytest.raises(StoreError, match="could not get it back"):
         store.get_run("x")
-
-
-def test_store_errors_name_the_problem(store: PostgresStore, pg_url: str) -> None:
-    (run_id,) = start_orders(pg_url, 1)
-    store.terminate(run_id, "done", time.time())
-    with pytest.raises(RunFinished):
-        store.add_signal(run_id, "s", None, time.time())
 
 
 # ----------------------------------------------------------------------------- bad URLs

@@ -1,0 +1,1 @@
+"""The store conformance suite (see README.md); a package so its conftest does not shadow tests/conftest.py."""
