@@ -463,7 +463,8 @@ class SQLStore(SQLCore):
                 )
                 event = Event("RunTerminated", payload={"error": error})
                 self._insert_events(q, current, row[1], [event], now)
-                q.execute(self.sql("DELETE FROM map_rows WHERE run_id=?"), (current,))
+                for table in ("map_rows", "heartbeats"):
+                    q.execute(self.sql(f"DELETE FROM {table} WHERE run_id=?"), (current,))
                 # A parent terminated with it needs no news; the run's own parent does.
                 if current == run_id and row[2]:
                     self._post(q, row[2], "child", current, terminated_news(error), now)
