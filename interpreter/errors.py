@@ -11,7 +11,8 @@ TideflowError
 │   ├── StoreVersionError   written by a newer tideflow
 │   ├── NotAStore           the file is not a tideflow store
 │   ├── StoreNotFound       no store there, and the caller asked not to create one
-│   └── StoreBusy           locked longer than the busy timeout
+│   ├── StoreBusy           locked longer than the busy timeout
+│   └── StoreDamaged        the store's file is corrupt, or was deleted or replaced under us
 ├── RunNotFound
 ├── RunFinished             a signal/cancel aimed at a run that already ended
 └── ResultTimeout           Client.result waited longer than asked
@@ -89,6 +90,10 @@ class StoreNotFound(StoreError):
 
 class StoreBusy(StoreError):
     pass
+
+
+class StoreDamaged(StoreError):
+    """Going on would lose or corrupt runs: a worker stops instead of retrying."""
 
 
 class RunNotFound(TideflowError):

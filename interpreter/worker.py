@@ -20,6 +20,7 @@ from interpreter.activities.context import ActivityContext
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event, new_run_state
+from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
@@ -74,6 +75,9 @@ class Worker:
         # work: look for work at once.
         self._look_for_work = asyncio.Event()
         self.steps = 0
+        # Set when a run's driver met an error that makes going on unsafe (StoreDamaged):
+        # run() stops and raises it.
+        self.fatal: StoreDamaged | None = None
 
     # ----------------------------------------------------------------- public
     def definition(self, def_hash: str) -> Definition:
@@ -154,6 +158,8 @@ class Worker:
                 await self._shut_down(tasks, grace)
             finally:
                 self.runner.close()
+        if self.fatal is not None:
+            raise self.fatal
 
     async def _shut_down(self, tasks: set[asyncio.Task[None]], grace: float) -> None:
         """Let the attempts in flight finish within `grace`, then abandon the rest: their runs
@@ -341,6 +347,11 @@ class _RunDriver:
             with contextlib.suppress(Exception):
                 self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, time.time())
             raise
+        except StoreDamaged as exc:  # going on would lose steps: stop the whole worker
+            self._cancel_running()
+            self.w.fatal = exc
+            self.w.stop()
+            self.w.stop()  # at once: nothing an attempt in flight does could be recorded
         except Exception as exc:  # a bug or a store failure: keep the worker alive, retry later
             self._cancel_running()
             print(

@@ -101,22 +101,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     client = rt.open_client(args, create=False)
     events = rt.call(lambda: client.history(args.run_id))
-    if args.json:
-        # Streamed: one array, written event by event, so huge histories stay cheap.
-        out = sys.stdout
-        out.write("[")
-        for index, event in enumerate(events):
-            out.write(("," if index else "") + "\n" + json.dumps(event, ensure_ascii=False))
-        out.write("\n]\n")
-        return EXIT_OK
-    print(f"{'SEQ':>5}  {'TIME':<24} {'TYPE':<22} {'STATE':<18} {'ATT':>3}  PAYLOAD")
-    for event in events:
-        payload = json.dumps(event["payload"], ensure_ascii=False)
-        if len(payload) > 100:
-            payload = payload[:97] + "..."
-        print(
-            f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}"
-        )
+    # The history is read page by page while it prints: a store error can come mid-way.
+    with rt.translated_errors():
+        if args.json:
+            # Streamed: one array, written event by event, so huge histories stay cheap.
+            out = sys.stdout
+            out.write("[")
+            for index, event in enumerate(events):
+                out.write(("," if index else "") + "\n" + json.dumps(event, ensure_ascii=False))
+            out.write("\n]\n")
+            return EXIT_OK
+        print(f"{'SEQ':>5}  {'TIME':<24} {'TYPE':<22} {'STATE':<18} {'ATT':>3}  PAYLOAD")
+        for event in events:
+            payload = json.dumps(event["payload"], ensure_ascii=False)
+            if len(payload) > 100:
+                payload = payload[:97] + "..."
+            print(
+                f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}"
+            )
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from interpreter.errors import NotAStore, StoreBusy, StoreError
+from interpreter.errors import NotAStore, StoreBusy, StoreDamaged, StoreError
 from interpreter.store.base import check_version, dumps
 from interpreter.store.migrations import SCHEMA_VERSION
 from interpreter.store.sql import SQLStore
@@ -45,8 +45,27 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _friendly(exc: sqlite3.Error, path: str) -> StoreError:
+_RECOVERY = (
+    "stop every tideflow process that uses it, then check it with "
+    "`sqlite3 {path} 'PRAGMA integrity_check'` and restore the last backup if it reports "
+    'errors (docs/engine.md, "Backups")'
+)
+
+
+def _friendly(exc: sqlite3.Error, path: str, opened: bool = False) -> StoreError:
+    """A StoreError for `exc`. `opened`: the store was a sound tideflow store when this
+    process opened it, so an unreadable page now means damage, not the wrong file."""
     text = str(exc)
+    if opened and ("malformed" in text or "not a database" in text):
+        return StoreDamaged(
+            f"the store {path} is damaged ({text})", hint=_RECOVERY.format(path=path)
+        )
+    if opened and "disk I/O error" in text:
+        return StoreDamaged(
+            f"the store {path} could not be read or written (disk I/O error): its -wal or "
+            "-shm file may have been deleted or replaced while a process had it open",
+            hint=_RECOVERY.format(path=path),
+        )
     if _is_busy(exc):
         return StoreBusy(
             f"the store {path} stayed locked for more than {_busy_timeout_ms() / 1000:g} s",
@@ -57,7 +76,7 @@ def _friendly(exc: sqlite3.Error, path: str) -> StoreError:
             f"the store {path} is read-only",
             hint="give this user write access to the file and its directory (WAL needs both)",
         )
-    if "not a database" in text or "malformed" in text:
+    if "not a database" in text or "malformed" in text or "disk I/O error" in text:
         return NotAStore(
             f"{path} is not a tideflow store (not an SQLite database)",
             hint="point --db at a tideflow store, or at a new file",
@@ -103,6 +122,7 @@ class SQLiteStore(SQLStore):
         self.url = f"sqlite:///{path}"
         self.path = path
         self._lock = threading.RLock()
+        self._identity: tuple[int, int] | None = None  # set once the store is open
         if path != ":memory:":
             parent = Path(path).parent
             try:
@@ -127,6 +147,7 @@ class SQLiteStore(SQLStore):
         while True:
             try:
                 self._prepare()
+                self._identity = self._file_identity()
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() >= give_up:
@@ -154,6 +175,29 @@ class SQLiteStore(SQLStore):
         with self._lock:
             self._db.close()
 
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the store file and of its WAL, which this connection keeps open
+        from its first read on; None for an in-memory store."""
+        if self.path == ":memory:":
+            return None
+        try:
+            main, wal = os.stat(self.path), os.stat(self.path + "-wal")
+        except OSError:
+            return None
+        return (main.st_ino, wal.st_ino)
+
+    def _check_identity(self) -> None:
+        """Refuse to write when the store file or its WAL was deleted or replaced while this
+        process had them open: its commits would go to a file nobody else reads (or be lost
+        at the next checkpoint), and the other processes' to another."""
+        if self._identity is None or self._file_identity() == self._identity:
+            return
+        raise StoreDamaged(
+            f"the store {self.path} or its -wal file was deleted or replaced while this process "
+            "had it open; this process stops writing to it so that no more steps are lost",
+            hint=_RECOVERY.format(path=self.path),
+        )
+
     # ----------------------------------------------------------------- dialect hooks
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -162,6 +206,8 @@ class SQLiteStore(SQLStore):
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if self._identity is not None:
+                    self._check_identity()
                 yield self._session
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -173,7 +219,7 @@ class SQLiteStore(SQLStore):
             with self._lock:
                 return op(self._session)
         except sqlite3.Error as exc:
-            raise _friendly(exc, self.path) from None
+            raise _friendly(exc, self.path, opened=True) from None
 
     def _write(
         self,
@@ -185,7 +231,7 @@ class SQLiteStore(SQLStore):
             with self._transaction() as q:
                 return op(q)
         except sqlite3.Error as exc:
-            raise _friendly(exc, self.path) from None
+            raise _friendly(exc, self.path, opened=True) from None
 
     def _version(self, q: Session) -> int:
         tables = {
