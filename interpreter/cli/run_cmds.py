@@ -242,6 +242,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
         await worker.run(grace=args.grace)
 
-    rt.call(lambda: asyncio.run(main()))
+    try:
+        rt.call(lambda: asyncio.run(main()))
+    except CliError as exc:
+        # The reason a worker stopped by itself belongs in its log, beside its start line.
+        print(f"worker stopped: {exc}", file=sys.stderr)
+        raise
     print("worker stopped", file=sys.stderr)
     return EXIT_OK

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,23 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5  # seconds; a wrong host or port must fail fast, not hang
 RETRY_SECONDS = 30.0  # how long an operation keeps retrying while the server is away
+RETRY_ENV = "TIDEFLOW_PG_RETRY_SECONDS"  # changes it (0 to 3600)
+
+
+def retry_seconds() -> float:
+    """RETRY_SECONDS, or the number of seconds in TIDEFLOW_PG_RETRY_SECONDS."""
+    raw = os.environ.get(RETRY_ENV, "").strip()
+    try:
+        value = float(raw) if raw else RETRY_SECONDS
+    except ValueError:
+        raise StoreError(
+            f"{RETRY_ENV}={raw!r} is not a number of seconds", hint="set it to 0..3600, or unset it"
+        ) from None
+    if not 0 <= value <= 3600:
+        raise StoreError(f"{RETRY_ENV}={raw!r} is out of range", hint="set it to 0..3600")
+    return value
+
+
 IDLE_LISTEN_POLL = 0.5  # the LISTEN thread checks for close() this often
 URL_FORM = "postgresql://user[:password]@host[:port]/database"
 
@@ -96,11 +115,35 @@ def server_message(exc: psycopg.Error) -> str:
     return primary if primary else _first_line(exc)
 
 
+# What the server, or the network, answers while PostgreSQL restarts: worth waiting for.
+_RESTARTING = ("starting up", "shutting down", "in recovery mode", "not yet accepting")
+_UNREACHABLE = (
+    "refused",
+    "timeout expired",
+    "timed out",
+    "no route",
+    "unreachable",
+    "could not connect",
+    "server closed the connection",
+)
+
+
+def is_transient(exc: psycopg.Error) -> bool:
+    """A connect error that a server restart gives (not a wrong URL, login or database)."""
+    low = _first_line(exc).lower()
+    return any(s in low for s in _RESTARTING + _UNREACHABLE)
+
+
 def connect_error(exc: psycopg.Error, url: str) -> StoreError:
     """A StoreError that says which of the usual mistakes this is."""
     target = describe(url)
     text = _first_line(exc)
     low = text.lower()
+    if any(s in low for s in _RESTARTING):
+        return StoreError(
+            f"PostgreSQL at {target} is restarting and did not come back in time: {text}",
+            hint=f"wait for the server, then retry; {RETRY_ENV} sets how long tideflow waits",
+        )
     if "password authentication failed" in low or ("role" in low and "does not exist" in low):
         return StoreError(
             f"PostgreSQL at {target} refused the login: {text}",
@@ -116,19 +159,7 @@ def connect_error(exc: psycopg.Error, url: str) -> StoreError:
             f"PostgreSQL at {target}: {text}",
             hint="create it (`createdb NAME`) or fix the database name at the end of the URL",
         )
-    if any(
-        s in low
-        for s in (
-            "refused",
-            "timeout expired",
-            "timed out",
-            "resolve host",
-            "translate host",
-            "no route",
-            "unreachable",
-            "could not connect",
-        )
-    ):
+    if any(s in low for s in (*_UNREACHABLE, "resolve host", "translate host")):
         return StoreError(
             f"cannot reach PostgreSQL at {target}: {text}",
             hint="is the server running and listening there? check the host and port in the URL",
@@ -174,11 +205,27 @@ class Database:
         )
 
     def connect(self) -> psycopg.Connection[Any]:
-        """One direct connection, with a clear error when that is impossible."""
-        try:
-            return psycopg.connect(self.url, **self.kwargs)
-        except psycopg.Error as exc:
-            raise connect_error(exc, self.url) from None
+        """One direct connection, with a clear error when that is impossible. While the server
+        is restarting or unreachable, retry for retry_seconds() (saying so once on stderr): a
+        command run during a restart waits for it, like a running store operation does."""
+        deadline = time.monotonic() + retry_seconds()
+        delay = 0.1
+        told = False
+        while True:
+            try:
+                return psycopg.connect(self.url, **self.kwargs)
+            except psycopg.Error as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise connect_error(exc, self.url) from None
+                if not told:
+                    told = True
+                    print(
+                        f"tideflow: PostgreSQL at {self.target} is not answering "
+                        f"({_first_line(exc)}); retrying for up to {retry_seconds():g} s",
+                        file=sys.stderr,
+                    )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def open(self) -> None:
         self.pool.open(wait=False)
@@ -196,7 +243,8 @@ class Database:
 
         A write whose connection broke may or may not have committed. If `resolve` is given it
         is asked first on the next attempt: `(True, value)` means the write had landed."""
-        deadline = time.monotonic() + RETRY_SECONDS
+        budget = retry_seconds()
+        deadline = time.monotonic() + budget
         delay = 0.1
         in_doubt = False
         while True:
@@ -225,7 +273,7 @@ class Database:
             if time.monotonic() + delay > deadline:
                 raise StoreError(
                     f"lost the connection to PostgreSQL at {self.target} and could not get it "
-                    f"back within {RETRY_SECONDS:g} s ({reason})",
+                    f"back within {budget:g} s ({reason})",
                     hint="check that the server is running; runs continue where they stopped once it is back",
                 )
             time.sleep(delay)
