@@ -13,9 +13,10 @@ import hashlib
 from typing import Any, Protocol
 
 from dsl.model import AnyState
-from interpreter.core.definition import Definition, Retry
+from interpreter.core.definition import NOT_CONSTANT, Definition, Retry
 from interpreter.core.records import Command, Event, iso
 from interpreter.expressions import evaluate
+from interpreter.jsondata import copy_data
 
 
 class Transitions(Protocol):
@@ -101,6 +102,10 @@ class Bookkeeping:
         }
 
     def eval(self, frame: dict[str, Any], value: Any, what: str) -> Any:
+        """Evaluate `value`, a part of the definition's model, in `frame`."""
+        constant = self.defn.constant(value)
+        if constant is not NOT_CONSTANT:
+            return copy_data(constant)
         where = f"state {frame['state']!r}, {what}" if frame["state"] else what
         return evaluate(value, self.context(frame), where=where)
 
