@@ -51,8 +51,8 @@ SPARE_THREAD_SECONDS = 30.0
 
 class _SpareThreads:
     """Threads whose pool was closed, waiting to serve the next pool. A process that runs one
-    worker after another (each `Client.execute` has its own) would otherwise start a thread
-    for every run: that cost about 0.07 ms of CPU per step of a 10-step run."""
+    worker after another (each `Client.execute` has its own) would otherwise start a thread,
+    and wait for it to come up, for every run."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

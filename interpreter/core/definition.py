@@ -97,7 +97,7 @@ class Definition:
     )
     _retries: dict[int, Retry] = field(default_factory=dict, repr=False)
     _timeouts: dict[int, dict[str, float | None]] = field(default_factory=dict, repr=False)
-    # id(model value) -> (the value, its evaluation when it holds no template, else None).
+    # id(model value) -> (the value, what it evaluates to when constant, else NOT_CONSTANT).
     _constants: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
