@@ -45,6 +45,46 @@ def _json_details(value: Any) -> Any:
 _Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
+# How long a thread of a closed pool waits for a new pool to take it over before it ends.
+SPARE_THREAD_SECONDS = 30.0
+
+
+class _SpareThreads:
+    """Threads whose pool was closed, waiting to serve the next pool. A process that runs one
+    worker after another (each `Client.execute` has its own) would otherwise start a thread,
+    and wait for it to come up, for every run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parked: list[queue.SimpleQueue[_DaemonThreads]] = []
+
+    def park(self) -> _DaemonThreads | None:
+        """Wait (on a closed pool's thread) for a pool to adopt this thread; None: time to end."""
+        inbox: queue.SimpleQueue[_DaemonThreads] = queue.SimpleQueue()
+        with self._lock:
+            self._parked.append(inbox)
+        try:
+            return inbox.get(timeout=SPARE_THREAD_SECONDS)
+        except queue.Empty:
+            with self._lock:
+                if inbox in self._parked:
+                    self._parked.remove(inbox)
+                    return None
+            return inbox.get()  # adopted while timing out: the pool is on its way
+
+    def adopt(self, pool: _DaemonThreads) -> bool:
+        """Hand a parked thread to `pool`; False when none is parked."""
+        with self._lock:
+            if not self._parked:
+                return False
+            inbox = self._parked.pop()
+        inbox.put(pool)
+        return True
+
+
+_SPARES = _SpareThreads()
+
+
 class _DaemonThreads:
     """A pool of at most `limit` daemon threads for sync activities; calls beyond it queue.
 
@@ -52,7 +92,8 @@ class _DaemonThreads:
     stopping worker abandoned (or one that ignored its timeout) kept the process alive until
     the user's code returned. A daemon thread dies with the process; the attempt runs again on
     the next worker under the same idempotency key. Idle threads stay for the next call:
-    starting a thread per call cost about 0.1 ms of CPU per step.
+    starting a thread per call cost about 0.1 ms of CPU per step. Once the pool is closed they
+    wait a while as spares for the next pool of the process.
     """
 
     def __init__(self, limit: int) -> None:
@@ -73,22 +114,32 @@ class _DaemonThreads:
                 start = self._threads < self._limit
                 self._threads += start
         self._jobs.put((function, args, loop, future))
-        if start:
-            threading.Thread(target=self._work, name="tideflow-activity", daemon=True).start()
+        if start and not _SPARES.adopt(self):
+            threading.Thread(
+                target=_serve, args=(self,), name="tideflow-activity", daemon=True
+            ).start()
         return future
 
     def close(self) -> None:
-        """Let every thread end once its current call returns; queued calls are dropped."""
+        """Let every thread leave once its current call returns, to wait as a spare."""
         with self._lock:
             threads, self._threads, self._idle = self._threads, 0, 0
         for _ in range(threads):
             self._jobs.put(None)
 
-    def _work(self) -> None:
+    def serve(self) -> None:
+        """Run this pool's calls on the current thread until the pool is closed."""
         while (job := self._jobs.get()) is not None:
             _run_job(*job)
             with self._lock:
                 self._idle += 1
+
+
+def _serve(pool: _DaemonThreads | None) -> None:
+    """A pool thread's life: serve its pool, then the pools that adopt it, then end."""
+    while pool is not None:
+        pool.serve()
+        pool = _SPARES.park()
 
 
 def _run_job(

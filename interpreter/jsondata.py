@@ -28,7 +28,9 @@ def encode(value: Any) -> str:
     """`value` as strict, compact JSON text; NotJsonData when it is not JSON data."""
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        size = len(text.encode("utf-8"))
+        # Encoding to UTF-8 finds lone surrogates and counts the bytes; ASCII text (the usual
+        # case) has neither multi-byte characters nor surrogates, so its length is its size.
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
     except RecursionError:
         raise NotJsonData("it is nested too deeply") from None
     except UnicodeEncodeError as exc:
@@ -47,6 +49,15 @@ def encode(value: Any) -> str:
             f"it is {size:,} bytes of JSON; the limit is {MAX_VALUE_BYTES:,}", too_large=True
         )
     return text
+
+
+def copy_data(value: Any) -> Any:
+    """A fresh copy of JSON data (dicts and lists copied, the immutable rest shared)."""
+    if isinstance(value, dict):
+        return {key: copy_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_data(item) for item in value]
+    return value
 
 
 def check(value: Any) -> None:

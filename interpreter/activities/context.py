@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +34,10 @@ class ActivityContext:
         self.idempotency_key = idempotency_key
         self.heartbeat_details = heartbeat_details
         self._on_heartbeat = on_heartbeat
-        self._cancel = threading.Event()
+        # A flag, not a threading.Event: only ever set (on the worker's loop) and read (by the
+        # activity); nobody waits on it, and an Event (a lock and a condition) cost a few
+        # microseconds per step.
+        self._cancel_requested = False
         self.last_heartbeat = time.monotonic()
         # What this attempt last reported (a HeartbeatTimeout error carries it).
         self._reported: Any = None
@@ -59,7 +61,7 @@ class ActivityContext:
     @property
     def cancelled(self) -> bool:
         """True once the step is no longer wanted (run cancelled, sibling branch failed)."""
-        return self._cancel.is_set()
+        return self._cancel_requested
 
     def _request_cancel(self) -> None:
-        self._cancel.set()
+        self._cancel_requested = True

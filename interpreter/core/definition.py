@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from dsl.durations import parse_duration
@@ -18,6 +20,8 @@ from dsl.model import (
     Timeouts,
     Workflow,
 )
+from dsl.templates import is_template, iter_strings
+from interpreter.expressions import ExpressionError, evaluate
 
 # Documented defaults (docs/dsl.md): used when neither the state nor `defaults` says otherwise.
 DEFAULT_MAX_ATTEMPTS = 3
@@ -25,6 +29,9 @@ DEFAULT_INITIAL_INTERVAL = 1.0
 DEFAULT_BACKOFF = 2.0
 DEFAULT_MAX_INTERVAL = 30.0
 DEFAULT_MAP_CONCURRENCY = 10
+
+# What Definition.constant returns for a value that holds a template (or does not evaluate).
+NOT_CONSTANT: Any = object()
 
 # A machine path names a nested state machine: [] is the top level, [["ship", 0]] is branch 0
 # of the parallel state `ship`, [["per_item", -1]] the body of the map state `per_item`.
@@ -82,7 +89,16 @@ class Definition:
     source: str  # canonical JSON of the document
     hash: str
     file: str | None = None
-    _machines: dict[str, dict[str, AnyState]] = field(default_factory=dict, repr=False)
+    # Per-definition caches: the model never changes once loaded, so what is derived from it
+    # is derived once. Keys are machine paths as tuples, and for policies the id() of the
+    # model object (kept alive by the model, so the id cannot be reused).
+    _machines: dict[tuple[tuple[str, int], ...], dict[str, AnyState]] = field(
+        default_factory=dict, repr=False
+    )
+    _retries: dict[int, Retry] = field(default_factory=dict, repr=False)
+    _timeouts: dict[int, dict[str, float | None]] = field(default_factory=dict, repr=False)
+    # id(model value) -> (the value, what it evaluates to when constant, else NOT_CONSTANT).
+    _constants: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_data(cls, data: Any, file: str | None = None) -> Definition:
@@ -96,7 +112,9 @@ class Definition:
 
     @classmethod
     def from_source(cls, source: str, file: str | None = None) -> Definition:
-        return cls.from_data(json.loads(source), file)
+        """The definition pinned as `source`: built once per process (validating the model is
+        the costly part of loading a run), then shared, as nothing changes a Definition."""
+        return _from_source(source, file)
 
     @property
     def name(self) -> str:
@@ -123,14 +141,40 @@ class Definition:
         return states, start
 
     def state(self, path: MachinePath, name: str) -> AnyState:
-        key = canonical_json(path)
+        # Called several times per step: the key is the path as a tuple (the empty tuple for
+        # the top level), not its JSON text.
+        key = tuple((step[0], step[1]) for step in path)
         states = self._machines.get(key)
         if states is None:
             states = self.machine(path)[0]
             self._machines[key] = states
         return states[name]
 
+    def constant(self, value: Any) -> Any:
+        """What `value` (a part of this definition's model, such as a state's input) evaluates
+        to when it holds no template and evaluates without error, else NOT_CONSTANT. Such a
+        value gives the same data on every visit, so it is rendered and checked only once;
+        callers copy the result (a run may change what it is given)."""
+        entry = self._constants.get(id(value))
+        if entry is None:
+            result = NOT_CONSTANT
+            if not any(is_template(text) for _, text in iter_strings(value)):
+                # One that fails is evaluated (and reported) on each visit, like a template.
+                with contextlib.suppress(ExpressionError):
+                    result = evaluate(value, {}, where="")
+            # The value is kept with its result so that its id() cannot be reused.
+            entry = self._constants[id(value)] = (value, result)
+        return entry[1]
+
     def retry_for(self, policy: RetryPolicy | None) -> Retry:
+        """The retry policy of a state (or compensation) with the workflow's defaults filled
+        in; immutable, so one instance serves every task."""
+        retry = self._retries.get(id(policy))
+        if retry is None:
+            retry = self._retries[id(policy)] = self._resolve_retry(policy)
+        return retry
+
+    def _resolve_retry(self, policy: RetryPolicy | None) -> Retry:
         base = self.workflow.defaults.retry if self.workflow.defaults else None
 
         def pick(attr: str, default: Any) -> Any:
@@ -148,6 +192,14 @@ class Definition:
         )
 
     def timeouts_for(self, timeouts: Timeouts | None) -> dict[str, float | None]:
+        """Timeouts in seconds with the workflow's defaults filled in: a fresh dict each time,
+        since it is stored in the task."""
+        resolved = self._timeouts.get(id(timeouts))
+        if resolved is None:
+            resolved = self._timeouts[id(timeouts)] = self._resolve_timeouts(timeouts)
+        return dict(resolved)
+
+    def _resolve_timeouts(self, timeouts: Timeouts | None) -> dict[str, float | None]:
         base = self.workflow.defaults.timeout if self.workflow.defaults else None
         out: dict[str, float | None] = {}
         for attr in ("start_to_close", "schedule_to_close", "heartbeat"):
@@ -177,3 +229,8 @@ class Definition:
 
         walk(dict(self.workflow.states))
         return names
+
+
+@lru_cache(maxsize=256)
+def _from_source(source: str, file: str | None) -> Definition:
+    return Definition.from_data(json.loads(source), file)

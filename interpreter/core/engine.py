@@ -14,7 +14,6 @@ timeouts and the run timeout are *timers*.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -36,60 +35,33 @@ from dsl.model import (
     WaitState,
 )
 from interpreter.core import fanout, saga
-from interpreter.core.definition import Definition, Retry
-from interpreter.core.records import (
-    NEVER_RETRIED,
-    NO_RESULT,
-    NOT_STARTED,
-    Command,
-    Event,
-    error,
-    iso,
-)
+from interpreter.core.bookkeeping import Bookkeeping
+from interpreter.core.definition import Retry
+from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
 from interpreter.expressions import ExpressionError, evaluate
 
 
-class Engine:
-    """Applies one input at a time to `state` (mutated in place); collects events/commands."""
-
-    def __init__(self, defn: Definition, state: dict[str, Any], now: float) -> None:
-        self.defn = defn
-        self.s = state
-        self.now = now
-        self.events: list[Event] = []
-        self.commands: list[Command] = []
-
-    # Bound from their own modules (see there).
-    _start_parallel = fanout.start_parallel
-    _start_map = fanout.start_map
-    _launch_iterations = fanout.launch_iterations
-    _start_child = fanout.start_child
-    _drop_frames_under = saga.drop_frames_under
-    _drop_everything = saga.drop_everything
-    _drop = saga.drop
-    _drop_waits_of = saga.drop_waits_of
-    _begin_compensation = saga.begin_compensation
-    _next_compensation = saga.next_compensation
-    _fail_run = saga.fail_run
-    _end_run_now = saga.end_run_now
-    _finish_run = saga.finish_run
+class Engine(Bookkeeping):
+    """Applies one input at a time to `state` (mutated in place); collects events/commands.
+    The bookkeeping (frames, tasks, timers, events) is inherited; parallel branches, maps and
+    child runs are in fanout.py, cancellation, compensation and the run's end in saga.py."""
 
     # ----------------------------------------------------------------- entry points
     def start(self) -> None:
         wf = self.defn.workflow
-        self._emit("RunStarted", payload={"input": self.s["input"], "hash": self.defn.hash})
-        root = self._new_frame([], None, None, vars_={}, locals_={})
+        self.emit("RunStarted", payload={"input": self.s["input"], "hash": self.defn.hash})
+        root = self.new_frame([], None, None, vars_={}, locals_={})
         self.s["root"] = root["id"]
         try:
-            root["vars"] = evaluate(wf.vars or {}, self._context(root), where="vars")
+            root["vars"] = evaluate(wf.vars or {}, self.context(root), where="vars")
         except ExpressionError as exc:
-            self._fail_run(error("ExpressionError", exc.message))
+            saga.fail_run(self, self, error("ExpressionError", exc.message))
             return
         if wf.timeout is not None:
-            self._start_timer("run_timeout", None, parse_duration(wf.timeout))
+            self.start_timer("run_timeout", None, parse_duration(wf.timeout))
         # The first state is entered but not run: the worker runs it, so commands such as
         # starting a child are carried out by the one place that handles commands.
-        self._enter(root, self.defn.machine([])[1])
+        self.enter(root, self.defn.machine([])[1])
 
     def advance(self) -> None:
         """Step every ready frame until all of them wait on something."""
@@ -111,7 +83,7 @@ class Engine:
                     continue
                 task["status"] = "running"
                 task["started_at"] = self.now
-                self._emit(
+                self.emit(
                     "ActivityStarted",
                     task["state"],
                     task["attempt"],
@@ -129,7 +101,7 @@ class Engine:
             task["status"] = "ready"
             task["due"] = self.now
             task["interrupted"] = True
-            self._emit(
+            self.emit(
                 "ActivityInterrupted",
                 task["state"],
                 task["attempt"],
@@ -142,15 +114,15 @@ class Engine:
         if task is None:
             return  # cancelled meanwhile; the outcome is no longer wanted
         if task["kind"] == "compensation":
-            self._emit(
+            self.emit(
                 "CompensationCompleted",
                 task["state"],
                 task["attempt"],
                 {"task": task_id, "activity": task["activity"]},
             )
-            self._next_compensation()
+            saga.next_compensation(self, self)
         else:
-            self._emit(
+            self.emit(
                 "ActivityCompleted",
                 task["state"],
                 task["attempt"],
@@ -159,7 +131,7 @@ class Engine:
             frame = self.s["frames"][task["frame"]]
             frame["status"] = "ready"
             frame["wait"] = None
-            self._complete_state(frame, result)
+            self.complete_state(frame, result)
         self.advance()
 
     def task_failed(self, task_id: str, err: dict[str, Any], non_retryable: bool = False) -> None:
@@ -175,7 +147,7 @@ class Engine:
             delay = retry.delay_before(task["attempt"] + 1)
             deadline = task.get("deadline")
             if deadline is None or self.now + delay < deadline:
-                self._emit(
+                self.emit(
                     kind,
                     task["state"],
                     task["attempt"],
@@ -184,7 +156,7 @@ class Engine:
                 task["attempt"] += 1
                 task["status"] = "backoff"
                 task["due"] = self.now + delay
-                self._emit(
+                self.emit(
                     "RetryScheduled",
                     task["state"],
                     task["attempt"],
@@ -197,17 +169,17 @@ class Engine:
                 {"last_error": err},
             )
         del self.s["tasks"][task_id]
-        self._emit(kind, task["state"], task["attempt"], {"task": task_id, "error": err})
+        self.emit(kind, task["state"], task["attempt"], {"task": task_id, "error": err})
         if task["kind"] == "compensation":
             self.s["compensation"]["errors"].append(
                 {"activity": task["activity"], "state": task["state"], "error": err}
             )
-            self._next_compensation()
+            saga.next_compensation(self, self)
         else:
             frame = self.s["frames"][task["frame"]]
             frame["wait"] = None
             frame["status"] = "ready"
-            self._state_error(frame, err)
+            self.state_error(frame, err)
         self.advance()
 
     def fire_due_timers(self) -> None:
@@ -215,11 +187,13 @@ class Engine:
             if timer["due"] > self.now or timer_id not in self.s["timers"]:
                 continue
             del self.s["timers"][timer_id]
-            self._emit(
+            self.emit(
                 "TimerFired", timer.get("state"), payload={"timer": timer_id, "kind": timer["kind"]}
             )
             if timer["kind"] == "run_timeout":
-                self._end_run_now("timed_out", error("Timeout", "the run exceeded its timeout"))
+                saga.end_run_now(
+                    self, "timed_out", error("Timeout", "the run exceeded its timeout")
+                )
                 return
             frame = self.s["frames"].get(timer["frame"])
             if frame is None:
@@ -227,15 +201,15 @@ class Engine:
             frame["status"] = "ready"
             if timer["kind"] == "sleep":
                 frame["wait"] = None
-                self._complete_state(frame, NO_RESULT)
+                self.complete_state(frame, NO_RESULT)
             elif timer["kind"] == "wait_timeout":
                 frame["wait"] = None
-                state = self._state(frame)
+                state = self.state(frame)
                 assert isinstance(state, WaitState)
                 if state.on_timeout:
-                    self._goto(frame, state.on_timeout)
+                    self.enter(frame, state.on_timeout)
                 else:
-                    self._state_error(
+                    self.state_error(
                         frame,
                         error("Timeout", f"no signal {state.signal!r} within {state.timeout}"),
                     )
@@ -252,7 +226,7 @@ class Engine:
                 and wait["signal"] == name
             ):
                 self.commands.append(Command("consume_signal", {"id": signal_id}))
-                self._emit(
+                self.emit(
                     "SignalReceived",
                     frame["state"],
                     payload={"signal": name, "payload": payload, "frame": frame["id"]},
@@ -261,7 +235,7 @@ class Engine:
                     self.s["timers"].pop(wait["timer"], None)
                 frame["status"] = "ready"
                 frame["wait"] = None
-                self._complete_state(frame, payload)
+                self.complete_state(frame, payload)
                 self.advance()
                 return True
         return False
@@ -274,12 +248,12 @@ class Engine:
         frame["status"] = "ready"
         frame["wait"] = None
         if status == "completed":
-            self._emit(
+            self.emit(
                 "ChildCompleted", frame["state"], payload={"child": child_id, "output": output}
             )
-            self._complete_state(frame, output)
+            self.complete_state(frame, output)
         else:
-            self._emit(
+            self.emit(
                 "ChildFailed",
                 frame["state"],
                 payload={"child": child_id, "status": status, "error": err},
@@ -289,7 +263,7 @@ class Engine:
                 if status == NOT_STARTED
                 else f"child run {child_id} ended {status}"
             )
-            self._state_error(
+            self.state_error(
                 frame,
                 error("ChildFailed", what, {"child": child_id, "status": status, "error": err}),
             )
@@ -302,11 +276,11 @@ class Engine:
         comp = self.s["compensation"]
         if comp is not None and comp["reason"] == "failed":
             # Already ending: its compensations go on, and the failure stays the outcome.
-            self._emit("CancelRequested", payload={"reason": reason, "ignored": "run is failing"})
+            self.emit("CancelRequested", payload={"reason": reason, "ignored": "run is failing"})
             return
-        self._emit("CancelRequested", payload={"reason": reason})
-        self._drop_everything()
-        self._begin_compensation("cancelled", error("Cancelled", reason))
+        self.emit("CancelRequested", payload={"reason": reason})
+        saga.drop_everything(self)
+        saga.begin_compensation(self, self, "cancelled", error("Cancelled", reason))
 
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
         times = [t["due"] for t in self.s["timers"].values()]
@@ -318,89 +292,24 @@ class Engine:
         return min(times) if times else None
 
     # ----------------------------------------------------------------- frames and states
-    def _next_id(self, prefix: str) -> str:
-        self.s["ids"] += 1
-        return f"{prefix}{self.s['ids']}"
-
-    def _new_frame(
-        self,
-        machine: list[list[Any]],
-        parent: str | None,
-        slot: int | None,
-        *,
-        vars_: dict[str, Any],
-        locals_: dict[str, Any],
-    ) -> dict[str, Any]:
-        frame = {
-            "id": self._next_id("f"),
-            "machine": machine,
-            "parent": parent,
-            "slot": slot,
-            "state": None,
-            "status": "ready",
-            "wait": None,
-            "vars": vars_,
-            "locals": locals_,
-            "visits": {},
-            "last": None,
-            "has_last": False,
-        }
-        self.s["frames"][frame["id"]] = frame
-        return frame
-
-    def _state(self, frame: dict[str, Any]) -> AnyState:
-        return self.defn.state(frame["machine"], frame["state"])
-
-    def _context(self, frame: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "input": self.s["input"],
-            "vars": frame["vars"],
-            "run": self.s["run"],
-            **frame["locals"],
-        }
-
-    def _eval(self, frame: dict[str, Any], value: Any, what: str) -> Any:
-        where = f"state {frame['state']!r}, {what}" if frame["state"] else what
-        return evaluate(value, self._context(frame), where=where)
-
-    def _emit(
-        self,
-        type_: str,
-        state: str | None = None,
-        attempt: int | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        self.events.append(Event(type_, state, attempt, payload or {}))
-
-    def _enter(self, frame: dict[str, Any], name: str) -> None:
-        frame["state"] = name
-        frame["status"] = "ready"
-        frame["visits"][name] = frame["visits"].get(name, 0) + 1
-        payload: dict[str, Any] = {"type": self._state(frame).type}
-        if frame["parent"] is not None:
-            payload["frame"] = frame["id"]
-        self._emit("StateEntered", name, payload=payload)
-
-    def _goto(self, frame: dict[str, Any], name: str) -> None:
-        self._enter(frame, name)
-
+    # ----------------------------------------------------------------- states
     def _run_state(self, frame: dict[str, Any]) -> None:
-        state = self._state(frame)
+        state = self.state(frame)
         try:
             self._dispatch(frame, state)
         except ExpressionError as exc:
-            self._state_error(frame, error("ExpressionError", exc.message))
+            self.state_error(frame, error("ExpressionError", exc.message))
 
     def _dispatch(self, frame: dict[str, Any], state: AnyState) -> None:
         if isinstance(state, ActivityState):
             self._schedule_step(frame, state)
         elif isinstance(state, ChoiceState):
             for choice in state.choices:
-                if self._eval(frame, choice.when, "when") is True:
-                    self._goto(frame, choice.next)
+                if self.eval(frame, choice.when, "when") is True:
+                    self.enter(frame, choice.next)
                     return
             if state.default is None:
-                self._state_error(
+                self.state_error(
                     frame,
                     error(
                         "NoChoiceMatched",
@@ -408,14 +317,14 @@ class Engine:
                     ),
                 )
             else:
-                self._goto(frame, state.default)
+                self.enter(frame, state.default)
         elif isinstance(state, SetState):
-            values = self._eval(frame, state.vars, "vars")
+            values = self.eval(frame, state.vars, "vars")
             frame["vars"] = {**frame["vars"], **values}
-            self._complete_state(frame, NO_RESULT)
+            self.complete_state(frame, NO_RESULT)
         elif isinstance(state, SleepState):
             if state.until is not None:
-                until = self._eval(frame, state.until, "until")
+                until = self.eval(frame, state.until, "until")
                 delay = _parse_timestamp(until, frame["state"]) - self.now
             else:
                 delay = parse_duration(state.duration)
@@ -424,88 +333,35 @@ class Engine:
             frame["status"] = "waiting"
             frame["wait"] = {"kind": "signal", "signal": state.signal, "timer": None}
             if state.timeout is not None:
-                timer = self._start_timer("wait_timeout", frame, parse_duration(state.timeout))
+                timer = self.start_timer("wait_timeout", frame, parse_duration(state.timeout))
                 frame["wait"]["timer"] = timer
         elif isinstance(state, ParallelState):
-            self._start_parallel(frame, state)
+            fanout.start_parallel(self, frame, state)
         elif isinstance(state, MapState):
-            self._start_map(frame, state)
+            fanout.start_map(self, self, frame, state)
         elif isinstance(state, ChildState):
-            self._start_child(frame, state)
+            fanout.start_child(self, self, frame, state)
         elif isinstance(state, CompensateState):
             frame["status"] = "waiting"
             frame["wait"] = {"kind": "compensation"}
-            self._begin_compensation("state", None, frame["id"])
+            saga.begin_compensation(self, self, "state", None, frame["id"])
         elif isinstance(state, SucceedState):
             if state.output is not None:
-                self._frame_done(frame, self._eval(frame, state.output, "output"))
+                self._frame_done(frame, self.eval(frame, state.output, "output"))
             else:
                 self._frame_done(frame, self._fallback_output(frame))
         elif isinstance(state, FailState):
-            message = self._eval(frame, state.message, "message") if state.message else state.error
-            details = self._eval(frame, state.details, "details")
-            self._frame_failed(frame, error(state.error, str(message), details))
+            message = self.eval(frame, state.message, "message") if state.message else state.error
+            details = self.eval(frame, state.details, "details")
+            self.frame_failed(frame, error(state.error, str(message), details))
 
     def _wait_timer(self, frame: dict[str, Any], kind: str, delay: float) -> None:
         frame["status"] = "waiting"
-        frame["wait"] = {"kind": kind, "timer": self._start_timer(kind, frame, delay)}
-
-    def _start_timer(self, kind: str, frame: dict[str, Any] | None, delay: float) -> str:
-        timer_id = self._next_id("t")
-        state = frame["state"] if frame else None
-        self.s["timers"][timer_id] = {
-            "kind": kind,
-            "due": self.now + delay,
-            "frame": frame["id"] if frame else None,
-            "state": state,
-        }
-        self._emit(
-            "TimerStarted",
-            state,
-            payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(self.now + delay)},
-        )
-        return timer_id
-
-    def _idempotency_key(self, frame: dict[str, Any]) -> str:
-        raw = f"{self.s['run']['id']}|{frame['id']}|{frame['state']}|{frame['visits'][frame['state']]}"
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-    def _new_task(
-        self,
-        *,
-        kind: str,
-        frame: dict[str, Any] | None,
-        state_name: str,
-        activity: str,
-        input_: Any,
-        retry: Retry,
-        timeouts: dict[str, float | None],
-        key: str,
-    ) -> dict[str, Any]:
-        task_id = self._next_id("a")
-        s2c = timeouts.get("schedule_to_close")
-        task = {
-            "id": task_id,
-            "kind": kind,
-            "frame": frame["id"] if frame else None,
-            "state": state_name,
-            "activity": activity,
-            "input": input_,
-            "attempt": 1,
-            "key": key,
-            "status": "ready",
-            "due": self.now,
-            "scheduled_at": self.now,
-            "deadline": None if s2c is None else self.now + s2c,
-            "retry": retry.to_json(),
-            "timeouts": timeouts,
-        }
-        self.s["tasks"][task_id] = task
-        return task
+        frame["wait"] = {"kind": kind, "timer": self.start_timer(kind, frame, delay)}
 
     def _schedule_step(self, frame: dict[str, Any], state: ActivityState) -> None:
-        input_ = self._eval(frame, state.input, "input")
-        task = self._new_task(
+        input_ = self.eval(frame, state.input, "input")
+        task = self.new_task(
             kind="step",
             frame=frame,
             state_name=frame["state"],
@@ -513,11 +369,11 @@ class Engine:
             input_=input_,
             retry=self.defn.retry_for(state.retry),
             timeouts=self.defn.timeouts_for(state.timeout),
-            key=self._idempotency_key(frame),
+            key=self.idempotency_key(frame),
         )
         frame["status"] = "waiting"
         frame["wait"] = {"kind": "task", "task": task["id"]}
-        self._emit(
+        self.emit(
             "ActivityScheduled",
             frame["state"],
             1,
@@ -529,10 +385,10 @@ class Engine:
             },
         )
 
-    def _complete_state(self, frame: dict[str, Any], result: Any) -> None:
+    def complete_state(self, frame: dict[str, Any], result: Any) -> None:
         """The current state finished with `result` (or NO_RESULT): store it, record the
         compensation, then follow next/end."""
-        state = self._state(frame)
+        state = self.state(frame)
         if result is not NO_RESULT:
             name = getattr(state, "result", None)
             if name:
@@ -541,49 +397,49 @@ class Engine:
         comp: Compensation | None = getattr(state, "compensate", None)
         if comp is not None:
             try:
-                comp_input = self._eval(frame, comp.input, "compensate input")
+                comp_input = self.eval(frame, comp.input, "compensate input")
             except ExpressionError as exc:
-                self._state_error(frame, error("ExpressionError", exc.message))
+                self.state_error(frame, error("ExpressionError", exc.message))
                 return
             self.s["comp_stack"].append(
                 {
                     "activity": comp.activity,
                     "input": comp_input,
                     "state": frame["state"],
-                    "key": self._idempotency_key(frame) + "-c",
+                    "key": self.idempotency_key(frame) + "-c",
                     "retry": self.defn.retry_for(comp.retry).to_json(),
                     "timeouts": self.defn.timeouts_for(comp.timeout),
                 }
             )
         nxt = getattr(state, "next", None)
         if nxt:
-            self._goto(frame, nxt)
+            self.enter(frame, nxt)
         else:
             self._frame_done(frame, self._fallback_output(frame))
 
     def _fallback_output(self, frame: dict[str, Any]) -> Any:
         if frame["parent"] is None and self.defn.workflow.output is not None:
-            return self._eval(frame, self.defn.workflow.output, "output")
+            return self.eval(frame, self.defn.workflow.output, "output")
         return frame["last"] if frame["has_last"] else frame["vars"]
 
-    def _state_error(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
-        state = self._state(frame)
+    def state_error(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+        state = self.state(frame)
         for catcher in getattr(state, "catch", None) or []:
             if "*" in catcher.errors or err["type"] in catcher.errors:
-                self._emit(
+                self.emit(
                     "ErrorCaught", frame["state"], payload={"error": err, "next": catcher.next}
                 )
                 if catcher.result:
                     frame["vars"] = {**frame["vars"], catcher.result: err}
-                self._goto(frame, catcher.next)
+                self.enter(frame, catcher.next)
                 return
-        self._frame_failed(frame, err)
+        self.frame_failed(frame, err)
 
     def _frame_done(self, frame: dict[str, Any], output: Any) -> None:
         frame["status"] = "done"
         frame["wait"] = None
         if frame["parent"] is None:
-            self._finish_run("completed", output, None)
+            saga.finish_run(self, "completed", output, None)
             return
         parent = self.s["frames"][frame["parent"]]
         del self.s["frames"][frame["id"]]
@@ -591,21 +447,21 @@ class Engine:
         wait["results"][frame["slot"]] = output
         wait["running"].remove(frame["id"])
         if wait["kind"] == "map":
-            self._launch_iterations(parent)
+            fanout.launch_iterations(self, parent)
         if not wait["running"] and wait.get("next_index", 0) >= wait.get("total", 0):
             parent["status"] = "ready"
             parent["wait"] = None
-            self._complete_state(parent, wait["results"])
+            self.complete_state(parent, wait["results"])
 
-    def _frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+    def frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
         if frame["parent"] is None:
-            self._fail_run(err)
+            saga.fail_run(self, self, err)
             return
         parent = self.s["frames"][frame["parent"]]
-        self._drop_frames_under(parent["id"])
+        saga.drop_frames_under(self, parent["id"])
         parent["status"] = "ready"
         parent["wait"] = None
-        self._state_error(parent, err)
+        self.state_error(parent, err)
 
 
 def _parse_timestamp(value: Any, state: str) -> float:

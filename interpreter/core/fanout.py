@@ -6,22 +6,19 @@ what flows back is its output, gathered in order into the parent state's result.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dsl.model import ChildState, MapState, ParallelState
+from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
 from interpreter.core.records import Command, error, run_id_problem
 from interpreter.expressions import ExpressionError
 
-if TYPE_CHECKING:
-    from interpreter.core.engine import Engine
+# Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's
+# `flow`; this module never imports the engine (see bookkeeping.py).
 
 
-# Each function is a method of `Engine` (bound in its class body); they live here to keep
-# the engine module about one job: stepping through states.
-
-
-def start_parallel(self: Engine, frame: dict[str, Any], state: ParallelState) -> None:
+def start_parallel(run: Bookkeeping, frame: dict[str, Any], state: ParallelState) -> None:
     frame["status"] = "waiting"
     frame["wait"] = {
         "kind": "parallel",
@@ -32,15 +29,15 @@ def start_parallel(self: Engine, frame: dict[str, Any], state: ParallelState) ->
     }
     for index in range(len(state.branches)):
         path = [*frame["machine"], [frame["state"], index]]
-        child = self._new_frame(
+        child = run.new_frame(
             path, frame["id"], index, vars_=dict(frame["vars"]), locals_=dict(frame["locals"])
         )
         frame["wait"]["running"].append(child["id"])
-        self._enter(child, self.defn.machine(path)[1])
+        run.enter(child, run.defn.machine(path)[1])
 
 
-def start_map(self: Engine, frame: dict[str, Any], state: MapState) -> None:
-    items = self._eval(frame, state.items, "items")
+def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state: MapState) -> None:
+    items = run.eval(frame, state.items, "items")
     if not isinstance(items, list):
         raise ExpressionError(
             f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}"
@@ -57,13 +54,13 @@ def start_map(self: Engine, frame: dict[str, Any], state: MapState) -> None:
     if not items:
         frame["status"] = "ready"
         frame["wait"] = None
-        self._complete_state(frame, [])
+        flow.complete_state(frame, [])
         return
-    self._launch_iterations(frame)
+    launch_iterations(run, frame)
 
 
-def launch_iterations(self: Engine, frame: dict[str, Any]) -> None:
-    state = self._state(frame)
+def launch_iterations(run: Bookkeeping, frame: dict[str, Any]) -> None:
+    state = run.state(frame)
     assert isinstance(state, MapState)
     wait = frame["wait"]
     limit = state.concurrency or DEFAULT_MAP_CONCURRENCY
@@ -76,24 +73,24 @@ def launch_iterations(self: Engine, frame: dict[str, Any]) -> None:
             (state.as_ or "item"): wait["items"][index],
             "index": index,
         }
-        child = self._new_frame(
-            path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_
-        )
+        child = run.new_frame(path, frame["id"], index, vars_=dict(frame["vars"]), locals_=locals_)
         wait["running"].append(child["id"])
-        self._enter(child, self.defn.machine(path)[1])
+        run.enter(child, run.defn.machine(path)[1])
 
 
-def start_child(self: Engine, frame: dict[str, Any], state: ChildState) -> None:
-    input_ = self._eval(frame, state.input, "input")
+def start_child(
+    run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state: ChildState
+) -> None:
+    input_ = run.eval(frame, state.input, "input")
     if state.id is not None:
-        child_id = _child_id(self._eval(frame, state.id, "id"), frame["state"])
+        child_id = _child_id(run.eval(frame, state.id, "id"), frame["state"])
     else:
         suffix = frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
         visit = frame["visits"][frame["state"]]
-        child_id = f"{self.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
-    if child_id in self.s["children"] or child_id == self.s["run"]["id"]:
+        child_id = f"{run.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
+    if child_id in run.s["children"] or child_id == run.s["run"]["id"]:
         # Two frames waiting on one id would both wait for a single result.
-        self._state_error(
+        flow.state_error(
             frame,
             error(
                 "ChildIdInUse",
@@ -104,8 +101,8 @@ def start_child(self: Engine, frame: dict[str, Any], state: ChildState) -> None:
         return
     frame["status"] = "waiting"
     frame["wait"] = {"kind": "child", "child": child_id}
-    self.s["children"][child_id] = frame["id"]
-    self.commands.append(
+    run.s["children"][child_id] = frame["id"]
+    run.commands.append(
         Command(
             "start_child",
             {
@@ -116,7 +113,7 @@ def start_child(self: Engine, frame: dict[str, Any], state: ChildState) -> None:
             },
         )
     )
-    self._emit(
+    run.emit(
         "ChildStarted",
         frame["state"],
         payload={"child": child_id, "workflow": state.workflow, "input": input_},

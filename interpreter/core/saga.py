@@ -4,79 +4,80 @@ and recording the final status.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import Retry
 from interpreter.core.records import NO_RESULT, TERMINAL_STATUSES, Command, error
 
-if TYPE_CHECKING:
-    from interpreter.core.engine import Engine
-
-
-# Each function is a method of `Engine` (bound in its class body); they live here to keep
-# the engine module about one job: stepping through states.
+# Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's
+# `flow`; this module never imports the engine (see bookkeeping.py).
 
 
 # ----------------------------------------------------------------- cancellation
-def drop_frames_under(self: Engine, frame_id: str) -> None:
+def drop_frames_under(run: Bookkeeping, frame_id: str) -> None:
     """Cancel every frame below `frame_id` with its tasks, timers and child runs."""
     doomed = {frame_id}
     changed = True
     while changed:
         changed = False
-        for fid, frame in self.s["frames"].items():
+        for fid, frame in run.s["frames"].items():
             if fid not in doomed and frame["parent"] in doomed:
                 doomed.add(fid)
                 changed = True
     doomed.discard(frame_id)
-    self._drop(doomed)
+    drop(run, doomed)
 
 
-def drop_everything(self: Engine) -> None:
-    self._drop(set(self.s["frames"]) - {self.s.get("root")})
-    root = self.s["frames"].get(self.s.get("root"))
+def drop_everything(run: Bookkeeping) -> None:
+    drop(run, set(run.s["frames"]) - {run.s.get("root")})
+    root = run.s["frames"].get(run.s.get("root"))
     if root is not None:
-        self._drop_waits_of({root["id"]})
+        drop_waits_of(run, {root["id"]})
         root["status"] = "cancelled"
-    for timer_id in [k for k, t in self.s["timers"].items() if t["kind"] == "run_timeout"]:
-        del self.s["timers"][timer_id]
+    for timer_id in [k for k, t in run.s["timers"].items() if t["kind"] == "run_timeout"]:
+        del run.s["timers"][timer_id]
 
 
-def drop(self: Engine, frame_ids: set[str]) -> None:
-    self._drop_waits_of(frame_ids)
+def drop(run: Bookkeeping, frame_ids: set[str]) -> None:
+    drop_waits_of(run, frame_ids)
     for fid in frame_ids:
-        self.s["frames"].pop(fid, None)
+        run.s["frames"].pop(fid, None)
 
 
-def drop_waits_of(self: Engine, frame_ids: set[str]) -> None:
-    for task_id in [k for k, t in self.s["tasks"].items() if t["frame"] in frame_ids]:
-        del self.s["tasks"][task_id]
-    for timer_id in [k for k, t in self.s["timers"].items() if t["frame"] in frame_ids]:
-        del self.s["timers"][timer_id]
-    for child_id in [c for c, f in self.s["children"].items() if f in frame_ids]:
-        del self.s["children"][child_id]
-        self.commands.append(Command("cancel_child", {"id": child_id}))
+def drop_waits_of(run: Bookkeeping, frame_ids: set[str]) -> None:
+    for task_id in [k for k, t in run.s["tasks"].items() if t["frame"] in frame_ids]:
+        del run.s["tasks"][task_id]
+    for timer_id in [k for k, t in run.s["timers"].items() if t["frame"] in frame_ids]:
+        del run.s["timers"][timer_id]
+    for child_id in [c for c, f in run.s["children"].items() if f in frame_ids]:
+        del run.s["children"][child_id]
+        run.commands.append(Command("cancel_child", {"id": child_id}))
 
 
 # ----------------------------------------------------------------- compensation and run end
 def begin_compensation(
-    self: Engine, reason: str, err: dict[str, Any] | None, frame_id: str | None = None
+    run: Bookkeeping,
+    flow: Transitions,
+    reason: str,
+    err: dict[str, Any] | None,
+    frame_id: str | None = None,
 ) -> None:
-    if self.s["compensation"] is not None and reason != "state":
+    if run.s["compensation"] is not None and reason != "state":
         # Already compensating for a `compensate` state: finish those, then end the run.
-        self.s["compensation"].update({"reason": reason, "error": err, "frame": None})
+        run.s["compensation"].update({"reason": reason, "error": err, "frame": None})
         return
-    self.s["compensation"] = {"reason": reason, "error": err, "frame": frame_id, "errors": []}
-    self._next_compensation()
+    run.s["compensation"] = {"reason": reason, "error": err, "frame": frame_id, "errors": []}
+    next_compensation(run, flow)
 
 
-def next_compensation(self: Engine) -> None:
-    comp = self.s["compensation"]
-    if comp is None or any(t["kind"] == "compensation" for t in self.s["tasks"].values()):
+def next_compensation(run: Bookkeeping, flow: Transitions) -> None:
+    comp = run.s["compensation"]
+    if comp is None or any(t["kind"] == "compensation" for t in run.s["tasks"].values()):
         return
-    if self.s["comp_stack"]:
-        entry = self.s["comp_stack"].pop()
-        task = self._new_task(
+    if run.s["comp_stack"]:
+        entry = run.s["comp_stack"].pop()
+        task = run.new_task(
             kind="compensation",
             frame=None,
             state_name=entry["state"],
@@ -86,23 +87,23 @@ def next_compensation(self: Engine) -> None:
             timeouts=entry["timeouts"],
             key=entry["key"],
         )
-        self._emit(
+        run.emit(
             "CompensationStarted",
             entry["state"],
             1,
             {"task": task["id"], "activity": entry["activity"], "input": entry["input"]},
         )
         return
-    self.s["compensation"] = None
+    run.s["compensation"] = None
     errors = comp["errors"]
     if comp["reason"] == "state":
-        frame = self.s["frames"].get(comp["frame"])
+        frame = run.s["frames"].get(comp["frame"])
         if frame is None:
             return
         frame["status"] = "ready"
         frame["wait"] = None
         if errors:
-            self._frame_failed(
+            flow.frame_failed(
                 frame,
                 error(
                     "CompensationFailed",
@@ -111,7 +112,7 @@ def next_compensation(self: Engine) -> None:
                 ),
             )
         else:
-            self._complete_state(frame, NO_RESULT)
+            flow.complete_state(frame, NO_RESULT)
         return
     err = comp["error"]
     if errors:
@@ -124,33 +125,33 @@ def next_compensation(self: Engine) -> None:
                 {"compensation_errors": errors},
             )
         )
-        self._finish_run("failed", None, err)
+        finish_run(run, "failed", None, err)
     else:
-        self._finish_run("failed" if comp["reason"] == "failed" else "cancelled", None, err)
+        finish_run(run, "failed" if comp["reason"] == "failed" else "cancelled", None, err)
 
 
-def fail_run(self: Engine, err: dict[str, Any]) -> None:
-    self._drop_everything()
-    self._begin_compensation("failed", err)
+def fail_run(run: Bookkeeping, flow: Transitions, err: dict[str, Any]) -> None:
+    drop_everything(run)
+    begin_compensation(run, flow, "failed", err)
 
 
-def end_run_now(self: Engine, status: str, err: dict[str, Any]) -> None:
+def end_run_now(run: Bookkeeping, status: str, err: dict[str, Any]) -> None:
     """Timeout or terminate: stop at once, no compensation."""
-    self._drop_everything()
-    self.s["tasks"].clear()
-    self.s["comp_stack"] = []
-    self.s["compensation"] = None
-    self._finish_run(status, None, err)
+    drop_everything(run)
+    run.s["tasks"].clear()
+    run.s["comp_stack"] = []
+    run.s["compensation"] = None
+    finish_run(run, status, None, err)
 
 
-def finish_run(self: Engine, status: str, output: Any, err: dict[str, Any] | None) -> None:
-    if self.s["status"] in TERMINAL_STATUSES:
+def finish_run(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] | None) -> None:
+    if run.s["status"] in TERMINAL_STATUSES:
         return
-    self._drop_everything()
-    self.s["status"] = status
-    self.s["output"] = output
-    self.s["error"] = err
-    self.s["timers"].clear()
+    drop_everything(run)
+    run.s["status"] = status
+    run.s["output"] = output
+    run.s["error"] = err
+    run.s["timers"].clear()
     event = {
         "completed": "RunCompleted",
         "failed": "RunFailed",
@@ -158,4 +159,4 @@ def finish_run(self: Engine, status: str, output: Any, err: dict[str, Any] | Non
         "timed_out": "RunTimedOut",
         "terminated": "RunTerminated",
     }[status]
-    self._emit(event, payload={"output": output} if status == "completed" else {"error": err})
+    run.emit(event, payload={"output": output} if status == "completed" else {"error": err})
