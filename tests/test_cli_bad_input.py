@@ -142,6 +142,10 @@ def test_client_refuses_values_a_run_cannot_keep(store_url: str, tmp_path: Path)
         ("tab\there", "control character"),
         ("x" * 201, "the limit is 200"),
         (f"bad{NOT_UTF8}", "not valid UTF-8"),
+        ("   ", "only whitespace"),
+        ("pay\u202elpt.exe", "text-direction"),
+        ("a\u200bb", "invisible"),
+        ("\ufeffrun", "invisible"),
     ],
 )
 def test_bad_run_id_for_a_new_run_exits_2(store_url: str, run_id: str, message: str) -> None:

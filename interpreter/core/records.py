@@ -3,6 +3,7 @@ document, history events, commands for the worker, and the error shape."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,11 @@ def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dic
 MAX_RUN_ID_LENGTH = 200
 
 
+# Unicode categories refused in run ids: format characters (zero-width spaces and joiners,
+# bidi embeddings and overrides, U+FEFF), line/paragraph separators, private use, unassigned.
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Co", "Cn"})
+
+
 def run_id_problem(run_id: str) -> str | None:
     """Why `run_id` cannot name a new run, or None when it can."""
     if not isinstance(run_id, str):
@@ -77,9 +83,18 @@ def run_id_problem(run_id: str) -> str | None:
         return "run id must not be empty"
     if len(run_id) > MAX_RUN_ID_LENGTH:
         return f"run id is {len(run_id)} characters long; the limit is {MAX_RUN_ID_LENGTH}"
+    if not run_id.strip():
+        return "run id must not be only whitespace"
     bad = next((ch for ch in run_id if ch < " " or ch == "\x7f"), None)
     if bad is not None:
         return f"run id {run_id!a} holds a control character ({bad!a})"
+    # Invisible or direction-changing characters let one id pass for another in listings.
+    hidden = next((ch for ch in run_id if unicodedata.category(ch) in _HIDDEN_CATEGORIES), None)
+    if hidden is not None:
+        return (
+            f"run id {run_id!a} holds an invisible or text-direction character "
+            f"({hidden!a}, {unicodedata.name(hidden, 'unnamed')})"
+        )
     try:
         run_id.encode("utf-8")
     except UnicodeEncodeError:
