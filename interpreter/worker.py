@@ -139,7 +139,7 @@ class Worker:
                     for run_id in self.store.needs_attention(self.owner):
                         woken = self._drivers.get(run_id)
                         if woken is not None:
-                            woken.wake.set()
+                            woken.wake_up()
                 if time.monotonic() - last_renew > self.lease_seconds / 3:
                     last_renew = time.monotonic()
                     for driver in list(self._drivers.values()):
@@ -287,6 +287,11 @@ def _signal_waits(engine: Engine) -> set[tuple[str, str, int]]:
     }
 
 
+def _settle(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class _RunDriver:
     """Drives one claimed run until it ends, is released, or the lease is lost."""
 
@@ -294,7 +299,10 @@ class _RunDriver:
         self.w = worker
         self.run = record
         self.defn: Definition  # loaded in _drive, where a failure is handled
-        self.wake = asyncio.Event()
+        # Something the driver must look at came (a signal or cancel, lost lease, shutdown):
+        # set by wake_up(), which also ends the driver's wait.
+        self.woken = False
+        self._waiter: asyncio.Future[None] | None = None
         self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
         self.stopping = False
         self.lease_lost = False
@@ -305,6 +313,34 @@ class _RunDriver:
         self._committed_shape: list[tuple[str, str | None, str]] = []
         self.map_rows = MapRowTracker()
 
+    def wake_up(self) -> None:
+        self.woken = True
+        _settle(self._waiter)
+
+    async def _wait(self, timeout: float) -> None:
+        """Until an attempt ends, wake_up() is called or `timeout` passes. One future and one
+        timer instead of asyncio.wait over a fresh task per round: this runs once per step."""
+        running = [future for future, _ in self.running.values()]
+        if self.woken or any(future.done() for future in running):
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+
+        def settle(_: object = None) -> None:
+            _settle(waiter)
+
+        timer = loop.call_later(timeout, settle)
+        for future in running:
+            future.add_done_callback(settle)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+            for future in running:
+                future.remove_done_callback(settle)
+
     def renew(self) -> None:
         if not self.w.store.renew(
             self.run.id, self.w.owner, self.run.lease_token, time.time() + self.w.lease_seconds
@@ -312,12 +348,12 @@ class _RunDriver:
             # Terminated, or taken over after our lease ran out: stop at once, so activities
             # in flight see ctx.cancelled instead of running on for nobody.
             self.lease_lost = True
-            self.wake.set()
+            self.wake_up()
 
     def begin_shutdown(self) -> None:
         """Start no more attempts; release the run once none is running."""
         self.stopping = True
-        self.wake.set()
+        self.wake_up()
 
     def abandon(self) -> int:
         """Cancel the attempts still running (the run is then released with them marked
@@ -332,7 +368,7 @@ class _RunDriver:
                 future.cancel()
                 del self.running[task_id]
                 count += 1
-        self.wake.set()
+        self.wake_up()
         return count
 
     async def drive(self) -> None:
@@ -415,17 +451,11 @@ class _RunDriver:
                 self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, due)
                 return
             timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
-            waiters: set[asyncio.Future[Any]] = {t for t, _ in self.running.values()}
-            wake_task = asyncio.ensure_future(self.wake.wait())
-            waiters.add(wake_task)
-            _done, _ = await asyncio.wait(
-                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            wake_task.cancel()
+            await self._wait(timeout)
             if self.lease_lost:
                 raise LeaseLost(self.run.id)
-            if self.wake.is_set():
-                self.wake.clear()
+            if self.woken:
+                self.woken = False
                 check_inbox = True
             engine = self._engine()
             for task_id, (future, _ctx) in list(self.running.items()):
