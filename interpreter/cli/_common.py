@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -90,17 +90,38 @@ def db_arg(value: str) -> str:
     return value
 
 
+MAX_SECONDS_ARG = 86_400.0  # a day: past it a timer would overflow the event loop's clock
+
+
 def seconds_arg(value: str) -> float:
-    """argparse type of a duration in seconds: a finite number, 0 or more."""
+    """argparse type of a duration in seconds: a finite number from 0 to MAX_SECONDS_ARG."""
     try:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS_ARG:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number of seconds (give 0 or more, e.g. 10 or 2.5)"
+            f"{value!r} is not a number of seconds from 0 to {MAX_SECONDS_ARG:,.0f} "
+            "(e.g. 10 or 2.5)"
         )
     return seconds
+
+
+def int_range_arg(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of a whole number from `low` to `high`."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a whole number from {low:,} to {high:,}"
+            )
+        return number
+
+    return parse
 
 
 def workflow_file(file: str) -> Path:
@@ -140,7 +161,16 @@ def parse_json_arg(text: str | None, what: str) -> Any:
             )
         path = Path(text[1:])
         try:
-            text = path.read_text(encoding="utf-8")
+            # At most the limit plus one byte: `@/dev/zero` or a huge file is refused, not read.
+            with path.open("rb") as file:
+                raw = file.read(jsondata.MAX_VALUE_BYTES + 1)
+            if len(raw) > jsondata.MAX_VALUE_BYTES:
+                raise CliError(
+                    f"{what} file {path} is larger than "
+                    f"{jsondata.MAX_VALUE_BYTES // (1024 * 1024)} MiB, the most a run keeps",
+                    hint="pass a smaller value; keep large data outside the run and pass a reference",
+                )
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise CliError(f"{what} file {path} does not exist", hint="check the path") from None
         except (OSError, UnicodeDecodeError) as exc:

@@ -15,6 +15,7 @@ from interpreter.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CliError,
+    int_range_arg,
     new_run_id_arg,
     parse_json_arg,
     print_json,
@@ -26,6 +27,9 @@ from interpreter.cli._common import (
 from interpreter.cli.progress import Progress
 from interpreter.client import load_definition
 from interpreter.store import RunRecord
+
+# More runs than this at once would be more threads and connections than one process can use.
+MAX_CONCURRENCY = 10_000
 
 
 def register(subparsers: Any) -> None:
@@ -64,10 +68,10 @@ def register(subparsers: Any) -> None:
     rt.add_db(worker)
     worker.add_argument(
         "--concurrency",
-        type=int,
+        type=int_range_arg(1, MAX_CONCURRENCY),
         default=200,
         metavar="N",
-        help="runs driven at once (default 200)",
+        help=f"runs driven at once, 1 to {MAX_CONCURRENCY:,} (default 200)",
     )
     _add_workflows(worker)
     _add_grace(worker)
@@ -90,8 +94,8 @@ def _add_grace(parser: argparse.ArgumentParser) -> None:
         type=seconds_arg,
         default=10.0,
         metavar="SECONDS",
-        help="on Ctrl-C/SIGTERM, how long activities in flight may finish (default 10); "
-        "a second signal stops at once",
+        help="on Ctrl-C/SIGTERM, how long activities in flight may finish, 0 to 86,400 "
+        "(default 10); a second signal stops at once",
     )
 
 
@@ -216,8 +220,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from interpreter.worker import Worker
 
-    if args.concurrency < 1:
-        raise CliError("--concurrency must be at least 1")
     dirs = workflow_dirs(args.workflows)
     offered = rt.load_activities(args.activities)
     client = rt.open_client(args)

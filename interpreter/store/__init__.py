@@ -58,9 +58,17 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             f"unsupported store URL {target!r}",
             hint="use a file path, sqlite:///path/to/file.db or postgresql://user@host/db",
         )
-    if Path(target).is_dir():
+    try:
+        is_dir, exists = Path(target).is_dir(), Path(target).exists()
+    except OSError as exc:  # a directory on the way this user may not enter
+        raise StoreError(
+            f"cannot open the store {target}: {exc.strerror or exc}",
+            hint="check that this user may enter every directory on the path "
+            "(ls -ld each one), or point --db somewhere else",
+        ) from None
+    if is_dir:
         raise StoreError(f"{target} is a directory, not a store file", hint="point --db at a file")
-    if not create and target != ":memory:" and not Path(target).exists():
+    if not create and target != ":memory:" and not exists:
         raise StoreNotFound(
             f"store {target} does not exist",
             hint="check --db and TIDEFLOW_DB; `tideflow run`, `start` and `worker` create the store",

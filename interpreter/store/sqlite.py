@@ -71,6 +71,12 @@ def _friendly(exc: sqlite3.Error, path: str, opened: bool = False) -> StoreError
             f"the store {path} stayed locked for more than {_busy_timeout_ms() / 1000:g} s",
             hint="another process holds a long write transaction; retry, or stop it",
         )
+    if "unable to open" in text:
+        return StoreError(
+            f"cannot open the store {path}: SQLite could not open or create the file",
+            hint="check that this user may enter its directory and write there (ls -ld), "
+            "or point --db somewhere else",
+        )
     if "readonly" in text or "read-only" in text:
         return StoreError(
             f"the store {path} is read-only",
