@@ -357,7 +357,10 @@ def _install_crash_hook(spec: str) -> None:
     def open_store(url: str | None = None, *, create: bool = True) -> Any:
         store = real_open(url, create=create)
         store.create_run = around(store.create_run, lambda run: run.events)
-        store.commit = around(store.commit, lambda run, owner, commit, now: commit.events)
+        # Every step goes through commit_many (store.commit included), one batch at a time.
+        store.commit_many = around(
+            store.commit_many, lambda steps: [e for _, _, commit, _ in steps for e in commit.events]
+        )
         return store
 
     client_module.open_store = open_store  # type: ignore[assignment]
