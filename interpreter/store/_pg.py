@@ -215,7 +215,8 @@ class Database:
             try:
                 return psycopg.connect(self.url, **self.kwargs)
             except psycopg.Error as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                remaining = deadline - time.monotonic()
+                if not is_transient(exc) or remaining <= 0:
                     raise connect_error(exc, self.url) from None
                 if not told:
                     told = True
@@ -224,7 +225,7 @@ class Database:
                         f"({_first_line(exc)}); retrying for up to {retry_seconds():g} s",
                         file=sys.stderr,
                     )
-            time.sleep(delay)
+            time.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
 
     def open(self) -> None:
