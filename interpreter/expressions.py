@@ -1,22 +1,71 @@
-"""Evaluating a workflow's templates at run time, with JSON-only data in the context."""
+"""Evaluating a workflow's templates at run time, with JSON-only data in the context.
+
+Every evaluation runs under a budget (dsl.template_limits): by default the configured one
+(TIDEFLOW_TEMPLATE_BUDGET_MS). A worker deciding on its event loop evaluates under a small
+inline budget instead (`inline_budget`): a template that needs more raises `NeedsMoreTime`, and
+the worker redoes that decision in a thread with the full budget, so a slow template never
+stalls the loop while the common step pays nothing extra.
+"""
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, KeysView, Mapping, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from dsl.templates import TemplateError, render
+from dsl.template_limits import BudgetSettingError, budget_ms_from_env, budget_scope
+from dsl.templates import TemplateError, TemplateLimit, render
 from interpreter.jsondata import NotJsonData, check
 
 # Names a map iteration may bind are stored per frame as "locals".
 
+# The inline budget of a decision made on the worker's event loop: long enough for any ordinary
+# template (microseconds), short enough that the loop stays responsive.
+INLINE_BUDGET_MS = 5.0
+_INLINE: ContextVar[float | None] = ContextVar("tideflow_inline_budget", default=None)
+
 
 class ExpressionError(Exception):
-    """A template failed at run time; `message` names the template and the state."""
+    """A template failed at run time; `message` names the template and the state. `kind` is
+    the error type a run records (and `catch` matches)."""
+
+    kind = "ExpressionError"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ExpressionLimit(ExpressionError):
+    """A template went past its budget of work or time, or would have built a value too large."""
+
+    kind = "ExpressionLimit"
+
+
+class NeedsMoreTime(Exception):
+    """A template ran out of the inline budget: redo the whole decision with the full budget
+    off the event loop. Not an ExpressionError, so the engine does not record it."""
+
+
+@contextmanager
+def inline_budget(budget_ms: float = INLINE_BUDGET_MS) -> Iterator[None]:
+    """Evaluate under the small inline budget; running out raises NeedsMoreTime."""
+    token = _INLINE.set(budget_ms)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
+
+
+@contextmanager
+def full_budget() -> Iterator[None]:
+    """Undo `inline_budget` (for the redo in a thread, which inherits the caller's context)."""
+    token = _INLINE.set(None)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
 
 
 def _jsonable(value: Any) -> Any:
@@ -31,10 +80,21 @@ def _jsonable(value: Any) -> Any:
 
 
 def evaluate(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
-    """Render `value` (any JSON, strings may be templates); raise ExpressionError on failure."""
+    """Render `value` (any JSON, strings may be templates) under one budget; raise
+    ExpressionLimit past it, ExpressionError on any other failure."""
+    inline = _INLINE.get()
     try:
-        result = _jsonable(render(value, context))
+        budget_ms = budget_ms_from_env() if inline is None else inline
+    except BudgetSettingError as exc:
+        raise ExpressionError(f"{where}: {exc}") from None
+    try:
+        with budget_scope(budget_ms):
+            result = _jsonable(render(value, context))
         check(result)
+    except TemplateLimit as exc:
+        if exc.out_of_time and inline is not None:
+            raise NeedsMoreTime(where) from None
+        raise ExpressionLimit(f"{where}: template {exc.template!r}: {exc.message}") from None
     except TemplateError as exc:
         raise ExpressionError(f"{where}: template {exc.template!r}: {exc.message}") from None
     except NotJsonData as exc:

@@ -83,7 +83,7 @@ class Engine:
         try:
             root["vars"] = evaluate(wf.vars or {}, self._context(root), where="vars")
         except ExpressionError as exc:
-            self._fail_run(error("ExpressionError", exc.message))
+            self._fail_run(error(exc.kind, exc.message))
             return
         if wf.timeout is not None:
             self._start_timer("run_timeout", None, parse_duration(wf.timeout))
@@ -389,7 +389,7 @@ class Engine:
         try:
             self._dispatch(frame, state)
         except ExpressionError as exc:
-            self._state_error(frame, error("ExpressionError", exc.message))
+            self._state_error(frame, error(exc.kind, exc.message))
 
     def _dispatch(self, frame: dict[str, Any], state: AnyState) -> None:
         if isinstance(state, ActivityState):
@@ -543,7 +543,7 @@ class Engine:
             try:
                 comp_input = self._eval(frame, comp.input, "compensate input")
             except ExpressionError as exc:
-                self._state_error(frame, error("ExpressionError", exc.message))
+                self._state_error(frame, error(exc.kind, exc.message))
                 return
             self.s["comp_stack"].append(
                 {
