@@ -9,12 +9,18 @@ stalls the loop while the common step pays nothing extra.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from dsl.template_limits import BudgetSettingError, budget_ms_from_env, budget_scope
+from dsl.template_limits import (
+    DEFAULT_BUDGET_MS,
+    BudgetSettingError,
+    budget_ms_from_env,
+    budget_scope,
+)
 from dsl.templates import TemplateError, TemplateLimit, render
 from interpreter.jsondata import NotJsonData, check
 
@@ -68,6 +74,21 @@ def full_budget() -> Iterator[None]:
         _INLINE.reset(token)
 
 
+_REPORTED_SETTINGS: set[str] = set()
+
+
+def _budget_ms() -> float:
+    """The configured budget. A bad setting is a deployment's mistake, not the run's: say so
+    once on stderr and use the default rather than fail every template of every run."""
+    try:
+        return budget_ms_from_env()
+    except BudgetSettingError as exc:
+        if str(exc) not in _REPORTED_SETTINGS:
+            _REPORTED_SETTINGS.add(str(exc))
+            print(f"tideflow: {exc}; using the default of {DEFAULT_BUDGET_MS} ms", file=sys.stderr)
+        return DEFAULT_BUDGET_MS
+
+
 def _jsonable(value: Any) -> Any:
     # Single-expression templates yield native Python values; keep only JSON shapes.
     if value is None or isinstance(value, bool | int | float | str):
@@ -83,10 +104,7 @@ def evaluate(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
     """Render `value` (any JSON, strings may be templates) under one budget; raise
     ExpressionLimit past it, ExpressionError on any other failure."""
     inline = _INLINE.get()
-    try:
-        budget_ms = budget_ms_from_env() if inline is None else inline
-    except BudgetSettingError as exc:
-        raise ExpressionError(f"{where}: {exc}") from None
+    budget_ms = _budget_ms() if inline is None else inline
     try:
         with budget_scope(budget_ms):
             result = _jsonable(render(value, context))
