@@ -17,8 +17,9 @@ from dsl.template_limits import MAX_BUILT, MAX_INT_BITS, LimitExceeded, current,
 
 # %-format fields: flags, width, precision (`*` takes them from the arguments).
 _PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
-# A format spec of str.format: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
-_FORMAT_SPEC = re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[a-zA-Z%]?$", re.DOTALL)
+# Numbers in a str.format spec: its width and precision (and a digit used as the fill, which
+# only makes the estimate larger).
+_SPEC_NUMBER = re.compile(r"\d+")
 
 
 def _size_of(value: Any) -> int:
@@ -56,14 +57,9 @@ def str_format_size(template: str, args: tuple[Any, ...], kwargs: Mapping[str, A
         size += len(literal)
         if field is None:
             continue
-        width = precision = 0
-        if spec:
-            if "{" in spec:
-                raise LimitExceeded("a nested {} in a format spec is not allowed here")
-            match = _FORMAT_SPEC.match(spec)
-            if match is not None:
-                width, precision = int(match.group(1) or 0), int(match.group(2) or 0)
-        size += width + precision + arg_size
+        if spec and "{" in spec:
+            raise LimitExceeded("a nested {} in a format spec is not allowed here")
+        size += sum(int(number) for number in _SPEC_NUMBER.findall(spec or "")) + arg_size
     return size
 
 
@@ -104,7 +100,8 @@ def _check_str_method(owner: str | bytes, name: str, args: tuple[Any, ...], kw: 
             longest = max([1, *(_size_of(v) for v in table.values() if v is not None)])
         size = len(owner) * longest
     elif name in ("encode", "upper", "lower", "title", "capitalize", "swapcase", "casefold"):
-        size = 4 * len(owner)  # case mappings may grow a character to three; UTF-8 to four
+        # Case mappings may grow a character to three, UTF-8 to four bytes; ASCII stays as is.
+        size = len(owner) * (1 if owner.isascii() else 4)
     if size is not None:
         current().build(size, f"{type(owner).__name__}.{name}()")
 
@@ -138,8 +135,10 @@ def _filter_check(name: str) -> Callable[..., None] | None:
         current().build(_size_of(value) + lines * max(0, prefix), "indent")
 
     def format_(value: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(value, str):
-            current().build(printf_size(value, kwargs or args), "format")
+        if not isinstance(value, str):  # the filter formats the value's text
+            current().build(text_size(value), "format")
+            value = str(value)
+        current().build(printf_size(value, kwargs or args), "format")
 
     def join(value: Any, d: Any = "", *_: Any, **__: Any) -> None:
         if isinstance(value, list | tuple | str | range | Mapping):
@@ -226,17 +225,22 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     """Before `left <operator> right`: `+` of texts or lists, `%` formatting, `*` of numbers."""
     budget = current()
     budget.spend()
-    if operator == "+" and isinstance(left, str | list | tuple) and type(left) is type(right):
+    if (
+        operator == "+"
+        and isinstance(left, str | bytes | list | tuple)
+        and type(left) is type(right)
+    ):
         budget.build(len(left) + len(right), "the + operator")
-    elif operator == "%" and isinstance(left, str):
-        budget.build(printf_size(left, right), "the % operator")
+    elif operator == "%" and isinstance(left, str | bytes):
+        text = left if isinstance(left, str) else left.decode("latin-1")
+        budget.build(printf_size(text, right), "the % operator")
     elif operator == "*" and isinstance(left, int) and isinstance(right, int):
         bits = abs(left).bit_length() + abs(right).bit_length()
         if bits > MAX_INT_BITS:
             raise LimitExceeded(f"a product of about {bits:,} bits (the limit is {MAX_INT_BITS:,})")
     elif operator == "*":
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str) and isinstance(times, int) and times > 1:
+            if isinstance(seq, str | bytes) and isinstance(times, int) and times > 1:
                 budget.build(len(seq) * times, "repeating a text")
             elif isinstance(seq, list | tuple) and isinstance(times, int) and times > 1:
                 # Repeating a list repeats references: what matters is how much text it holds.

@@ -32,8 +32,8 @@ WALL_FACTOR = 3
 # point as the clock, and does so on every machine alike.
 WORK_PER_MS = 5_000
 # Characters (or items) that any one string or list built by an operator, filter or method may
-# hold: the same bound as a rendered text template.
-MAX_BUILT = 1_000_000
+# hold: as much as one value a run keeps (2 MiB of JSON), so `input | tojson` still works.
+MAX_BUILT = 2 * 1024 * 1024
 # Characters (or items) that one evaluation may build in all, summed over every operation.
 # Memory cannot be measured cheaply as it is freed, so this bounds what could be alive at once.
 MAX_BUILT_TOTAL = 16_000_000

@@ -20,9 +20,10 @@ from dsl.template_limits import (
     BudgetSettingError,
     budget_ms_from_env,
     budget_scope,
+    text_size,
 )
 from dsl.templates import TemplateError, TemplateLimit, render
-from interpreter.jsondata import NotJsonData, check
+from interpreter.jsondata import MAX_VALUE_BYTES, NotJsonData, check
 
 # Names a map iteration may bind are stored per frame as "locals".
 
@@ -100,6 +101,17 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"a template produced {type(value).__name__}, which is not JSON data")
 
 
+def _check_size(result: Any, where: str) -> None:
+    """Refuse a result far past what a run keeps before JSON-encoding it: a list may hold one
+    long text many times (the estimate never exceeds the JSON's real size)."""
+    size = text_size(result, MAX_VALUE_BYTES)
+    if size > MAX_VALUE_BYTES:
+        raise ExpressionLimit(
+            f"{where}: the result would be more than {size:,} characters of JSON; "
+            f"the limit is {MAX_VALUE_BYTES:,} bytes"
+        )
+
+
 def evaluate(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
     """Render `value` (any JSON, strings may be templates) under one budget; raise
     ExpressionLimit past it, ExpressionError on any other failure."""
@@ -108,6 +120,7 @@ def evaluate(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
     try:
         with budget_scope(budget_ms):
             result = _jsonable(render(value, context))
+        _check_size(result, where)
         check(result)
     except TemplateLimit as exc:
         if exc.out_of_time and inline is not None:

@@ -37,7 +37,7 @@ BOMBS = {
     "replace_method": f"{{{{ ({MB_TEXT}).replace('', 'yyyy')|length }}}}",
     "expandtabs": "{{ ('\\t' * 1000).expandtabs(1000000)|length }}",
     "join": f"{{{{ range(700)|map('string')|join({MB_TEXT})|length }}}}",
-    "join_method": f"{{{{ ({MB_TEXT}).join(['a', 'b', 'c'])|length }}}}",
+    "join_method": f"{{{{ ({MB_TEXT}).join(['a', 'b', 'c', 'd', 'e'])|length }}}}",
     "dict_fromkeys": f"{{{{ dict.fromkeys(range(100000), {MB_TEXT})|tojson|length }}}}",
     "string_times_int": f"{{{{ ({MB_TEXT} * 700)|length }}}}",
     "list_times_int": f"{{{{ ([{MB_TEXT}] * 700)|tojson|length }}}}",
@@ -49,6 +49,13 @@ BOMBS = {
     ),
     "output_in_loop": f"{{% set s = {MB_TEXT} %}}{{% for i in range(1400) %}}{{{{ s }}}}{{% endfor %}}",
     "list_in_output": f"{{% set l = [{MB_TEXT}] %}}x{{{{ l + l + l }}}}",
+    "nested_lists_in_result": (
+        f"{{% set a = [{MB_TEXT}] %}}{{% set b = [a, a, a, a, a, a, a, a, a, a] %}}"
+        "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ [c, c, c] }}"
+    ),
+    "format_of_a_list": "{{ ['%0700000000d']|format(1)|length }}",
+    "bytes_times_int": "{{ ('x'.encode() * 700000000)|length }}",
+    "bytes_center": "{{ 'x'.encode().center(700000000)|length }}",
     "nested_lists": (
         f"{{% set a = [{MB_TEXT}] %}}{{% set b = [a, a, a, a, a, a, a, a, a, a] %}}"
         "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c|string|length }}"
@@ -68,7 +75,7 @@ def _assert_failed_cleanly(status: str, error: dict[str, str] | None) -> None:
     assert status == "failed"
     assert error is not None
     assert error["type"] in ("ExpressionLimit", "ExpressionError"), error
-    assert error["message"].startswith("state 'bomb', output: template "), error["message"]
+    assert error["message"].startswith("state 'bomb', output: "), error["message"]
 
 
 @pytest.fixture
