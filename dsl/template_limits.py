@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 # The default budget of one evaluation, in milliseconds of CPU (TIDEFLOW_TEMPLATE_BUDGET_MS).
@@ -67,7 +67,12 @@ def check_budget_ms(value: int) -> int:
 
 def budget_ms_from_env() -> int:
     """The configured budget: TIDEFLOW_TEMPLATE_BUDGET_MS, else DEFAULT_BUDGET_MS."""
-    text = os.environ.get(BUDGET_ENV, "").strip()
+    return _parse_budget(os.environ.get(BUDGET_ENV, ""))
+
+
+@lru_cache(maxsize=16)  # read for every evaluation; an error is not cached, so it is raised again
+def _parse_budget(text: str) -> int:
+    text = text.strip()
     if not text:
         return DEFAULT_BUDGET_MS
     try:
@@ -79,25 +84,21 @@ def budget_ms_from_env() -> int:
     return check_budget_ms(value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Budget:
-    """What one evaluation has left."""
+    """What one evaluation has left. The clocks start at the first look (after _CLOCK_EVERY
+    units of work): nearly every evaluation ends sooner and never pays for reading them."""
 
     budget_ms: float
-    cpu_deadline: float
-    wall_deadline: float
     work_left: int
     built_left: int = MAX_BUILT_TOTAL
     until_clock: int = _CLOCK_EVERY
+    cpu_deadline: float = 0.0
+    wall_deadline: float = 0.0
 
     @classmethod
     def of(cls, budget_ms: float) -> Budget:
-        return cls(
-            budget_ms=budget_ms,
-            cpu_deadline=time.thread_time() + budget_ms / 1000,
-            wall_deadline=time.perf_counter() + WALL_FACTOR * budget_ms / 1000,
-            work_left=int(budget_ms * WORK_PER_MS),
-        )
+        return cls(budget_ms, int(budget_ms * WORK_PER_MS))
 
     def spend(self, units: int = 1) -> None:
         self.work_left -= units
@@ -106,10 +107,17 @@ class Budget:
         self.until_clock -= units
         if self.until_clock <= 0:
             self.until_clock = _CLOCK_EVERY
-            if time.thread_time() > self.cpu_deadline:
-                raise LimitExceeded(self._out_of("CPU time"), out_of_time=True)
-            if time.perf_counter() > self.wall_deadline:
-                raise LimitExceeded(self._out_of("wall time"), out_of_time=True)
+            self._look_at_the_clocks()
+
+    def _look_at_the_clocks(self) -> None:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        if not self.cpu_deadline:
+            self.cpu_deadline = cpu + self.budget_ms / 1000
+            self.wall_deadline = wall + WALL_FACTOR * self.budget_ms / 1000
+        elif cpu > self.cpu_deadline:
+            raise LimitExceeded(self._out_of("CPU time"), out_of_time=True)
+        elif wall > self.wall_deadline:
+            raise LimitExceeded(self._out_of("wall time"), out_of_time=True)
 
     def build(self, size: int, what: str) -> None:
         """About to build a value of `size` characters or items: refuse it before it exists."""
@@ -145,15 +153,22 @@ def active() -> bool:
     return _CURRENT.get() is not None
 
 
-@contextmanager
-def budget_scope(budget_ms: float) -> Iterator[Budget]:
-    """Evaluate under a fresh budget of `budget_ms`."""
-    budget = Budget.of(budget_ms)
-    token = _CURRENT.set(budget)
-    try:
-        yield budget
-    finally:
-        _CURRENT.reset(token)
+class budget_scope:
+    """Evaluate under a fresh budget of `budget_ms` (a class, not @contextmanager: it is
+    entered for every evaluation)."""
+
+    __slots__ = ("_budget_ms", "_token")
+
+    def __init__(self, budget_ms: float) -> None:
+        self._budget_ms = budget_ms
+
+    def __enter__(self) -> Budget:
+        budget = Budget.of(self._budget_ms)
+        self._token = _CURRENT.set(budget)
+        return budget
+
+    def __exit__(self, *_: object) -> None:
+        _CURRENT.reset(self._token)
 
 
 def counted(iterable: Any) -> Iterator[Any]:

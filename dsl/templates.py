@@ -74,19 +74,24 @@ class _CountLoops(NodeTransformer):
     """Compiled templates call the budget: every `{% for %}` iterates through `counted`, and
     `a ~ b` is checked before it joins (Jinja's own code for both has no hook)."""
 
+    # As filters, not calls: a filter is called directly, a call goes through the sandbox.
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
-        node.iter = nodes.Call(
-            nodes.EnvironmentAttribute("count_loop"), [node.iter], [], None, None
-        )
+        node.iter = nodes.Filter(node.iter, _LOOP_FILTER, [], [], None, None)
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        return nodes.Call(nodes.EnvironmentAttribute("checked_concat"), node.nodes, [], None, None)
+        parts = nodes.Tuple(node.nodes, "load")
+        return nodes.Filter(parts, _CONCAT_FILTER, [], [], None, None)
 
 
-def _checked_concat(*parts: Any) -> str:
+# Names of the filters that _CountLoops inserts (a template may name them too: they only count).
+_LOOP_FILTER = "_tideflow_loop"
+_CONCAT_FILTER = "_tideflow_concat"
+
+
+def _checked_concat(parts: tuple[Any, ...]) -> str:
     template_checks.check_concat(parts)
     return str_join(parts)
 
@@ -131,8 +136,6 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     concat = staticmethod(_checked_output)
-    count_loop = staticmethod(counted)
-    checked_concat = staticmethod(_checked_concat)
 
     def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
         return super()._generate(_CountLoops().visit(source), *args, **kwargs)
@@ -197,6 +200,8 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
     env.filters = {
         name: template_checks.checked_filter(name, func) for name, func in env.filters.items()
     }
+    env.filters[_LOOP_FILTER] = counted
+    env.filters[_CONCAT_FILTER] = _checked_concat
     return env
 
 
