@@ -8,13 +8,25 @@ mutation of containers; the context only ever holds JSON data that the engine pa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
+
+from dsl import template_checks
+from dsl.template_limits import (
+    LimitExceeded,
+    active,
+    budget_ms_from_env,
+    budget_scope,
+    counted,
+    text_size,
+)
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
@@ -27,6 +39,14 @@ class TemplateError(Exception):
         self.message = message
         self.template = template
         self.line = line
+
+
+class TemplateLimit(TemplateError):
+    """A template went past its budget (`out_of_time`) or would build a value too large."""
+
+    def __init__(self, message: str, template: str, *, out_of_time: bool) -> None:
+        super().__init__(message, template)
+        self.out_of_time = out_of_time
 
 
 # Bounds on what one operator may build: `'a' * input.n` or `2 ** input.n` must not take a
@@ -50,12 +70,79 @@ def _power_bits(base: Any, exponent: Any) -> int | None:
     return None
 
 
+class _CountLoops(NodeTransformer):
+    """Compiled templates call the budget: every `{% for %}` iterates through `counted`, and
+    `a ~ b` is checked before it joins (Jinja's own code for both has no hook)."""
+
+    # As filters, not calls: a filter is called directly, a call goes through the sandbox.
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, _LOOP_FILTER, [], [], None, None)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        parts = nodes.Tuple(node.nodes, "load")
+        return nodes.Filter(parts, _CONCAT_FILTER, [], [], None, None)
+
+
+# Names of the filters that _CountLoops inserts (a template may name them too: they only count).
+_LOOP_FILTER = "_tideflow_loop"
+_CONCAT_FILTER = "_tideflow_concat"
+
+
+def _checked_concat(parts: tuple[Any, ...]) -> str:
+    template_checks.check_concat(parts)
+    return str_join(parts)
+
+
+class _RenderedTooLong(Exception):
+    """The text of a template (or macro) passed MAX_RENDERED: an ExpressionError, as it was
+    when only the finished text was measured."""
+
+
+def _checked_output(pieces: Iterable[str]) -> str:
+    """Join a template's (or macro's) output pieces, keeping no more than the limit in memory:
+    the pieces are counted as they come (a loop may yield one long text many times)."""
+    kept: list[str] = []
+    total = 0
+    for piece in pieces:
+        total += len(piece)
+        if total <= MAX_RENDERED:
+            kept.append(piece)
+    if total > MAX_RENDERED:
+        raise _RenderedTooLong(
+            f"the template rendered {total:,} characters (the limit is {MAX_RENDERED:,})"
+        )
+    return "".join(kept)
+
+
+def _checked_finalize(value: Any) -> Any:
+    # `{{ x }}` in a text template turns x into text: a list may hold one long text many times.
+    if not isinstance(value, str):
+        size = text_size(value, MAX_RENDERED)
+        if size > MAX_RENDERED:
+            raise LimitExceeded(
+                f"a value of about {size:,} characters in the text (the limit is {MAX_RENDERED:,})"
+            )
+    return value
+
+
 class _JsonSandbox(ImmutableSandboxedEnvironment):
     """Keys win over methods on mappings: the context is JSON data, so `input.items` must be
-    the field `items`, not `dict.items`. `*` and `**` are bounded (and so never folded at
-    compile time, where a huge constant would fail in the code generator)."""
+    the field `items`, not `dict.items`. `*`, `**`, `+` and `%` are bounded (and so never
+    folded at compile time, where a huge constant would fail in the code generator); so are
+    calls, loops and output (see dsl.template_limits)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    concat = staticmethod(_checked_output)
+
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
+        return super()._generate(_CountLoops().visit(source), *args, **kwargs)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        template_checks.check_call(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
@@ -75,6 +162,7 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
                 raise SecurityError(
                     f"a power of about {bits:,} bits (the limit is {MAX_POWER_BITS:,})"
                 )
+        template_checks.check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
 
@@ -99,11 +187,21 @@ def _strict_number(name: str, convert: Any) -> Any:
 
 
 def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = _JsonSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _JsonSandbox(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_checked_finalize,
+    )
     # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.
     env.globals = {"range": env.globals["range"], "dict": dict}
     env.filters["int"] = _strict_number("int", env.filters["int"])
     env.filters["float"] = _strict_number("float", env.filters["float"])
+    env.filters = {
+        name: template_checks.checked_filter(name, func) for name, func in env.filters.items()
+    }
+    env.filters[_LOOP_FILTER] = counted
+    env.filters[_CONCAT_FILTER] = _checked_concat
     return env
 
 
@@ -157,6 +255,10 @@ def render_string(value: str, context: Mapping[str, Any]) -> Any:
                 str(result)  # raises UndefinedError with the missing name
             return result
         text = compiled.render(**context)
+    except LimitExceeded as exc:
+        raise TemplateLimit(exc.message, value, out_of_time=exc.out_of_time) from None
+    except _RenderedTooLong as exc:
+        raise TemplateError(str(exc), value) from None
     except SecurityError as exc:
         raise TemplateError(f"blocked by the sandbox: {exc}", value) from None
     except TemplateError:
@@ -175,13 +277,21 @@ def render_string(value: str, context: Mapping[str, Any]) -> Any:
 
 
 def render(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every string inside a JSON value (keys stay as written)."""
+    """Render every string inside a JSON value (keys stay as written), all under one budget:
+    the caller's (`budget_scope`), else a fresh one of the configured size."""
+    if active():
+        return _render(value, context)
+    with budget_scope(budget_ms_from_env()):
+        return _render(value, context)
+
+
+def _render(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return render_string(value, context)
     if isinstance(value, list):
-        return [render(item, context) for item in value]
+        return [_render(item, context) for item in value]
     if isinstance(value, dict):
-        return {key: render(item, context) for key, item in value.items()}
+        return {key: _render(item, context) for key, item in value.items()}
     return value
 
 

@@ -20,6 +20,7 @@ from interpreter.activities.context import ActivityContext
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event, new_run_state
+from interpreter.decisions import Decision, DecisionLog
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.group_commit import GroupCommit
@@ -292,6 +293,27 @@ def _settle(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
+def _outcome_decision(task_id: str, outcome: Outcome) -> Decision:
+    if outcome.ok:
+        return lambda engine: engine.task_completed(task_id, outcome.result)
+    error = outcome.error
+    assert error is not None
+    return lambda engine: engine.task_failed(task_id, error, outcome.non_retryable)
+
+
+def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decision:
+    def child_finished(engine: Engine) -> None:
+        body = payload or {}
+        engine.commands.append(Command("consume_signal", {"id": item_id}))
+        engine.child_finished(
+            name, body.get("status", "failed"), body.get("output"), body.get("error")
+        )
+
+    if kind == "child":
+        return child_finished
+    return lambda engine: engine.offer_signal(item_id, name, payload)
+
+
 class _RunDriver:
     """Drives one claimed run until it ends, is released, or the lease is lost."""
 
@@ -312,6 +334,7 @@ class _RunDriver:
         self._unsaved_hb: dict[str, Any] = {}
         self._committed_shape: list[tuple[str, str | None, str]] = []
         self.map_rows = MapRowTracker()
+        self.decisions = DecisionLog()
 
     def wake_up(self) -> None:
         self.woken = True
@@ -414,7 +437,7 @@ class _RunDriver:
         self.map_rows.restore(state, self.run.input, rows)
         engine = self._engine()
         self._committed_shape = _frame_shape(engine)
-        engine.restart_interrupted()
+        engine, _ = await self._decide(engine, Engine.restart_interrupted)
         check_inbox = True
         inbox_read_for: set[tuple[str, str, int]] = set()
         while True:
@@ -423,10 +446,14 @@ class _RunDriver:
             waits = _signal_waits(engine)
             if check_inbox or not waits <= inbox_read_for:
                 inbox_read_for = waits
-                self._read_inbox(engine)
+                engine = await self._read_inbox(engine)
                 check_inbox = False
-            engine.fire_due_timers()
-            started = [] if self.stopping else engine.start_due_tasks(self.w.can_run)
+            engine, _ = await self._decide(engine, Engine.fire_due_timers)
+            started: list[dict[str, Any]] = []
+            if not self.stopping:
+                engine, started = await self._decide(
+                    engine, lambda e: e.start_due_tasks(self.w.can_run)
+                )
             commands = engine.commands
             await self._commit(engine, commands)
             for task in started:
@@ -462,12 +489,9 @@ class _RunDriver:
                 if future.done():
                     del self.running[task_id]
                     self._flush_heartbeat(task_id)
-                    outcome = future.result()
-                    if outcome.ok:
-                        engine.task_completed(task_id, outcome.result)
-                    else:
-                        assert outcome.error is not None
-                        engine.task_failed(task_id, outcome.error, outcome.non_retryable)
+                    engine, _ = await self._decide(
+                        engine, _outcome_decision(task_id, future.result())
+                    )
                     self.w.steps += 1
 
     def _needs_other_worker(self, engine: Engine) -> bool:
@@ -481,27 +505,36 @@ class _RunDriver:
     def _engine(self) -> Engine:
         return Engine(self.defn, self.run.state, time.time())
 
-    def _read_inbox(self, engine: Engine) -> None:
+    async def _decide(self, engine: Engine, decision: Decision) -> tuple[Engine, Any]:
+        """Apply one input to the engine, off the loop if a template needs long (see
+        interpreter/decisions.py)."""
+        return await self.decisions.decide(engine, decision, self._engine_from_committed)
+
+    def _engine_from_committed(self) -> Engine:
+        """An engine on the state as this driver last committed it."""
+        record = self.w.store.get_run(self.run.id)
+        if record is None:
+            raise LeaseLost(self.run.id)
+        rows = self.w.store.load_map_rows(self.run.id)
+        self.map_rows.restore(record.state, record.input, rows)
+        self.run.state = record.state
+        return self._engine()
+
+    async def _read_inbox(self, engine: Engine) -> Engine:
         items, cancel = self.w.store.read_inbox(self.run.id)
         if cancel:
-            engine.cancel()
+            engine, _ = await self._decide(engine, Engine.cancel)
         for item in items:
-            if item.kind == "child":
-                payload = item.payload or {}
-                engine.commands.append(Command("consume_signal", {"id": item.id}))
-                engine.child_finished(
-                    item.name,
-                    payload.get("status", "failed"),
-                    payload.get("output"),
-                    payload.get("error"),
-                )
-            else:
-                engine.offer_signal(item.id, item.name, item.payload)
+            engine, _ = await self._decide(
+                engine, _inbox_decision(item.kind, item.id, item.name, item.payload)
+            )
+        return engine
 
     async def _commit(self, engine: Engine, commands: list[Command]) -> None:
         # A wait without a timeout records no event, yet its frame now waits: persist that too
         # (status shows it), but skip idle rounds where nothing changed at all.
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
+            self.decisions.committed()  # nothing to keep: what the store holds is current
             return
         new_runs, cancel_runs, consumed = [], [], []
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
@@ -546,6 +579,7 @@ class _RunDriver:
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)
+        self.decisions.committed()
         self.map_rows.committed(split)
         self.run.state = state  # the store keeps the split document; the engine the whole one
         self._committed_shape = _frame_shape(engine)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from jinja2 import meta, nodes
@@ -23,6 +23,7 @@ from dsl.model import (
     WaitState,
 )
 from dsl.source import JsonPath
+from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
 from dsl.templates import (
     ENVIRONMENT,
     check_syntax,
@@ -223,3 +224,91 @@ def check_map_names(ctx: LintContext) -> Iterator[Diagnostic]:
                 f"built-in name {state.as_!r} inside the body",
                 "pick another name, e.g. as: order",
             )
+
+
+# What one evaluation may iterate within the default budget (dsl.template_limits).
+ITERATION_LIMIT = DEFAULT_BUDGET_MS * WORK_PER_MS
+
+
+def _literal_int(node: nodes.Node) -> int | None:
+    if isinstance(node, nodes.Const) and type(node.value) is int:
+        return node.value
+    if isinstance(node, nodes.Neg):
+        inner = _literal_int(node.node)
+        return None if inner is None else -inner
+    return None
+
+
+def _range_length(node: nodes.Node) -> int | None:
+    """How many items `range(<whole number literals>)` yields; None when it cannot be seen."""
+    if not (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "range"
+        and 1 <= len(node.args) <= 3
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+    ):
+        return None
+    bounds = [_literal_int(arg) for arg in node.args]
+    if any(bound is None for bound in bounds):
+        return None
+    try:
+        return len(range(*[b for b in bounds if b is not None]))
+    except ValueError:  # a step of 0: the sandbox refuses it at run time
+        return None
+
+
+def _heavy_loops(found: Iterable[nodes.Node], outer: int = 1) -> Iterator[tuple[nodes.For, int]]:
+    """Loops among `found` (and nested in them) whose literal ranges multiply past the limit:
+    the innermost loop where the product first crosses it, with that product."""
+    for node in found:
+        if isinstance(node, nodes.For):
+            length = _range_length(node.iter)
+            total = outer * (length if length is not None else 1)
+            if total > ITERATION_LIMIT:
+                yield node, total
+                continue
+            yield from _heavy_loops([*node.body, *node.else_], total)
+        else:
+            yield from _heavy_loops(node.iter_child_nodes(), outer)
+
+
+def _recursive_macros(ast: nodes.Template) -> Iterator[nodes.Macro]:
+    for macro in ast.find_all(nodes.Macro):
+        if any(
+            isinstance(call.node, nodes.Name) and call.node.name == macro.name
+            for call in macro.find_all(nodes.Call)
+        ):
+            yield macro
+
+
+def check_template_cost(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF227 (warning): a template whose loops cannot finish within the evaluation budget, as
+    far as can be seen: nested ranges with literal bounds, or a macro that calls itself."""
+    budget = f"the {DEFAULT_BUDGET_MS:,} ms template budget ({ITERATION_LIMIT:,} iterations)"
+    for _scope, path, text in _template_strings(ctx):
+        if not is_template(text) or "{%" not in text:
+            continue  # a loop or a macro needs a {% %} tag
+        ast = _parse(text)
+        if ast is None:
+            continue  # TF220
+        for loop, total in _heavy_loops([ast]):
+            diagnostic = ctx.warning(
+                "TF227",
+                path,
+                f"the loops of this template run {total:,} times, more than {budget} allows: "
+                "the state would fail with ExpressionLimit",
+                f"loop over less, or let an activity do this work ({BUDGET_ENV} raises the budget)",
+            )
+            yield dataclasses.replace(diagnostic, position=_error_position(ctx, path, loop.lineno))
+        for macro in _recursive_macros(ast):
+            diagnostic = ctx.warning(
+                "TF227",
+                path,
+                f"macro {macro.name!r} calls itself: nothing bounds how deep or how often it "
+                f"recurses, and past {budget} the state fails with ExpressionLimit",
+                "write the repetition as a {% for %} over a bounded range, or move it into an activity",
+            )
+            yield dataclasses.replace(diagnostic, position=_error_position(ctx, path, macro.lineno))

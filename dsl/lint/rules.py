@@ -48,6 +48,7 @@ RULES: tuple[Rule, ...] = (
         {"TF224": E}, "choice condition is not one expression", expressions.check_choice_conditions
     ),
     Rule({"TF225": E}, "map loop variable hides a built-in name", expressions.check_map_names),
+    Rule({"TF227": W}, "template loop past the budget", expressions.check_template_cost),
     Rule({"TF230": E}, "wait on an undeclared signal", references.check_signals),
     Rule({"TF231": E}, "invalid JSON Schema", references.check_schemas),
     Rule({"TF232": W}, "on_timeout without timeout", values.check_wait_timeout),

@@ -55,7 +55,7 @@ class Engine(Bookkeeping):
         try:
             root["vars"] = evaluate(wf.vars or {}, self.context(root), where="vars")
         except ExpressionError as exc:
-            saga.fail_run(self, self, error("ExpressionError", exc.message))
+            saga.fail_run(self, self, error(exc.kind, exc.message))
             return
         if wf.timeout is not None:
             self.start_timer("run_timeout", None, parse_duration(wf.timeout))
@@ -298,7 +298,7 @@ class Engine(Bookkeeping):
         try:
             self._dispatch(frame, state)
         except ExpressionError as exc:
-            self.state_error(frame, error("ExpressionError", exc.message))
+            self.state_error(frame, error(exc.kind, exc.message))
 
     def _dispatch(self, frame: dict[str, Any], state: AnyState) -> None:
         if isinstance(state, ActivityState):
@@ -399,7 +399,7 @@ class Engine(Bookkeeping):
             try:
                 comp_input = self.eval(frame, comp.input, "compensate input")
             except ExpressionError as exc:
-                self.state_error(frame, error("ExpressionError", exc.message))
+                self.state_error(frame, error(exc.kind, exc.message))
                 return
             self.s["comp_stack"].append(
                 {

@@ -1,0 +1,62 @@
+"""Keeping slow templates off the worker's event loop, at no cost to the ordinary step.
+
+The worker decides on its event loop (the engine is pure and fast), under a small inline
+template budget. A template that needs more raises NeedsMoreTime in the middle of a decision,
+with the run state half changed. Because the core is pure (definition + committed state +
+inputs -> new state), that decision is simply abandoned: the state is loaded again as last
+committed and every input applied since then is applied again, in a thread, with the full
+budget. Meanwhile the loop renews leases and serves the other runs.
+
+`DecisionLog` is a driver's list of those inputs since its last commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from interpreter.core.engine import Engine
+from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
+
+# One input to the engine: a call on it (its result is kept, e.g. the tasks it started).
+Decision = Callable[[Engine], Any]
+
+
+class DecisionLog:
+    """The decisions of one run since its last commit, to redo them off the loop if needed."""
+
+    def __init__(self) -> None:
+        self._since_commit: list[Decision] = []
+        self.redone = 0  # how many times a decision went to a thread (for tests and logs)
+
+    def committed(self) -> None:
+        self._since_commit.clear()
+
+    async def decide(
+        self, engine: Engine, decision: Decision, from_committed: Callable[[], Engine]
+    ) -> tuple[Engine, Any]:
+        """Apply `decision`; return the engine to go on with and the decision's result.
+
+        Inline first. If a template runs out of the inline budget, `from_committed()` (called
+        on the loop: it reads the store) gives an engine on the last committed state, and every
+        decision since that commit is applied to it again in a thread."""
+        self._since_commit.append(decision)
+        try:
+            with inline_budget():
+                return engine, decision(engine)
+        except NeedsMoreTime:
+            pass
+        fresh = from_committed()
+        decisions = list(self._since_commit)
+
+        def redo() -> Any:
+            result = None
+            with full_budget():
+                for each in decisions:
+                    result = each(fresh)
+            return result
+
+        result = await asyncio.to_thread(redo)
+        self.redone += 1
+        return fresh, result
