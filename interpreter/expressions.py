@@ -10,9 +10,8 @@ stalls the loop while the common step pays nothing extra.
 from __future__ import annotations
 
 import sys
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
+from contextvars import ContextVar, Token
 from typing import Any
 
 from dsl.template_limits import (
@@ -55,24 +54,27 @@ class NeedsMoreTime(Exception):
     off the event loop. Not an ExpressionError, so the engine does not record it."""
 
 
-@contextmanager
-def inline_budget(budget_ms: float = INLINE_BUDGET_MS) -> Iterator[None]:
-    """Evaluate under the small inline budget; running out raises NeedsMoreTime."""
-    token = _INLINE.set(budget_ms)
-    try:
-        yield
-    finally:
-        _INLINE.reset(token)
+class inline_budget:
+    """Evaluate under the small inline budget; running out raises NeedsMoreTime. A plain
+    class, not @contextmanager: it wraps every engine decision, several per step."""
+
+    __slots__ = ("_budget_ms", "_token")
+
+    def __init__(self, budget_ms: float | None = INLINE_BUDGET_MS) -> None:
+        self._budget_ms = budget_ms
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _INLINE.set(self._budget_ms)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _INLINE.reset(self._token)
 
 
-@contextmanager
-def full_budget() -> Iterator[None]:
+def full_budget() -> inline_budget:
     """Undo `inline_budget` (for the redo in a thread, which inherits the caller's context)."""
-    token = _INLINE.set(None)
-    try:
-        yield
-    finally:
-        _INLINE.reset(token)
+    return inline_budget(None)
 
 
 _REPORTED_SETTINGS: set[str] = set()
