@@ -208,7 +208,9 @@ def run_scripts(
     for number, script in enumerate(scripts):
         print(f"peers: {' '.join(script.command)}", file=sys.stderr)
         why = run_script(python, script, work, number, timeout)
-        results.collect()  # whatever the script emitted before it failed is kept too
+        copied = results.collect()  # whatever the script emitted before it failed is kept too
+        if why is None and copied == 0:
+            why = "exited 0 but wrote no record"
         if why is not None:
             print(f"peers: {script.peer} {script.workload} failed: {why}", file=sys.stderr)
             failures.append(results.failed(script, why))

@@ -139,7 +139,10 @@ def test_run_fresh_keeps_the_results_file_when_the_temporary_directory_goes(
         timeout=30.0,
     )
 
-    assert set(fresh) == {("fake", "fast")} and failures == []
+    assert set(fresh) == {("fake", "fast")}
+    assert [(f["workload"], f["failed"]) for f in failures] == [
+        ("empty", "exited 0 but wrote no record")
+    ]
     assert kept.exists()
 
 
