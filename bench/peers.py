@@ -112,6 +112,21 @@ def dbos_database_url(pg_url: str) -> str:
     return urlunsplit(parts._replace(scheme="postgresql+psycopg", path=f"/{database}_dbos_peers"))
 
 
+def drop_dbos_database(pg_url: str) -> None:
+    """Drop the database DBOS created for its runs (see dbos_database_url) once they are done."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlsplit(dbos_database_url(pg_url)).path.lstrip("/")
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg.Error as exc:
+        print(f"peers: could not drop the database {name!r}: {exc}", file=sys.stderr)
+
+
 def fresh_scripts(quick: bool, dbos_pg_url: str | None) -> list[Script]:
     small = ["--n", "10", "--workflows", "50", "--repeats", "1"] if quick else []
     w4_repeats = ["--repeats", "1" if quick else "2"]
@@ -336,6 +351,8 @@ def comparisons(
         variants = [
             ("dbos-sqlite", "w3", "child workflows", ("children_wf_s", "median")),
             ("dbos-sqlite", "w3", "async gather", ("gather_wf_s", "median")),
+            ("dbos-postgres", "w3", "child workflows", ("children_wf_s", "median")),
+            ("dbos-postgres", "w3", "async gather", ("gather_wf_s", "median")),
             ("temporal-file", "w3", "gather of activities", ("wall_s", "median")),
         ]
         row(
@@ -436,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("TIDEFLOW_TEST_PG_URL"),
         help="with --fresh: also run DBOS on this PostgreSQL server, e.g. "
         "postgresql://USER@HOST:PORT/DB (default: TIDEFLOW_TEST_PG_URL); DBOS gets a database "
-        "of its own there, DB_dbos_peers, which it drops and re-creates",
+        "of its own there, DB_dbos_peers, which it drops and re-creates (dropped at the end)",
     )
     parser.add_argument(
         "--results-file",
@@ -476,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(
                     f"peers: DBOS + Postgres uses the database {urlsplit(dbos_pg).path[1:]!r} "
-                    "on the --pg-url server (DBOS drops and re-creates it for every workload)",
+                    "on the --pg-url server (DBOS drops and re-creates it for every workload; "
+                    "it is dropped at the end)",
                     file=sys.stderr,
                 )
             for line in skipped:
@@ -485,13 +503,17 @@ def main(argv: list[str] | None = None) -> int:
                 "peers-fresh-%Y%m%d-%H%M%S.jsonl"
             )
             print(f"peers: fresh records go to {os.path.relpath(results_file)}", file=sys.stderr)
-            fresh, failures = run_fresh(
-                peers_dir,
-                venv,
-                fresh_scripts(args.quick, dbos_pg),
-                results_file,
-                args.script_timeout,
-            )
+            try:
+                fresh, failures = run_fresh(
+                    peers_dir,
+                    venv,
+                    fresh_scripts(args.quick, dbos_pg),
+                    results_file,
+                    args.script_timeout,
+                )
+            finally:
+                if dbos_pg is not None:
+                    drop_dbos_database(args.pg_url)
             peers.update(fresh)
             now = ", ".join(f"{p} {w}" for p, w in sorted(fresh)) or "nothing"
             source = f"run now: {now}; recorded figures for the rest"
