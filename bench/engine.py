@@ -4,12 +4,14 @@
     python bench/engine.py --quick          # CI smoke: small counts, same code paths
     python bench/engine.py w1 w2 --json     # some workloads, machine-readable
     python bench/engine.py w1 --profile     # W1 under cProfile: where a step's time goes
+    python bench/engine.py w1 w2 --baseline main   # old vs new, alternating, same minutes
 
 Workloads (activities are no-ops returning a small dict, as in the peers' benchmarks):
 
 - w1: one run of 10 sequential steps at a time, in-process (Client.start + Client.execute);
       5 warm-up + 30 measured. Per-step engine overhead = (10-step - 1-step) / 9.
-- w2: 200 and 1,000 such runs started at once, then one Worker until all are done.
+- w2: 200 and 1,000 such runs started at once, then one Worker until all are done; each size
+      in its own fresh process, so its peak RSS is its own.
 - w3: one run that maps 100 no-op steps in parallel, then joins.
 - sleepers: 10,000 runs that each sleep 1 h; a worker takes them all up and lets them go;
       store size, worker RSS and the time of `tideflow list` / `tideflow status`.
@@ -37,6 +39,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from _engine_report import report
 from _machine import machine  # bench/ is the script directory
 
 BENCH = Path(__file__).resolve().parent
@@ -44,6 +47,9 @@ ROOT = BENCH.parent
 WORKFLOWS = BENCH / "workflows"
 ACTIVITIES = BENCH / "activities.py"
 SIDE_FILE_ENV = "TIDEFLOW_BENCH_SIDE_FILE"
+# The source tree whose `interpreter` the children measure (default: this one); --baseline
+# points it at a worktree of another revision while the benchmark code stays this one.
+TREE_ENV = "TIDEFLOW_BENCH_TREE"
 ALL = ("w1", "w2", "w3", "sleepers", "w4")
 
 FULL = {
@@ -80,9 +86,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def engine_tree() -> Path:
+    return Path(os.environ.get(TREE_ENV) or ROOT)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(engine_tree()), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -101,8 +111,13 @@ def store_bytes(db: Path) -> dict[str, int]:
 
 
 def _client(db: Path) -> Any:
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(engine_tree()))
+    import interpreter
     from interpreter import Client, load_activity_modules
+
+    tree = engine_tree().resolve()
+    if not Path(interpreter.__file__).resolve().is_relative_to(tree):
+        raise SystemExit(f"measuring the wrong tree: interpreter from {interpreter.__file__}")
 
     load_activity_modules([str(ACTIVITIES)])
     return Client(str(db))
@@ -165,43 +180,50 @@ def w1(tmp: Path, n: int, warmup: int) -> dict[str, Any]:
     return out
 
 
+def w2_size(tmp: Path, size: int, repeats: int, warmup: int) -> dict[str, Any]:
+    """W2 at one size; the caller gives each size a fresh process, so the peak RSS is this
+    size's own (the peers report theirs at 200 runs)."""
+    client = _client(tmp / f"w2-{size}.db")
+    defn = _definition("noop10.yaml")
+    for _ in range(warmup):
+        client.start(defn, {})
+    _drain(client)
+    walls, starts, cpus = [], [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(size):
+            client.start(defn, {})
+        t1 = time.perf_counter()
+        worker = _drain(client)
+        t2 = time.perf_counter()
+        assert worker.steps >= size * 10
+        cpus.append(time.process_time() - c0)
+        walls.append(t2 - t0)
+        starts.append(t1 - t0)
+    failed = len(client.store.list_runs(status="failed"))
+    assert failed == 0, f"{failed} runs failed"
+    client.close()
+    wall = summarize(walls)
+    return {
+        "workflows": size,
+        "wall_s": wall,
+        "start_s": summarize(starts),
+        "wf_per_s_median": size / wall["median"],
+        "steps_per_s_median": size * 10 / wall["median"],
+        "wf_per_s_range": [size / wall["max"], size / wall["min"]],
+        "cpu_ms_per_step": statistics.median(cpus) * 1000 / (size * 10),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
 def w2(tmp: Path, sizes: list[int], repeats: int, warmup: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "steps": 10,
-        "mode": "Client.start x N, then one Worker (concurrency 200) until all end",
+        "mode": "Client.start x N, then one Worker (concurrency 200) until all end; "
+        "each size in a fresh process",
     }
     for size in sizes:
-        client = _client(tmp / f"w2-{size}.db")
-        defn = _definition("noop10.yaml")
-        for _ in range(warmup):
-            client.start(defn, {})
-        _drain(client)
-        walls, starts, cpus = [], [], []
-        for _ in range(repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(size):
-                client.start(defn, {})
-            t1 = time.perf_counter()
-            worker = _drain(client)
-            t2 = time.perf_counter()
-            assert worker.steps >= size * 10
-            cpus.append(time.process_time() - c0)
-            walls.append(t2 - t0)
-            starts.append(t1 - t0)
-        failed = len(client.store.list_runs(status="failed"))
-        assert failed == 0, f"{failed} runs failed"
-        wall = summarize(walls)
-        out[str(size)] = {
-            "workflows": size,
-            "wall_s": wall,
-            "start_s": summarize(starts),
-            "wf_per_s_median": size / wall["median"],
-            "steps_per_s_median": size * 10 / wall["median"],
-            "wf_per_s_range": [size / wall["max"], size / wall["min"]],
-            "cpu_ms_per_step": statistics.median(cpus) * 1000 / (size * 10),
-        }
-        client.close()
-    out["peak_rss_mb"] = peak_rss_mb()
+        out[str(size)] = in_child("w2_size", tmp, size=size, repeats=repeats, warmup=warmup)
     return out
 
 
@@ -256,7 +278,7 @@ def sleepers_work(tmp: Path, n: int) -> dict[str, Any]:
 
 CHILD_WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
     "w1": w1,
-    "w2": w2,
+    "w2_size": w2_size,
     "w3": w3,
     "sleepers_create": sleepers_create,
     "sleepers_work": sleepers_work,
@@ -303,6 +325,7 @@ def sleepers(tmp: Path, n: int) -> dict[str, Any]:
         proc = subprocess.run(
             tideflow(*args),
             env=cli_env(),
+            cwd=engine_tree(),  # `python -m` puts the current directory first on sys.path
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -333,6 +356,7 @@ def w4(tmp: Path, repeats: int) -> dict[str, Any]:
         first = subprocess.Popen(
             tideflow("run", str(WORKFLOWS / "slow20.yaml"), "--id", run_id, *args),
             env=env,
+            cwd=engine_tree(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -349,7 +373,12 @@ def w4(tmp: Path, repeats: int) -> dict[str, Any]:
         t_kill = time.time()
         before = [ln.split() for ln in side.read_text().splitlines()]
         second = subprocess.run(
-            tideflow("resume", run_id, *args), env=env, capture_output=True, text=True, timeout=120
+            tideflow("resume", run_id, *args),
+            env=env,
+            cwd=engine_tree(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         t_done = time.time()
         result = (
@@ -391,6 +420,14 @@ def w4(tmp: Path, repeats: int) -> dict[str, Any]:
         "first_step_after_restart_s": summarize(r["first_step_after_restart_s"] for r in runs),
         "note": "kill -> done includes the resume process's start-up (Python, imports) and its exit",
     }
+
+
+# Workloads that run their own child processes (the others run whole in one child).
+PARENT_WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
+    "w2": w2,
+    "sleepers": sleepers,
+    "w4": w4,
+}
 
 
 # ----------------------------------------------------------------------------- profiling
@@ -451,72 +488,6 @@ def profile_w1(tmp: Path, n: int) -> None:
     stats.sort_stats("cumulative").print_stats(30)
 
 
-# ----------------------------------------------------------------------------- output
-def _ms(s: dict[str, float]) -> str:
-    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f}, n={s['n']})"
-
-
-def _s(s: dict[str, float]) -> str:
-    return f"{s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f}, n={s['n']})"
-
-
-def report(results: dict[str, Any]) -> str:
-    lines = []
-    m = results["machine"]
-    lines.append(
-        f"tideflow engine benchmarks - {results['date']} - {m['cpus']} vCPU {m['cpu_model']}, Python {m['python']}, SQLite {m['sqlite']} (WAL, synchronous=NORMAL)"
-    )
-    if "w1" in results:
-        r = results["w1"]
-        lines.append("W1  10 sequential no-op steps, one run at a time (in-process)")
-        lines.append(f"    per run ms          {_ms(r['noop10_ms'])}")
-        lines.append(
-            f"    per step ms         {r['per_step_ms']:.3f}   (async activity: {r['per_step_async_ms']:.3f})"
-        )
-        lines.append(f"    1-step run ms       {_ms(r['noop1_ms'])}")
-        lines.append(
-            f"    CPU per step ms     {r['cpu_per_step_ms']:.3f}   (engine overhead in CPU: {r['engine_overhead_cpu_per_step_ms']:.3f})"
-        )
-        lines.append(
-            f"    engine overhead/step {r['engine_overhead_per_step_ms']:.3f} ms  ((10-step - 1-step) / 9; fixed cost per run {r['run_fixed_cost_ms']:.2f} ms)"
-        )
-    if "w2" in results:
-        r = results["w2"]
-        for v in r.values():
-            if isinstance(v, dict) and "workflows" in v:
-                lines.append(
-                    f"W2  {v['workflows']} runs x 10 steps, one worker: {v['wf_per_s_median']:.1f} runs/s, {v['steps_per_s_median']:.0f} steps/s  (wall s {_s(v['wall_s'])}; starting them {v['start_s']['median']:.2f} s; CPU {v['cpu_ms_per_step']:.3f} ms/step)"
-                )
-        lines.append(f"    peak RSS {r['peak_rss_mb']:.0f} MB (client + worker, one process)")
-    if "w3" in results:
-        r = results["w3"]
-        lines.append(
-            f"W3  map of {r['fanout']} no-op steps in parallel + join: s {_s(r['wall_s'])}"
-        )
-    if "sleepers" in results:
-        r = results["sleepers"]
-        b, rest = r["store_bytes_live"], r["store_bytes"]
-        lines.append(
-            f"S   {r['runs']} runs sleeping at once: created in {r['create_s']:.1f} s, taken up and released in {r['pickup_s']:.1f} s ({r['asleep']} asleep)"
-        )
-        lines.append(
-            f"    store {b['total'] / 1e6:.1f} MB on disk (db {b['db'] / 1e6:.1f} + WAL {b['db_wal'] / 1e6:.1f} + shm {b['db_shm'] / 1e6:.2f}), {rest['total'] / 1e6:.1f} MB at rest; {r['store_bytes_per_run'] / 1024:.1f} KiB per run; worker peak RSS {r['worker_rss_mb']:.0f} MB"
-        )
-        lines.append(
-            f"    tideflow list {r['cli_list_s']:.2f} s, list --status running {r['cli_list_running_s']:.2f} s, status RUN {r['cli_status_s']:.2f} s (start-up alone {r['cli_version_s']:.2f} s)"
-        )
-    if "w4" in results:
-        r = results["w4"]
-        lines.append(
-            f"W4  20 x 100 ms steps, kill -9 after 10: kill -> done s {_s(r['recovery_s_from_restart'])}; first step after restart {r['first_step_after_restart_s']['median']:.2f} s"
-        )
-        for run in r["runs"]:
-            lines.append(
-                f"    done before kill {run['steps_done_before_kill']}, re-executed completed steps {run['completed_steps_reexecuted']}, executed more than once {run['steps_executed_more_than_once']}, executions {run['executions_total']}, completed {run['completed']}"
-            )
-    return "\n".join(lines)
-
-
 def run_workloads(names: Iterable[str], quick: bool) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     tmp = Path(tempfile.mkdtemp(prefix="tideflow-bench-"))
@@ -526,10 +497,8 @@ def run_workloads(names: Iterable[str], quick: bool) -> dict[str, Any]:
             params = sizes[name]
             work = tmp / name
             work.mkdir()
-            if name == "sleepers":
-                results[name] = sleepers(work, **params)
-            elif name == "w4":
-                results[name] = w4(work, **params)
+            if name in PARENT_WORKLOADS:
+                results[name] = PARENT_WORKLOADS[name](work, **params)
             else:
                 results[name] = in_child(name, work, **params)
         results["machine"] = machine()
@@ -552,6 +521,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="profile W1 with cProfile and print where the time goes",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run each workload on REV (a temporary git worktree), alternating with the "
+        "current tree, and print old median, new median and their ratio",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --baseline: runs of each workload on each tree (default 3)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -569,8 +550,36 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.workloads) - set(ALL))
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    if args.baseline:
+        return compare_with(args.baseline, args.workloads or list(ALL), args)
     results = run_workloads(args.workloads or ALL, args.quick)
     print(json.dumps(results, indent=2) if args.json else report(results))
+    return 0
+
+
+def compare_with(rev: str, names: list[str], args: argparse.Namespace) -> int:
+    import _baseline
+
+    if args.rounds < 1:
+        raise SystemExit("error: --rounds must be at least 1")
+    try:
+        with _baseline.worktree(ROOT, rev) as (tree, commit):
+            result = _baseline.side_by_side(
+                lambda name: run_workloads((name,), args.quick)[name],
+                names,
+                {"baseline": tree, "current": ROOT},
+                args.rounds,
+                TREE_ENV,
+            )
+    except _baseline.BaselineError as exc:
+        print(f"error: cannot check out the baseline {rev!r}: {exc}", file=sys.stderr)
+        print("  hint: give a commit, branch or tag of this repository", file=sys.stderr)
+        return 2
+    result.update(baseline=f"{rev} ({commit})", machine=machine(), quick=args.quick)
+    result["date"] = time.strftime("%Y-%m-%d %H:%M")
+    print(
+        json.dumps(result, indent=2) if args.json else _baseline.report(result, f"{rev} ({commit})")
+    )
     return 0
 
 

@@ -12,8 +12,12 @@ gets a fresh schema (dropped afterwards). For each setup:
   one); runs/s and steps/s over [first start, last end]; the ratio to one worker;
 - latency from `start` to the first step (the first ActivityStarted): under that load, and idle
   (40 runs started 50 ms apart while the workers wait);
-- CPU seconds used by the workers and by the PostgreSQL server (when it is on this machine),
-  to see which side is the bottleneck.
+- CPU seconds used by the workers and by the PostgreSQL backends serving this setup (when the
+  server is on this machine), to see which side is the bottleneck. Only the backends whose
+  pg_stat_activity row names this database and the setup's own application_name (set in the
+  URL of its workers and of the process starting the runs) count, polled while the setup
+  runs; other databases and clients, this script's polling reader and the server's
+  background processes (checkpointer, WAL writer, ...) do not.
 
 Then, in this process, one Worker on PostgreSQL runs 100 runs with every statement it sends
 counted and classified: the database round trips one step costs.
@@ -31,6 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -177,24 +182,71 @@ class WorkerPool:
             proc.wait(timeout=60)
 
 
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds of every local PostgreSQL server process, by pid."""
-    import psutil
+def with_application_name(url: str, name: str) -> str:
+    """The URL with `application_name=name`: the server shows it in pg_stat_activity, which is
+    how the backends serving one setup are told apart from everything else on the server."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    query["application_name"] = [name]
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True, quote_via=quote)))
 
-    found = {}
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] and proc.info["name"].startswith("postgres"):
+
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends serving this benchmark only: the server
+    processes whose pg_stat_activity row names this database and `application_name`, polled
+    while the setup runs (a backend that starts meanwhile counts from zero; one that ends
+    loses what it used after the last poll, at most POLL seconds of it). Other postgres
+    processes (other databases, other clients, the server's own background processes) are
+    not counted."""
+
+    POLL = 0.2
+
+    def __init__(self, url: str, application_name: str) -> None:
+        self.url = with_application_name(url, "tideflow-bench-cpu-sampler")
+        self.application_name = application_name
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self, conn: Any, first: bool) -> None:
+        import psutil
+
+        found = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s",
+            (self.application_name,),
+        ).fetchall()
+        for (pid,) in found:
             try:
-                times = proc.cpu_times()
+                times = psutil.Process(pid).cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            found[proc.pid] = times.user + times.system
-    return found
+            used = times.user + times.system
+            self.first.setdefault(pid, used if first else 0.0)
+            self.last[pid] = used
 
+    def _run(self, conn: Any) -> None:
+        with conn:
+            while not self._stop.wait(self.POLL):
+                self._sample(conn, first=False)
+            self._sample(conn, first=False)
 
-def cpu_since(before: dict[int, float]) -> float:
-    # Per process: a backend that started meanwhile counts whole, one that ended is lost.
-    return sum(t - before.get(pid, 0.0) for pid, t in postgres_cpu().items())
+    def start(self) -> None:
+        import psycopg
+
+        conn = psycopg.connect(self.url, autocommit=True)
+        self._sample(conn, first=True)
+        self._thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> tuple[float, int]:
+        """CPU seconds used since start() and how many backends they came from."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        used = sum(self.last[pid] - self.first[pid] for pid in self.last)
+        return used, len(self.last)
 
 
 def start_runs(url: str, count: int, pace: float = 0.0) -> None:
@@ -225,28 +277,38 @@ def first_step_latencies(url: str, since: float) -> list[float]:
 
 # ----------------------------------------------------------------------------- setups
 def measure(label: str, url: str, workers: int, runs: int, local_pg: bool) -> dict[str, Any]:
+    reader_url = url
+    backends = None
+    if url.startswith("postgresql://"):
+        # The workers' and the run starter's connections carry this name; the reader's not.
+        app = f"tideflow-bench-{uuid.uuid4().hex[:8]}"
+        url = with_application_name(url, app)
+        reader_url = with_application_name(reader_url, "tideflow-bench-reader")
+        backends = BackendCpu(url, app) if local_pg else None
     with tempfile.TemporaryDirectory(prefix="tideflow-scale-") as tmp:
         start_runs(url, 1)  # creates the schema; one warm-up run
         pool = WorkerPool(url, workers, Path(tmp))
         try:
-            wait_for(lambda: completed(url) == 1, 60, "the warm-up run")
-            cpu_w0, cpu_pg0 = pool.cpu_seconds(), postgres_cpu() if local_pg else None
+            wait_for(lambda: completed(reader_url) == 1, 60, "the warm-up run")
+            cpu_w0 = pool.cpu_seconds()
+            if backends is not None:
+                backends.start()
             began = time.time()
             start_runs(url, runs)
             started_in = time.time() - began
-            wait_for(lambda: completed(url) == runs + 1, 600, f"{runs} runs")
+            wait_for(lambda: completed(reader_url) == runs + 1, 600, f"{runs} runs")
             ((first, last),) = rows(
-                url,
+                reader_url,
                 "SELECT min(created_at), max(ended_at) FROM runs WHERE created_at >= ?",
                 (began,),
             )
             cpu_w = pool.cpu_seconds() - cpu_w0
-            cpu_pg = None if cpu_pg0 is None else cpu_since(cpu_pg0)
-            loaded = first_step_latencies(url, began)
+            cpu_pg, pg_backends = (None, None) if backends is None else backends.stop()
+            loaded = first_step_latencies(reader_url, began)
             idle_from = time.time()
             start_runs(url, 40, pace=0.05)
-            wait_for(lambda: completed(url) == runs + 41, 60, "the paced runs")
-            idle = first_step_latencies(url, idle_from)
+            wait_for(lambda: completed(reader_url) == runs + 41, 60, "the paced runs")
+            idle = first_step_latencies(reader_url, idle_from)
         finally:
             pool.stop()
             close_readers()
@@ -269,6 +331,7 @@ def measure(label: str, url: str, workers: int, runs: int, local_pg: bool) -> di
         },
         "worker_cpu_s": round(cpu_w, 2),
         "postgres_cpu_s": None if cpu_pg is None else round(cpu_pg, 2),
+        "postgres_backends_counted": pg_backends,
         "worker_cpu_ms_per_step": round(cpu_w * 1000 / (runs * STEPS_PER_RUN), 3),
         "postgres_cpu_ms_per_step": None
         if cpu_pg is None
@@ -360,6 +423,10 @@ def main() -> int:
         return 0
     print()
     print(f"machine: {report['machine']}")
+    print(
+        "pg cpu/step: CPU of the PostgreSQL backends serving the setup only (pids from "
+        "pg_stat_activity for its database and application_name, polled while it ran)"
+    )
     print(
         f"{'setup':<13} {'runs/s':>8} {'steps/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'idle p50':>9} {'idle p99':>9} {'wrk cpu/step':>13} {'pg cpu/step':>12}"
     )
