@@ -340,7 +340,12 @@ def test_bad_urls_fail_fast_with_a_clear_message(variant: str, expected: str) ->
 def test_the_password_never_appears_in_output(pg_url: str) -> None:
     user, _host, _port = _base(pg_url)
     proc = run_cli(
-        "list", "--db", f"postgresql://{user}:s3cret-pw@127.0.0.1:1/test", cwd=ROOT, timeout=30
+        "list",
+        "--db",
+        f"postgresql://{user}:s3cret-pw@127.0.0.1:1/test",
+        cwd=ROOT,
+        timeout=30,
+        env={"TIDEFLOW_PG_RETRY_SECONDS": "1"},  # nothing listens there: do not wait long
     )
     assert proc.returncode == 2 and "s3cret-pw" not in proc.stderr + proc.stdout
 

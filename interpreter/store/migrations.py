@@ -88,7 +88,15 @@ CREATE INDEX inbox_pending ON inbox(run_id, id) WHERE NOT consumed;
 CREATE INDEX IF NOT EXISTS runs_leased ON runs(lease_owner) WHERE lease_owner IS NOT NULL
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5]
+# Version 6: due runs by (status, due_at), so finding the next due run walks the running runs in
+# due order and stops at the first claimable one. With runs(due_at) alone SQLite's planner took
+# runs(status, created_at) and visited every running run (21 ms at 50,000 sleeping runs).
+_V6 = """
+CREATE INDEX runs_running_due ON runs(status, due_at) WHERE due_at IS NOT NULL;
+DROP INDEX IF EXISTS runs_due
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

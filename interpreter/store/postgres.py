@@ -94,7 +94,10 @@ class PostgresStore(SQLStore):
     }
     TOKENS = {
         "needs_param": "CAST(? AS TEXT[])",
-        "offers_needs": "(r.needs IS NULL OR r.needs <@ CAST(? AS TEXT[]))",
+        # Not `needs IS NULL OR needs <@ ...`: before statistics exist (a freshly filled
+        # table) the planner took that OR for rare and scanned every running run (8 ms at
+        # 50,000 sleeping runs instead of 0.2 ms walking the due index).
+        "offers_needs": "COALESCE(r.needs <@ CAST(? AS TEXT[]), TRUE)",
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "for_update": "FOR UPDATE",
     }
