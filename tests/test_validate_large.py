@@ -5,7 +5,16 @@ The expected list was produced by the quadratic implementation before the rewrit
 
 from __future__ import annotations
 
-from dsl import validate_text
+from pathlib import Path
+
+import pytest
+
+from dsl import Diagnostic, validate_text
+from dsl.loader import load_text
+from dsl.schema_check import check_schema
+from dsl.validate import _only_failing_states, _strict_validation
+
+INVALID = Path(__file__).parent / "fixtures" / "invalid"
 
 STATES = 3000
 
@@ -89,3 +98,38 @@ def test_large_chain_without_problems_is_clean() -> None:
         lines.append(f"  step_{i}: {{type: activity, activity: http, next: {target}}}")
     lines.append("  done: {type: succeed}")
     assert validate_text("\n".join(lines) + "\n").diagnostics == []
+
+
+def _schema_pass_both_ways(text: str) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """(the pass over the whole document, the pass over the failing states), each sorted as
+    validate reports them."""
+    document = load_text(text).document
+    assert document is not None
+    workflow, error = _strict_validation(document.data)
+    assert workflow is None and error is not None
+
+    def ordered(found: list[Diagnostic]) -> list[Diagnostic]:
+        return sorted(found, key=lambda d: (d.line, d.column, d.code, d.message))
+
+    full = check_schema(document)
+    return ordered(full), ordered(check_schema(_only_failing_states(document, error)))
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in INVALID.iterdir() if p.name.startswith("tf1"))
+)
+def test_schema_pass_on_the_failing_states_finds_the_same(name: str) -> None:
+    """The jsonschema pass sees only the states the strict model rejected: for every schema
+    fixture that gives exactly the findings of the pass over the whole document."""
+    text = (INVALID / name).read_text(encoding="utf-8")
+    full, restricted = _schema_pass_both_ways(text)
+    assert full and restricted == full
+
+
+def test_schema_errors_in_a_large_file() -> None:
+    text = large_workflow(STATES).replace("next: step_1501", "nxt: step_1501", 1)
+    text = text.replace("activity: http\n    input:", "activty: http\n    input:", 1)
+    full, restricted = _schema_pass_both_ways(text)
+    assert restricted == full
+    assert [d.code for d in full] == ["TF101", "TF101"]
+    assert validate_text(text).diagnostics == full
