@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from typing import Any
 
 from dsl.diagnostics import Diagnostic, Severity
@@ -190,6 +189,8 @@ def format_sarif(results: Sequence[ValidationResult]) -> str:
 
 
 def _version() -> str:
+    from importlib import metadata  # 10-30 ms of start-up: only SARIF output needs it
+
     try:
         return metadata.version("tideflow")
     except metadata.PackageNotFoundError:
