@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError, db_arg
 from interpreter.client import Client
-from interpreter.core.definition import Definition
 from interpreter.errors import (
     ActivityRegistryError,
     InputInvalid,
@@ -21,6 +20,9 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
+
+if TYPE_CHECKING:  # the model behind it is imported only by the commands that load a workflow
+    from interpreter.core.definition import Definition
 
 T = TypeVar("T")
 
