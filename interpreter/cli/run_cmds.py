@@ -6,7 +6,7 @@ import argparse
 import shlex
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interpreter.cli import _runtime as rt
 from interpreter.cli._common import (
@@ -23,8 +23,9 @@ from interpreter.cli._common import (
     workflow_file,
 )
 from interpreter.cli.progress import Progress
-from interpreter.client import load_definition
-from interpreter.store import RunRecord
+
+if TYPE_CHECKING:
+    from interpreter.store import RunRecord
 
 
 def register(subparsers: Any) -> None:
@@ -115,6 +116,8 @@ def _add_start_args(parser: argparse.ArgumentParser) -> None:
 def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecord, bool]:
     """Validate, check activities and create the run. `start` without --activities leaves the
     activities to the workers (another machine, another pool), so it checks none."""
+    from interpreter.client import load_definition
+
     input_ = parse_json_arg(args.input, "--input")
     path = workflow_file(args.file)
     dirs = workflow_dirs(args.workflows)
