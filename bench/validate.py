@@ -137,17 +137,21 @@ SHAPES: dict[str, Callable[[int], str]] = {"chain": chain, "branchy": branchy}
 _TIMER = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
+import dsl
+assert dsl.__file__.startswith(sys.argv[1]), (dsl.__file__, sys.argv[1])
 from dsl import validate_file
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 result = validate_file(sys.argv[2])
-elapsed = time.perf_counter() - start
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
 found = [(d.code, d.line, d.column) for d in result.diagnostics]
-print(json.dumps({"seconds": elapsed, "found": found}))
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "found": found}))
 """
 
 
-def _time(root: Path, path: Path, runs: int) -> tuple[list[float], list[object]]:
+def _time(root: Path, path: Path, runs: int) -> tuple[list[float], list[float], list[object]]:
+    """Wall and CPU seconds of each run, and the findings."""
     timings: list[float] = []
+    cpu: list[float] = []
     found: list[object] = []
     for _ in range(runs):
         done = subprocess.run(
@@ -160,11 +164,12 @@ def _time(root: Path, path: Path, runs: int) -> tuple[list[float], list[object]]
             raise SystemExit(f"validation failed under {root}:\n{done.stderr[-2000:]}")
         out = json.loads(done.stdout)
         timings.append(out["seconds"])
+        cpu.append(out["cpu"])
         found = out["found"]
-    return timings, found
+    return timings, cpu, found
 
 
-class _Baseline:
+class Baseline:
     """REV checked out into a temporary git worktree, removed again on exit."""
 
     def __init__(self, rev: str) -> None:
@@ -232,41 +237,47 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown shape(s) {', '.join(unknown)}; choose from {', '.join(SHAPES)}")
     with tempfile.TemporaryDirectory(prefix="tideflow-bench-") as scratch:
         if args.baseline:
-            with _Baseline(args.baseline) as old_root:
+            with Baseline(args.baseline) as old_root:
                 return _run(Path(scratch), sizes, shapes, args, old_root)
         return _run(Path(scratch), sizes, shapes, args, None)
+
+
+def _figure(wall: list[float], cpu: list[float]) -> str:
+    return f"{statistics.median(wall):7.3f} s ({min(wall):.3f}) cpu {statistics.median(cpu):6.3f}"
 
 
 def _run(
     scratch: Path, sizes: list[int], shapes: list[str], args: argparse.Namespace, old: Path | None
 ) -> int:
     print(
-        f"validate, median (min) of {args.runs} fresh processes; target: "
+        f"validate: wall median (min) and CPU median of {args.runs} fresh processes; target: "
         f"{TARGET_STATES:,} states <= {TARGET_SECONDS:.1f} s"
     )
     if old is not None:
         print(
-            f"{'shape':8} {'states':>7}  {'old (' + args.baseline + ')':>22}  "
-            f"{'new':>17}  old/new  same findings"
+            f"{'shape':8} {'states':>6}  {'old (' + args.baseline + ')':>31}  "
+            f"{'new':>31}  old/new (cpu)  same findings"
         )
     for shape in shapes:
         for size in sizes:
             text = SHAPES[shape](size)
             path = scratch / f"{shape}_{size}.yaml"
             path.write_text(text, encoding="utf-8")
-            new, found = _time(ROOT, path, args.runs)
-            new_text = f"{statistics.median(new):7.3f} s ({min(new):.3f})"
+            new, new_cpu, found = _time(ROOT, path, args.runs)
             if found:
                 print(f"  note: {shape} {size}: {len(found)} findings (expected none)")
             if old is not None:
-                before, old_found = _time(old, path, args.runs)
+                before, old_cpu, old_found = _time(old, path, args.runs)
                 ratio = statistics.median(before) / statistics.median(new)
-                old_text = f"{statistics.median(before):7.3f} s ({min(before):.3f})"
+                cpu_ratio = statistics.median(old_cpu) / statistics.median(new_cpu)
                 same = "yes" if old_found == found else "NO"
-                print(f"{shape:8} {size:>7}  {old_text:>22}  {new_text:>17}  {ratio:6.1f}x  {same}")
+                print(
+                    f"{shape:8} {size:>6}  {_figure(before, old_cpu):>31}  "
+                    f"{_figure(new, new_cpu):>31}  {ratio:5.1f}x ({cpu_ratio:.1f}x)  {same}"
+                )
             else:
                 lines = text.count("\n")
-                print(f"{shape:8} {size:>7} states, {lines:>7} lines: {new_text}")
+                print(f"{shape:8} {size:>6} states, {lines:>7} lines: {_figure(new, new_cpu)}")
             if args.stages:
                 print(f"           stages: {_stages(text)}")
     return 0
