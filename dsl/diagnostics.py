@@ -55,3 +55,17 @@ class Diagnostic:
 
 def has_errors(diagnostics: list[Diagnostic], *, strict: bool = False) -> bool:
     return any(d.severity is Severity.ERROR or strict for d in diagnostics)
+
+
+def error_at(
+    file: str, code: str, message: str, hint: str | None, position: Position | None = None
+) -> Diagnostic:
+    """An error-severity diagnostic at `position` (the file's start when not known)."""
+    return Diagnostic(code, Severity.ERROR, message, file, position or Position(1, 1), hint)
+
+
+def position_of_index(text: str, index: int) -> Position:
+    """The line and column of character `index` of `text` (clamped into the text)."""
+    index = max(0, min(index, len(text)))
+    line = text.count("\n", 0, index) + 1
+    return Position(line, index - (text.rfind("\n", 0, index) + 1) + 1)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from typing import Any
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.loader import LOADER_CODES, MAX_FILE_BYTES
+from dsl.loader import LOADER_CODES
 from dsl.schema_check import SCHEMA_CODES
+from dsl.source_file import read_bytes
 from dsl.validate import INTERNAL_CODES, ValidationResult
 
 Formatter = Callable[[Sequence[ValidationResult]], str]
@@ -68,12 +68,8 @@ def _source_lines(result: ValidationResult, sources: Mapping[str, str] | None) -
         return sources[result.file].split("\n")
     if result.file.startswith("<"):
         return None
-    try:
-        with open(result.file, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError:
-        return None
-    if len(raw) > MAX_FILE_BYTES:
+    raw, _problem = read_bytes(result.file)
+    if raw is None:
         return None
     return raw.decode("utf-8-sig", "replace").split("\n")
 
@@ -193,6 +189,8 @@ def format_sarif(results: Sequence[ValidationResult]) -> str:
 
 
 def _version() -> str:
+    from importlib import metadata  # 10-30 ms of start-up: only SARIF output needs it
+
     try:
         return metadata.version("tideflow")
     except metadata.PackageNotFoundError:

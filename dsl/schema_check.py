@@ -10,15 +10,16 @@ from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError, best_match, relevance
-from referencing.exceptions import Unresolvable
+from typing import TYPE_CHECKING, Any
 
 from dsl.diagnostics import Diagnostic, Severity
 from dsl.durations import DURATION_HELP
 from dsl.source import JsonPath, SourceDocument
+
+# jsonschema (about 50 ms to import) is imported where it is used: a valid workflow without
+# input or signal schemas is checked by the model alone and never needs it.
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_PACKAGE = "dsl.schemas"
 SCHEMA_FILE = "workflow.schema.json"
@@ -77,12 +78,16 @@ def _python_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not _python_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    from jsonschema import Draft202012Validator, validators
+
     extend: Any = validators.extend  # untyped in types-jsonschema
     return extend(Draft202012Validator, {"pattern": _pattern})(load_schema())
 
@@ -141,6 +146,8 @@ def _leaves(error: ValidationError) -> Iterator[ValidationError]:
         for sub in candidates:
             yield from _leaves(sub)
     else:
+        from jsonschema.exceptions import best_match, relevance
+
         best = best_match(candidates, key=relevance)
         if best is not None:
             yield from _leaves(best)
@@ -371,8 +378,10 @@ def check_input(
 ) -> list[Diagnostic]:
     """TF110 for each place where `input_data` violates `input_schema`. An invalid schema is
     lint's finding (TF231), so it yields nothing here."""
-    from jsonschema.exceptions import SchemaError
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError, best_match
     from jsonschema.validators import validator_for
+    from referencing.exceptions import Unresolvable
 
     try:
         cls = validator_for(input_schema, default=Draft202012Validator)

@@ -11,18 +11,15 @@ run = client.result(run_id, timeout=30)   # waits for a worker (or call client.e
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interpreter import jsondata
-from interpreter.core.definition import Definition
-from interpreter.core.engine import Engine
 from interpreter.core.records import TERMINAL_STATUSES, new_run_state, run_id_problem
 from interpreter.errors import (
     InputInvalid,
@@ -32,15 +29,21 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
-from interpreter.expressions import ExpressionError, evaluate
 from interpreter.store import NewRun, RunRecord, Store, open_store
-from interpreter.worker import EventSink, Worker
+
+# The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
+# and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and
+# `history` only read the store, and must start without them.
+if TYPE_CHECKING:
+    from interpreter.core.definition import Definition
+    from interpreter.worker import EventSink, Worker
 
 
 def load_definition(path: str | Path, workflow_dirs: Sequence[Path] = ()) -> Definition:
     """Validate a workflow file and return its pinned definition; WorkflowInvalid on errors.
     `workflow_dirs`: where child workflows named by `workflow:` are looked up (`--workflows`)."""
     from dsl import validate_file
+    from interpreter.core.definition import Definition
 
     result = validate_file(path, workflow_dirs=workflow_dirs)
     if not result.ok or result.document is None:
@@ -104,6 +107,8 @@ async def _drive_until_interrupted(
     """Run `worker` until `finished()`; True when SIGINT stopped it. SIGINT is handled by the
     loop (not asyncio.run's KeyboardInterrupt, which a second Ctrl-C raises wherever the code
     is, even inside a store call), so the shutdown is the worker's, as for `tideflow worker`."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     interrupted = False
 
@@ -153,6 +158,9 @@ class Client:
     def start_run(
         self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None
     ) -> tuple[RunRecord, bool]:
+        from interpreter.core.definition import Definition
+        from interpreter.core.engine import Engine
+
         defn = workflow if isinstance(workflow, Definition) else load_definition(workflow)
         if run_id is not None:
             problem = run_id_problem(run_id)
@@ -199,6 +207,10 @@ class Client:
         """Drive the run (and its children) in this process until it ends. On Ctrl-C (in the
         main thread) activities in flight get `grace` seconds to finish, a second Ctrl-C
         abandons them at once, and KeyboardInterrupt is raised once the run is handed back."""
+        import asyncio
+
+        from interpreter.worker import Worker
+
         record = self.get(run_id)
         if record.status not in TERMINAL_STATUSES:
             worker = Worker(
@@ -237,6 +249,8 @@ class Client:
         return record
 
     def definition_of(self, record: RunRecord) -> Definition:
+        from interpreter.core.definition import Definition
+
         source, file = self.store.load_definition(record.def_hash)
         return Definition.from_source(source, file)
 
@@ -266,6 +280,8 @@ class Client:
         return self.store.add_signal(run_id, name, payload, time.time())
 
     def query(self, run_id: str, name: str) -> Any:
+        from interpreter.expressions import ExpressionError, evaluate
+
         record = self.get(run_id)
         queries = self.definition_of(record).workflow.queries or {}
         if name not in queries:

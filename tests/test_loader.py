@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dsl import Position, Severity, loader, validate_file, validate_text
-from dsl.loader import MAX_DEPTH, MAX_FILE_BYTES, load_file, load_text
+from dsl import Position, Severity, load_limits, validate_file, validate_text, yaml_parser
+from dsl.load_limits import MAX_DEPTH, MAX_FILE_BYTES
+from dsl.loader import load_file, load_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "invalid"
 EXPECTED: dict[str, list[dict[str, object]]] = json.loads(
@@ -45,7 +46,7 @@ def test_loader_fixture(name: str) -> None:
 @pytest.mark.parametrize("name", LOADER_FIXTURES)
 def test_loader_fixture_with_pure_parser(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without ruamel.yaml.clib the pure-Python parser gives the same findings."""
-    monkeypatch.setattr(loader, "_CPARSER", None)
+    monkeypatch.setattr(yaml_parser, "CPARSER", None)
     result = validate_file(FIXTURES / name)
     assert [{"code": d.code, "line": d.line} for d in result.diagnostics] == EXPECTED[name]
 
@@ -237,12 +238,12 @@ def test_file_too_large(tmp_path: Path) -> None:
 
 
 def test_too_many_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "MAX_NODES", 50)
+    monkeypatch.setattr(load_limits, "MAX_NODES", 50)
     assert _codes("a: [" + ", ".join(["1"] * 60) + "]\n")[0][0] == "TF007"
 
 
 def test_alias_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "MAX_ALIAS_NODES", 20)
+    monkeypatch.setattr(load_limits, "MAX_ALIAS_NODES", 20)
     text = "a: &a [1, 2, 3, 4, 5]\nb: [*a, *a, *a]\nc: [*a, *a]\n"
     assert _codes(text) == [("TF008", 3, 5)]  # 3 + 1 aliases of 6 values each: over 20
 

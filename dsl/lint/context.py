@@ -7,6 +7,7 @@ only name states of their own scope, so most rules work scope by scope.
 from __future__ import annotations
 
 import difflib
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,9 @@ def build_scopes(workflow: Workflow) -> list[Scope]:
     """All scopes, parents before children."""
     root = Scope(path=(), states=dict(workflow.states), start=workflow.start, kind="workflow")
     scopes = [root]
-    pending = [root]
+    pending = deque([root])
     while pending:
-        scope = pending.pop(0)
+        scope = pending.popleft()
         for name, state in scope.states.items():
             base = scope.state_path(name)
             children: list[Scope] = []

@@ -19,24 +19,32 @@ from dsl.model import (
 )
 
 
-def _owning_scopes(ctx: LintContext, target: str) -> list[Scope]:
-    return [scope for scope in ctx.scopes if target in scope.states]
+def _first_owners(ctx: LintContext) -> dict[str, Scope]:
+    """State name -> the first scope (in `ctx.scopes` order) that has a state of that name."""
+    owners: dict[str, Scope] = {}
+    for scope in ctx.scopes:
+        for name in scope.states:
+            owners.setdefault(name, scope)
+    return owners
 
 
 def check_targets(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF201 / TF203: every transition names a state of its own scope."""
+    owners: dict[str, Scope] | None = None  # built at the first dangling target: one pass
     for scope in ctx.scopes:
         for name, state in scope.states.items():
             for edge in edges_of(scope, name, state):
                 if edge.target in scope.states:
                     continue
-                elsewhere = _owning_scopes(ctx, edge.target)
-                if elsewhere:
+                if owners is None:
+                    owners = _first_owners(ctx)
+                elsewhere = owners.get(edge.target)
+                if elsewhere is not None:
                     yield ctx.error(
                         "TF203",
                         edge.path,
                         f"{edge.label} of state {name!r} ({scope.describe()}) names "
-                        f"{edge.target!r}, which belongs to {elsewhere[0].describe()}",
+                        f"{edge.target!r}, which belongs to {elsewhere.describe()}",
                         "a transition can only go to a state of the same state machine; "
                         "leave a branch or map body with end: true (or a succeed state) and "
                         "continue from the parallel/map state's next",
@@ -153,13 +161,20 @@ def check_can_finish(ctx: LintContext) -> Iterator[Diagnostic]:
             for name, state in scope.states.items()
             if _ends_by_itself(scope, state, edges[name])
         }
-        changed = True
-        while changed:
-            changed = False
-            for name in scope.states:
-                if name not in finishing and any(e.target in finishing for e in edges[name]):
-                    finishing.add(name)
-                    changed = True
+        # A state can finish when one of its transitions leads to a state that can: walk the
+        # transitions backwards from the states that end by themselves (linear, where a
+        # fixed-point loop over all states would take one pass per state of a long chain).
+        sources: dict[str, list[str]] = {name: [] for name in scope.states}
+        for name, out in edges.items():
+            for edge in out:
+                if edge.target in sources:
+                    sources[edge.target].append(name)
+        pending = list(finishing)
+        while pending:
+            for source in sources[pending.pop()]:
+                if source not in finishing:
+                    finishing.add(source)
+                    pending.append(source)
         reachable = _reachable(scope, start)
         for name in scope.states:
             if name in reachable and name not in finishing:
@@ -234,9 +249,9 @@ def check_busy_loops(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF208 (warning): a cycle with no activity, sleep, wait or child spins."""
     for scope in ctx.scopes:
         graph = _graph(scope)
-        order = list(scope.states)
+        order = {name: index for index, name in enumerate(scope.states)}
         for component in _strongly_connected(graph):
-            members = sorted(component, key=order.index)
+            members = sorted(component, key=order.__getitem__)
             is_cycle = len(members) > 1 or members[0] in graph[members[0]]
             if not is_cycle or any(_blocks(scope.states[m]) for m in members):
                 continue

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -38,6 +36,10 @@ def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _schema_problem(schema: dict[str, Any]) -> tuple[str, tuple[str | int, ...]] | None:
+    # Imported here: a workflow without input or signal schemas never needs jsonschema.
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tideflow",
         description="Durable workflows as YAML state machines.",
     )
-    parser.add_argument("--version", action="version", version=f"tideflow {_common.version()}")
+    parser.add_argument("--version", action=_common.VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in _COMMAND_MODULES:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError, db_arg
-from interpreter.client import Client
-from interpreter.core.definition import Definition
 from interpreter.errors import (
     ActivityRegistryError,
     InputInvalid,
@@ -21,6 +19,12 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
+
+# The client (and the store and records behind it) is imported by the commands that open a
+# store, not by `tideflow --help` or `validate`; the model only by those that load a workflow.
+if TYPE_CHECKING:
+    from interpreter.client import Client
+    from interpreter.core.definition import Definition
 
 T = TypeVar("T")
 
@@ -95,6 +99,8 @@ def translated_errors() -> Iterator[None]:
 def open_client(args: argparse.Namespace, *, create: bool = True) -> Client:
     """The store of --db. `create=False` for commands that only read or steer existing runs:
     a store that does not exist is then an error, not a new empty file."""
+    from interpreter.client import Client
+
     with translated_errors():
         try:
             return Client(getattr(args, "db", None), create=create)

@@ -11,7 +11,6 @@ from typing import Any
 
 from interpreter.cli import _runtime as rt
 from interpreter.cli._common import EXIT_OK, parse_json_arg, print_json, run_id_arg, text_arg
-from interpreter.client import describe
 from interpreter.core.records import TERMINAL_STATUSES
 
 STATUSES = ("running", *sorted(TERMINAL_STATUSES))
@@ -123,6 +122,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from interpreter.client import describe
+
     client = rt.open_client(args, create=False)
     runs = rt.call(lambda: client.list_runs(status=args.status, workflow=args.workflow))
     if args.json:

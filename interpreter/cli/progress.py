@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from interpreter.core.records import Event
-from interpreter.store import RunRecord
+if TYPE_CHECKING:
+    from interpreter.core.records import Event
+    from interpreter.store import RunRecord
 
 _SHOWN = {
     "StateEntered",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interpreter.cli import _runtime as rt
 from interpreter.cli._common import (
@@ -25,8 +24,9 @@ from interpreter.cli._common import (
     workflow_file,
 )
 from interpreter.cli.progress import Progress
-from interpreter.client import load_definition
-from interpreter.store import RunRecord
+
+if TYPE_CHECKING:
+    from interpreter.store import RunRecord
 
 # More runs than this at once would be more threads and connections than one process can use.
 MAX_CONCURRENCY = 10_000
@@ -120,6 +120,8 @@ def _add_start_args(parser: argparse.ArgumentParser) -> None:
 def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecord, bool]:
     """Validate, check activities and create the run. `start` without --activities leaves the
     activities to the workers (another machine, another pool), so it checks none."""
+    from interpreter.client import load_definition
+
     input_ = parse_json_arg(args.input, "--input")
     path = workflow_file(args.file)
     dirs = workflow_dirs(args.workflows)
@@ -218,6 +220,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
     from interpreter.worker import Worker
 
     dirs = workflow_dirs(args.workflows)

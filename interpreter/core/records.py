@@ -6,9 +6,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from interpreter.core.definition import Definition
+if TYPE_CHECKING:  # annotations only: the stores import this module, and need no model
+    from interpreter.core.definition import Definition
 
 # Error types that can never succeed on a retry, whatever the policy says.
 NEVER_RETRIED = frozenset({"ExpressionError", "Cancelled", "ChildFailed"})

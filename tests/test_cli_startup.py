@@ -1,0 +1,48 @@
+"""`tideflow --help` and `tideflow status` start fast because the CLI does not import the
+heavy libraries until a command needs them. Checked by what is imported, never by time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("pydantic", "jinja2", "httpx", "psycopg", "jsonschema", "dsl.model")
+
+_PROBE = """
+import json, sys
+{imports}
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def _heavy_after(*imports: str) -> list[str]:
+    code = _PROBE.format(imports="\n".join(imports), heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        ("import interpreter.cli",),
+        # what `tideflow --help` runs: every command module registers its arguments
+        ("from interpreter.cli import build_parser", "build_parser()"),
+        # what `tideflow status` / `list` / `history` need: the client over a store
+        ("import interpreter.client", "import interpreter.store.sqlite", "import interpreter"),
+    ],
+    ids=["import", "help", "status"],
+)
+def test_cli_start_imports_no_heavy_library(imports: tuple[str, ...]) -> None:
+    assert _heavy_after(*imports) == []
+
+
+def test_validate_without_schemas_needs_no_jsonschema() -> None:
+    """jsonschema is imported by the schema pass of files with errors and by the check of
+    input/signal schemas; the validation code itself does not pull it in."""
+    assert "jsonschema" not in _heavy_after("import dsl.validate", "import dsl.lint")
