@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from interpreter.activities.context import ActivityContext
+from interpreter.children import new_child_run
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import NOT_STARTED, Command, Event, new_run_state
+from interpreter.core.records import NOT_STARTED, Command, Event
 from interpreter.decisions import Decision, DecisionLog
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
@@ -31,7 +32,6 @@ from interpreter.store.leases import new_owner_id
 # A run is kept (not released) while its next timer is at most this far away.
 HOLD_SECONDS = 2.0
 LEASE_SECONDS = 15.0
-MAX_CHILD_DEPTH = 32
 DRIVER_RETRY_SECONDS = 5.0
 # With a store that notifies (PostgreSQL LISTEN), the poll is only a fallback.
 IDLE_POLL_SECONDS = 1.0
@@ -207,72 +207,12 @@ class Worker:
         self, parent: RunRecord, parent_defn: Definition, command: Command
     ) -> NewRun | dict[str, Any]:
         """A NewRun for a `start_child` command, or an error dict when it cannot start."""
-        data = command.data
-        if parent.depth + 1 > MAX_CHILD_DEPTH:
-            return {
-                "type": "ChildDepthExceeded",
-                "message": f"child workflows nest deeper than {MAX_CHILD_DEPTH} levels",
-                "details": {"workflow": data["workflow"]},
-            }
-        try:
-            child_defn = _load_child_definition(data["workflow"], parent_defn, self.workflow_dirs)
-        except _ChildLoadError as exc:
-            return {
-                "type": "WorkflowNotFound",
-                "message": str(exc),
-                "details": {"workflow": data["workflow"]},
-            }
-        if self.store.get_run(data["id"]) is not None:
-            # Starting it would only find the other run, whose result never comes here.
-            return {
-                "type": "ChildIdInUse",
-                "message": f"a run with id {data['id']!r} already exists; "
-                "give each child its own id",
-                "details": {"child": data["id"], "workflow": data["workflow"]},
-            }
-        self._definitions[child_defn.hash] = child_defn
-        now = time.time()
-        state = new_run_state(child_defn, data["id"], data["input"], now)
-        engine = Engine(child_defn, state, now)
-        engine.start()
-        return NewRun(
-            id=data["id"],
-            workflow=child_defn.name,
-            def_hash=child_defn.hash,
-            def_source=child_defn.source,
-            def_version=child_defn.version,
-            def_file=child_defn.file,
-            input=data["input"],
-            state=state,
-            events=engine.events,
-            due_at=now,
-            parent_id=parent.id,
-            root_id=parent.root_id,
-            depth=parent.depth + 1,
-        )
-
-
-class _ChildLoadError(Exception):
-    pass
-
-
-def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]) -> Definition:
-    from dsl import validate_file
-    from dsl.resolve import resolve_child_workflow
-
-    base = Path(parent.file).parent if parent.file else Path.cwd()
-    path = resolve_child_workflow(name, base, list(dirs))
-    if path is None:
-        raise _ChildLoadError(
-            f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs"
-        )
-    result = validate_file(path, workflow_dirs=dirs)
-    if not result.ok or result.document is None:
-        first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
-        raise _ChildLoadError(
-            f"child workflow {path} is invalid: {first.message if first else 'unknown error'}"
-        )
-    return Definition.from_data(result.document.data, str(path.resolve()))
+        made = new_child_run(self.store, parent, parent_defn, command, self.workflow_dirs)
+        if isinstance(made, dict):
+            return made
+        child, definition = made
+        self._definitions[definition.hash] = definition  # its driver needs it soon
+        return child
 
 
 def _frame_shape(engine: Engine) -> list[tuple[str, str | None, str]]:

@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 
 from interpreter import Client
-from interpreter.worker import MAX_CHILD_DEPTH
+from interpreter.children import MAX_CHILD_DEPTH
 
 WF = Path(__file__).resolve().parent / "workflows_concurrency"
 CHILDREN = WF / "children"

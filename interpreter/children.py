@@ -1,0 +1,91 @@
+"""Child runs: the NewRun a `start_child` command creates, with its definition loaded from the
+workflow file it names (next to the parent's file, or in --workflows directories)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from interpreter.core.definition import Definition
+from interpreter.core.engine import Engine
+from interpreter.core.records import Command, new_run_state
+from interpreter.store.base import NewRun, RunRecord, Store
+
+MAX_CHILD_DEPTH = 32
+
+
+def new_child_run(
+    store: Store,
+    parent: RunRecord,
+    parent_defn: Definition,
+    command: Command,
+    workflow_dirs: tuple[Path, ...],
+) -> tuple[NewRun, Definition] | dict[str, Any]:
+    """The NewRun of a `start_child` command and the child's definition, or an error dict
+    when it cannot start."""
+    data = command.data
+    if parent.depth + 1 > MAX_CHILD_DEPTH:
+        return {
+            "type": "ChildDepthExceeded",
+            "message": f"child workflows nest deeper than {MAX_CHILD_DEPTH} levels",
+            "details": {"workflow": data["workflow"]},
+        }
+    try:
+        child_defn = _load_child_definition(data["workflow"], parent_defn, workflow_dirs)
+    except _ChildLoadError as exc:
+        return {
+            "type": "WorkflowNotFound",
+            "message": str(exc),
+            "details": {"workflow": data["workflow"]},
+        }
+    if store.get_run(data["id"]) is not None:
+        # Starting it would only find the other run, whose result never comes here.
+        return {
+            "type": "ChildIdInUse",
+            "message": f"a run with id {data['id']!r} already exists; give each child its own id",
+            "details": {"child": data["id"], "workflow": data["workflow"]},
+        }
+    now = time.time()
+    state = new_run_state(child_defn, data["id"], data["input"], now)
+    engine = Engine(child_defn, state, now)
+    engine.start()
+    child = NewRun(
+        id=data["id"],
+        workflow=child_defn.name,
+        def_hash=child_defn.hash,
+        def_source=child_defn.source,
+        def_version=child_defn.version,
+        def_file=child_defn.file,
+        input=data["input"],
+        state=state,
+        events=engine.events,
+        due_at=now,
+        parent_id=parent.id,
+        root_id=parent.root_id,
+        depth=parent.depth + 1,
+    )
+    return child, child_defn
+
+
+class _ChildLoadError(Exception):
+    pass
+
+
+def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]) -> Definition:
+    from dsl import validate_file
+    from dsl.resolve import resolve_child_workflow
+
+    base = Path(parent.file).parent if parent.file else Path.cwd()
+    path = resolve_child_workflow(name, base, list(dirs))
+    if path is None:
+        raise _ChildLoadError(
+            f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs"
+        )
+    result = validate_file(path, workflow_dirs=dirs)
+    if not result.ok or result.document is None:
+        first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
+        raise _ChildLoadError(
+            f"child workflow {path} is invalid: {first.message if first else 'unknown error'}"
+        )
+    return Definition.from_data(result.document.data, str(path.resolve()))
