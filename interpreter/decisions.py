@@ -26,7 +26,11 @@ Decision = Callable[[Engine], Any]
 class DecisionLog:
     """The decisions of one run since its last commit, to redo them off the loop if needed."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow_lane: asyncio.Semaphore) -> None:
+        """`slow_lane`: shared by a worker's runs, so their slow decisions go to a thread one
+        at a time. Each may build up to the template budget's size limits; several at once
+        would multiply the worker's peak memory (and only share the same cores anyway)."""
+        self._slow_lane = slow_lane
         self._since_commit: list[Decision] = []
         self.redone = 0  # how many times a decision went to a thread (for tests and logs)
 
@@ -57,6 +61,7 @@ class DecisionLog:
                     result = each(fresh)
             return result
 
-        result = await asyncio.to_thread(redo)
+        async with self._slow_lane:
+            result = await asyncio.to_thread(redo)
         self.redone += 1
         return fresh, result

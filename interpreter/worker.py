@@ -66,6 +66,9 @@ class Worker:
         self.workflow_dirs = workflow_dirs
         self.on_events = on_events
         self.runner = ActivityRunner(threads)
+        # Decisions whose templates need more than the inline budget, one at a time (see
+        # interpreter/decisions.py).
+        self.slow_decisions = asyncio.Semaphore(1)
         self.commits = GroupCommit(store, alone=lambda: len(self._drivers) <= 1)
         self._definitions: dict[str, Definition] = {}
         self._drivers: dict[str, _RunDriver] = {}
@@ -274,7 +277,7 @@ class _RunDriver:
         self._unsaved_hb: dict[str, Any] = {}
         self._committed_shape: list[tuple[str, str | None, str]] = []
         self.map_rows = MapRowTracker()
-        self.decisions = DecisionLog()
+        self.decisions = DecisionLog(worker.slow_decisions)
 
     def wake_up(self) -> None:
         self.woken = True
