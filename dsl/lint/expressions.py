@@ -67,10 +67,15 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield scope, field_path, value
 
 
-def _template_strings(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, str]]:
-    for scope, path, value in _template_values(ctx):
-        for string_path, text in iter_strings(value, path):
-            yield scope, string_path, text
+def _template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
+    """Every template string with its path and scope (found once, for all template rules)."""
+    if ctx.templates.strings is None:
+        ctx.templates.strings = [
+            (scope, string_path, text)
+            for scope, path, value in _template_values(ctx)
+            for string_path, text in iter_strings(value, path)
+        ]
+    return ctx.templates.strings
 
 
 def _error_position(ctx: LintContext, path: JsonPath, line: int | None) -> Position:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from jinja2 import meta, nodes
 
+from dsl.source import JsonPath
 from dsl.templates import (
     ENVIRONMENT,
     TemplateError,
@@ -69,7 +71,8 @@ def _path_tree(source: str) -> tuple[nodes.Template, set[str], set[str]] | None:
         start = source.find("{{", at)
         end = len(source) if start < 0 else start
         if end > at:
-            parts.append(nodes.TemplateData(source[at:end], lineno=1 + source.count("\n", 0, at)))
+            line = 1 + source.count("\n", 0, at)
+            parts.append(nodes.TemplateData(source[at:end], lineno=line, environment=ENVIRONMENT))
         if start < 0:
             break
         match = _PATH_TAG.match(source, start)
@@ -82,15 +85,16 @@ def _path_tree(source: str) -> tuple[nodes.Template, set[str], set[str]] | None:
         if first == "vars" and attrs:
             vars_read.add(attrs[0])
         line = 1 + source.count("\n", 0, start)
-        node: nodes.Expr = nodes.Name(first, "load", lineno=line)
+        node: nodes.Expr = nodes.Name(first, "load", lineno=line, environment=ENVIRONMENT)
         for attr in attrs:
-            node = nodes.Getattr(node, attr, "load", lineno=line)
+            node = nodes.Getattr(node, attr, "load", lineno=line, environment=ENVIRONMENT)
         parts.append(node)
         at = match.end()
-    body: list[nodes.Node] = [nodes.Output(parts, lineno=parts[0].lineno)] if parts else []
-    tree = nodes.Template(body, lineno=1)
-    tree.set_environment(ENVIRONMENT)
-    return tree, names, vars_read
+    # Each node gets the environment as it is made (what Parser.parse does by a second walk).
+    body: list[nodes.Node] = []
+    if parts:
+        body.append(nodes.Output(parts, lineno=parts[0].lineno, environment=ENVIRONMENT))
+    return nodes.Template(body, lineno=1, environment=ENVIRONMENT), names, vars_read
 
 
 # Expression nodes whose code Jinja's compiler always generates (given known filters and tests,
@@ -196,12 +200,14 @@ def analyse(text: str) -> TemplateFacts:
 
 
 class TemplateMemo:
-    """The facts of every distinct template text of one validation."""
+    """The facts of every distinct template text of one validation, and (`strings`) where the
+    workflow's templates are, which the template rules fill in once and share."""
 
-    __slots__ = ("_facts",)
+    __slots__ = ("_facts", "strings")
 
     def __init__(self) -> None:
         self._facts: dict[str, TemplateFacts] = {}
+        self.strings: list[tuple[Any, JsonPath, str]] | None = None  # (scope, path, text)
 
     def __call__(self, text: str) -> TemplateFacts:
         facts = self._facts.get(text)
