@@ -133,12 +133,20 @@ _PLAIN_NODES = (
 _MAX_PLAIN_DEPTH = 24
 
 
-def _plain_names(node: nodes.Node, depth: int, names: set[str]) -> bool:
-    """Add the names read under `node`; False when the node is not one whose compiling is
-    certain to succeed (then the real compiler decides)."""
+def _plain_names(node: nodes.Node, depth: int, names: set[str], vars_read: set[str]) -> bool:
+    """Add the names read under `node`, and the vars (as `vars_in_tree` finds them); False
+    when the node is not one whose compiling is certain to succeed (then the real compiler
+    decides)."""
     if depth > _MAX_PLAIN_DEPTH:
         return False
-    if isinstance(node, nodes.Compare):
+    if isinstance(node, nodes.Getattr | nodes.Getitem):
+        inner = node.node
+        if isinstance(inner, nodes.Name) and inner.name == "vars":
+            if isinstance(node, nodes.Getattr):
+                vars_read.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                vars_read.add(node.arg.value)
+    elif isinstance(node, nodes.Compare):
         if len(node.ops) != 1:  # a chain stops at the first false link, also when folded
             return False
     elif isinstance(node, nodes.Name):
@@ -157,11 +165,16 @@ def _plain_names(node: nodes.Node, depth: int, names: set[str]) -> bool:
         keys = [str(kwarg.key) for kwarg in node.kwargs]
         if len(set(keys)) != len(keys) or any(keyword.iskeyword(key) for key in keys):
             return False  # Python would refuse the generated call
-    return all(_plain_names(child, depth + 1, names) for child in node.iter_child_nodes())
+    return all(
+        _plain_names(child, depth + 1, names, vars_read) for child in node.iter_child_nodes()
+    )
 
 
-def _parsed_plain(source: str, expr: str | None) -> tuple[nodes.Template, set[str]] | None:
-    """Jinja's tree of `source` with the names it reads, when it is certain to compile."""
+def _parsed_plain(
+    source: str, expr: str | None
+) -> tuple[nodes.Template, set[str], set[str]] | None:
+    """Jinja's tree of `source` with the names and vars it reads, when it is certain to
+    compile."""
     if expr is not None and (expr[:1] in ("-", "+") or expr.endswith("-")):
         return None  # `{{-`/`-}}` mean whitespace control here, a sign in compile_expression
     try:
@@ -169,14 +182,15 @@ def _parsed_plain(source: str, expr: str | None) -> tuple[nodes.Template, set[st
     except Exception:  # the real compiler gives the verdict and the message
         return None
     names: set[str] = set()
+    vars_read: set[str] = set()
     for output in tree.body:
         if not isinstance(output, nodes.Output):
             return None
         if expr is not None and any(isinstance(child, nodes.Tuple) for child in output.nodes):
             return None  # `{{ a, b }}`: a tuple in a text, "chunk after expression" alone
-        if not _plain_names(output, 0, names):
+        if not _plain_names(output, 0, names, vars_read):
             return None
-    return tree, names
+    return tree, names, vars_read
 
 
 def analyse(text: str) -> TemplateFacts:
@@ -184,13 +198,10 @@ def analyse(text: str) -> TemplateFacts:
     expr = single_expression(text)
     source = "{{" + expr + "}}" if expr is not None else text
     fast = _path_tree(source)
-    if fast is not None:
-        tree, names, vars_read = fast
+    found = fast if fast is not None else _parsed_plain(source, expr)
+    if found is not None:
+        tree, names, vars_read = found
         return TemplateFacts(None, tree, frozenset(names - _GLOBALS), frozenset(vars_read))
-    plain = _parsed_plain(source, expr)
-    if plain is not None:
-        tree, names = plain
-        return TemplateFacts(None, tree, frozenset(names - _GLOBALS), frozenset(vars_in_tree(tree)))
     error = check_syntax(text)
     parsed = None if error is not None else parse_template(text)
     if parsed is None:
