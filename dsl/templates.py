@@ -118,13 +118,15 @@ def _checked_output(pieces: Iterable[str]) -> str:
 
 
 def _checked_finalize(value: Any) -> Any:
-    # `{{ x }}` in a text template turns x into text: a list may hold one long text many times.
+    # `{{ x }}` in a text template turns x into text: a list may hold one long text many times,
+    # and anything but data would show its Python repr.
     if not isinstance(value, str):
         size = text_size(value, MAX_RENDERED)
         if size > MAX_RENDERED:
             raise LimitExceeded(
                 f"a value of about {size:,} characters in the text (the limit is {MAX_RENDERED:,})"
             )
+        template_checks.check_text(value)
     return value
 
 
@@ -268,6 +270,8 @@ def render_string(value: str, context: Mapping[str, Any]) -> Any:
         raise TemplateLimit(exc.message, value, out_of_time=exc.out_of_time) from None
     except _RenderedTooLong as exc:
         raise TemplateError(str(exc), value) from None
+    except template_checks.NotText as exc:
+        raise TemplateError(exc.message, value) from None
     except SecurityError as exc:
         raise TemplateError(f"blocked by the sandbox: {exc}", value) from None
     except TemplateError:
