@@ -172,7 +172,7 @@ def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
         if not is_template(text):
             continue
         facts = ctx.templates(text)
-        if facts.tree is None:
+        if not facts.readable:
             continue  # TF220
         known = BUILTIN_NAMES | set(scope.map_names) | set(ENVIRONMENT.globals)
         for name in sorted(facts.undeclared - known):
@@ -290,7 +290,7 @@ def check_template_cost(ctx: LintContext) -> Iterator[Diagnostic]:
             continue  # a loop or a macro needs a {% %} tag
         ast = ctx.templates(text).tree
         if ast is None:
-            continue  # TF220
+            continue  # TF220 (a template with {% %} tags has its tree when it compiles)
         for loop, total in _heavy_loops([ast]):
             diagnostic = ctx.warning(
                 "TF227",

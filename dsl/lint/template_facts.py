@@ -7,9 +7,11 @@ runtime's) made every rule compile every template again. `TemplateFacts` holds, 
 text, the compile verdict, the syntax tree and the names it reads; `LintContext.templates`
 keeps them for one validation.
 
-Most templates are text with `{{ a.b.c }}` paths in it. Those are read here without Jinja
-(`_path_tree` builds the very tree Jinja's parser would, which compiles without fail); any
-other template goes through the real compiler and parser, so every verdict stays Jinja's own.
+Most templates are text with `{{ a.b.c }}` paths in it: those are read here without Jinja
+(`_path_names`). Others that parse into expression nodes that always compile skip the
+compiler (`_parsed_plain`); the rest go through the real compiler and parser, so every
+verdict stays Jinja's own. Building few objects matters too: a 20,000-state file holds
+millions of them, and each garbage collection pass walks them all.
 """
 
 from __future__ import annotations
@@ -47,34 +49,28 @@ _GLOBALS = frozenset(ENVIRONMENT.globals)
 
 @dataclass(frozen=True, slots=True)
 class TemplateFacts:
-    """One template as the lint rules see it. `tree` is None when it does not compile (then
-    `error` says why, for TF220)."""
+    """One template as the lint rules see it. `readable` when it compiles and parses (else
+    `error`, if any, says why, for TF220); `tree` is its syntax tree, None when it is not
+    readable or is text with `{{ a.b }}` paths only (nothing to walk)."""
 
     error: TemplateError | None
+    readable: bool
     tree: nodes.Template | None
     undeclared: frozenset[str]  # names read that no tag of the template sets (TF223)
     vars_read: frozenset[str]  # X of every vars.X / vars['X'] (TF221, TF222)
 
 
-def _path_tree(source: str) -> tuple[nodes.Template, set[str], set[str]] | None:
-    """The tree Jinja parses from `source` when it is text with `{{ a.b }}` paths only, with
-    the names and the vars it reads; else None. Mirrors `jinja2.parser.Parser.subparse`: data
-    tokens become TemplateData (the lexer never yields empty ones), one Output holds them all,
-    line numbers count from 1."""
+def _path_names(source: str) -> tuple[set[str], set[str]] | None:
+    """The names and the vars read by `source` when it is text with `{{ a.b }}` paths only,
+    else None. Such a text is data and paths to Jinja's parser (a TemplateData per text, a
+    Name with Getattrs per tag), which always compile; no tree is built, since no rule needs
+    to walk one (TF227 looks only at templates with {% %} tags)."""
     if "{%" in source or "{#" in source or "\r" in source:
         return None  # tags, comments, or newlines the lexer would rewrite
-    parts: list[nodes.Node] = []
     names: set[str] = set()
     vars_read: set[str] = set()
     at = 0
-    while True:
-        start = source.find("{{", at)
-        end = len(source) if start < 0 else start
-        if end > at:
-            line = 1 + source.count("\n", 0, at)
-            parts.append(nodes.TemplateData(source[at:end], lineno=line, environment=ENVIRONMENT))
-        if start < 0:
-            break
+    while (start := source.find("{{", at)) >= 0:
         match = _PATH_TAG.match(source, start)
         if match is None:
             return None
@@ -84,17 +80,8 @@ def _path_tree(source: str) -> tuple[nodes.Template, set[str], set[str]] | None:
         names.add(first)
         if first == "vars" and attrs:
             vars_read.add(attrs[0])
-        line = 1 + source.count("\n", 0, start)
-        node: nodes.Expr = nodes.Name(first, "load", lineno=line, environment=ENVIRONMENT)
-        for attr in attrs:
-            node = nodes.Getattr(node, attr, "load", lineno=line, environment=ENVIRONMENT)
-        parts.append(node)
         at = match.end()
-    # Each node gets the environment as it is made (what Parser.parse does by a second walk).
-    body: list[nodes.Node] = []
-    if parts:
-        body.append(nodes.Output(parts, lineno=parts[0].lineno, environment=ENVIRONMENT))
-    return nodes.Template(body, lineno=1, environment=ENVIRONMENT), names, vars_read
+    return names, vars_read
 
 
 # Expression nodes whose code Jinja's compiler always generates (given known filters and tests,
@@ -197,17 +184,20 @@ def analyse(text: str) -> TemplateFacts:
     """The facts of one template (uncached: `TemplateMemo` keeps them)."""
     expr = single_expression(text)
     source = "{{" + expr + "}}" if expr is not None else text
-    fast = _path_tree(source)
-    found = fast if fast is not None else _parsed_plain(source, expr)
-    if found is not None:
-        tree, names, vars_read = found
-        return TemplateFacts(None, tree, frozenset(names - _GLOBALS), frozenset(vars_read))
+    paths = _path_names(source)
+    if paths is not None:
+        names, vars_read = paths
+        return TemplateFacts(None, True, None, frozenset(names - _GLOBALS), frozenset(vars_read))
+    plain = _parsed_plain(source, expr)
+    if plain is not None:
+        tree, names, vars_read = plain
+        return TemplateFacts(None, True, tree, frozenset(names - _GLOBALS), frozenset(vars_read))
     error = check_syntax(text)
     parsed = None if error is not None else parse_template(text)
     if parsed is None:
-        return TemplateFacts(error, None, frozenset(), frozenset())
+        return TemplateFacts(error, False, None, frozenset(), frozenset())
     undeclared = frozenset(meta.find_undeclared_variables(parsed))
-    return TemplateFacts(None, parsed, undeclared, frozenset(vars_in_tree(parsed)))
+    return TemplateFacts(None, True, parsed, undeclared, frozenset(vars_in_tree(parsed)))
 
 
 class TemplateMemo:
