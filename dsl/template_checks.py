@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from functools import wraps
+from types import ModuleType
 from typing import Any
+
+from jinja2.runtime import LoopContext, Macro, TemplateReference, Undefined
 
 from dsl.template_limits import MAX_BUILT, MAX_INT_BITS, LimitExceeded, current, text_size
 
@@ -20,6 +23,58 @@ _PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL
 # Numbers in a str.format spec: its width and precision (and a digit used as the fill, which
 # only makes the estimate larger).
 _SPEC_NUMBER = re.compile(r"\d+")
+
+
+class NotText(Exception):
+    """A template is about to turn a Python object that is not JSON data (a function, class,
+    macro, generator...) into text: its repr would leak into the run, memory address and all.
+    `message` says what kind of object it was."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, type):
+        return f"the class {value.__name__!r}"
+    if isinstance(value, ModuleType):
+        return "a module"
+    if isinstance(value, Macro):
+        return f"the macro {value.name!r} (call it: {value.name}(...))"
+    if isinstance(value, TemplateReference):
+        return "the template reference `self`"
+    if isinstance(value, LoopContext):
+        return "the loop object (use loop.index, loop.first, ...)"
+    if isinstance(value, Iterator):
+        return "a generator (write `| list` to get its items)"
+    if callable(value):
+        return "a function (call it, or leave it out)"
+    return f"a Python {type(value).__name__} object"
+
+
+_DATA_VIEWS = (list, tuple, range, KeysView, ValuesView, ItemsView)
+
+
+def check_text(value: Any, *, iterators: bool = False) -> None:
+    """Before `value` becomes text (output, `~`, `%`, `format`, `|string`...): it must be JSON
+    data (lists and mappings of them too), else NotText. Undefined values raise their own
+    error when turned into text. `iterators`: a lazy sequence is fine (a filter that reads it
+    item by item, like join)."""
+    if iterators and isinstance(value, Iterator):
+        return
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, str | bool | int | float | Undefined):
+            continue
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, _DATA_VIEWS):
+            stack.extend(item)
+        else:
+            raise NotText(f"{_kind_of(item)} cannot be turned into text or JSON data")
 
 
 def _size_of(value: Any) -> int:
@@ -113,6 +168,8 @@ def check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> No
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
     if isinstance(owner, str | bytes):
+        if name in ("format", "format_map"):
+            check_text((args, kwargs))
         _check_str_method(owner, name, args, kwargs)
     elif owner is dict and name == "fromkeys" and args:
         keys = args[0]
@@ -200,15 +257,28 @@ def _filter_check(name: str) -> Callable[..., None] | None:
     return checks.get(name)
 
 
+# Filters that turn their value (all their arguments, for format) into text.
+_TEXT_FILTERS = frozenset(
+    {"string", "format", "join", "pprint", "tojson", "upper", "lower", "title", "capitalize"}
+    | {"trim", "striptags", "truncate", "wordcount", "center", "indent", "wordwrap", "replace"}
+    | {"e", "escape", "forceescape", "urlencode", "urlize", "safe", "xmlattr"}
+)
+
+
 def checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """`func` (a Jinja filter) with one unit of work spent and its size checked first."""
     check = _filter_check(name)
     passes_extra = hasattr(func, "jinja_pass_arg")  # context/eval context/environment first
+    makes_text = name in _TEXT_FILTERS
 
     @wraps(func)
     def filtered(*args: Any, **kwargs: Any) -> Any:
         own = args[1:] if passes_extra else args
         current().spend()
+        if makes_text and own:
+            check_text(own[0], iterators=name == "join")
+            if name == "format":
+                check_text((own[1:], kwargs))
         if check is not None and own:
             check(*own, **kwargs)
         return func(*args, **kwargs)
@@ -219,6 +289,7 @@ def checked_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 def check_concat(parts: tuple[Any, ...]) -> None:
     """Before `a ~ b ~ ...` turns every part into text and joins them."""
     current().build(sum(_size_of(p) for p in parts), "the ~ operator")
+    check_text(parts)
 
 
 def check_binop(operator: str, left: Any, right: Any) -> None:
@@ -234,6 +305,7 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     elif operator == "%" and isinstance(left, str | bytes):
         text = left if isinstance(left, str) else left.decode("latin-1")
         budget.build(printf_size(text, right), "the % operator")
+        check_text(right)
     elif operator == "*" and isinstance(left, int) and isinstance(right, int):
         bits = abs(left).bit_length() + abs(right).bit_length()
         if bits > MAX_INT_BITS:

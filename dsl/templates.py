@@ -118,13 +118,15 @@ def _checked_output(pieces: Iterable[str]) -> str:
 
 
 def _checked_finalize(value: Any) -> Any:
-    # `{{ x }}` in a text template turns x into text: a list may hold one long text many times.
+    # `{{ x }}` in a text template turns x into text: a list may hold one long text many times,
+    # and anything but data would show its Python repr.
     if not isinstance(value, str):
         size = text_size(value, MAX_RENDERED)
         if size > MAX_RENDERED:
             raise LimitExceeded(
                 f"a value of about {size:,} characters in the text (the limit is {MAX_RENDERED:,})"
             )
+        template_checks.check_text(value)
     return value
 
 
@@ -232,6 +234,15 @@ def _compiled(value: str) -> Any:
         return ("text", ENVIRONMENT.from_string(value))
     except TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message}", value, exc.lineno) from None
+    # What Jinja's parser accepts but Python's compiler or int() refuses (`f(a=1, a=2)`, 25
+    # nested loops, a 5,000-digit literal) or what nests past the recursion limit: the
+    # template's error, not a traceback.
+    except SyntaxError as exc:
+        raise TemplateError(f"the template does not compile: {exc.msg}", value) from None
+    except ValueError as exc:
+        raise TemplateError(f"the template does not compile: {exc}", value) from None
+    except RecursionError:
+        raise TemplateError("the template is nested too deeply", value) from None
 
 
 def check_syntax(value: str) -> TemplateError | None:
@@ -259,6 +270,8 @@ def render_string(value: str, context: Mapping[str, Any]) -> Any:
         raise TemplateLimit(exc.message, value, out_of_time=exc.out_of_time) from None
     except _RenderedTooLong as exc:
         raise TemplateError(str(exc), value) from None
+    except template_checks.NotText as exc:
+        raise TemplateError(exc.message, value) from None
     except SecurityError as exc:
         raise TemplateError(f"blocked by the sandbox: {exc}", value) from None
     except TemplateError:
@@ -326,8 +339,11 @@ def parse_template(value: str) -> nodes.Template | None:
 def referenced_vars(value: str) -> set[str]:
     """Names X used as `vars.X` or `vars['X']` in a template (best effort; syntax errors give {})."""
     ast = parse_template(value)
-    if ast is None:
-        return set()
+    return set() if ast is None else vars_in_tree(ast)
+
+
+def vars_in_tree(ast: nodes.Template) -> set[str]:
+    """Names X used as `vars.X` or `vars['X']` in a parsed template."""
     found: set[str] = set()
     for node in ast.find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and node.node.name == "vars":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl.diagnostics import Diagnostic, Severity
+from dsl.lint.template_facts import TemplateMemo
 from dsl.model import (
     ActivityState,
     AnyState,
@@ -148,6 +149,8 @@ class LintContext:
     activities: Collection[str] | None
     workflow_dirs: Sequence[Path]
     scopes: list[Scope]
+    # Each template's compile verdict, tree and names, worked out once for all template rules.
+    templates: TemplateMemo = field(default_factory=TemplateMemo)
 
     @classmethod
     def create(

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 from dsl.diagnostics import Diagnostic, Position
 from dsl.lint.context import LintContext, Scope, catchers_of, did_you_mean, join_hints
@@ -24,15 +24,7 @@ from dsl.model import (
 )
 from dsl.source import JsonPath
 from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
-from dsl.templates import (
-    ENVIRONMENT,
-    check_syntax,
-    is_template,
-    iter_strings,
-    parse_template,
-    referenced_vars,
-    single_expression,
-)
+from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
 
 BUILTIN_NAMES = frozenset({"input", "vars", "run"})
 
@@ -75,10 +67,15 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield scope, field_path, value
 
 
-def _template_strings(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, str]]:
-    for scope, path, value in _template_values(ctx):
-        for string_path, text in iter_strings(value, path):
-            yield scope, string_path, text
+def _template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
+    """Every template string with its path and scope (found once, for all template rules)."""
+    if ctx.templates.strings is None:
+        ctx.templates.strings = [
+            (scope, string_path, text)
+            for scope, path, value in _template_values(ctx)
+            for string_path, text in iter_strings(value, path)
+        ]
+    return ctx.templates.strings
 
 
 def _error_position(ctx: LintContext, path: JsonPath, line: int | None) -> Position:
@@ -103,7 +100,7 @@ def _error_position(ctx: LintContext, path: JsonPath, line: int | None) -> Posit
 def check_template_syntax(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF220: every template compiles."""
     for _scope, path, text in _template_strings(ctx):
-        error = check_syntax(text)
+        error = ctx.templates(text).error
         if error is None:
             continue
         diagnostic = ctx.error(
@@ -139,21 +136,25 @@ def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
 def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF221 / TF222 (warnings): a template reads vars.X that nothing visible sets."""
     setters = _var_setters(ctx)
+    # Per name, not per template: each lookup goes over every variable of the file.
+    suggestions: dict[str, str | None] = {}
     for scope, path, text in _template_strings(ctx):
-        for var in sorted(referenced_vars(text)):
+        for var in sorted(ctx.templates(text).vars_read):
             where = setters.get(var)
             if where is None:
+                if var not in suggestions:
+                    suggestions[var] = did_you_mean(var, setters)
                 yield ctx.warning(
                     "TF221",
                     path,
                     f"vars.{var} is read here but nothing sets it",
                     join_hints(
-                        did_you_mean(var, setters),
+                        suggestions[var],
                         f"set it in the top-level vars, a set state, or as the result of a "
                         f"state (result: {var})",
                     ),
                 )
-            elif not any(s in where for s in scope.ancestors()):
+            elif not any(any(s is w for w in where) for s in scope.ancestors()):
                 yield ctx.warning(
                     "TF222",
                     path,
@@ -165,20 +166,16 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
                 )
 
 
-def _parse(text: str) -> nodes.Template | None:
-    return parse_template(text)
-
-
 def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF223 (warning): a template uses a name the engine never provides."""
     for scope, path, text in _template_strings(ctx):
         if not is_template(text):
             continue
-        ast = _parse(text)
-        if ast is None:
+        facts = ctx.templates(text)
+        if not facts.readable:
             continue  # TF220
         known = BUILTIN_NAMES | set(scope.map_names) | set(ENVIRONMENT.globals)
-        for name in sorted(meta.find_undeclared_variables(ast) - known):
+        for name in sorted(facts.undeclared - known):
             yield ctx.warning(
                 "TF223",
                 path,
@@ -199,7 +196,7 @@ def check_choice_conditions(ctx: LintContext) -> Iterator[Diagnostic]:
         if not isinstance(state, ChoiceState):
             continue
         for index, choice in enumerate(state.choices):
-            if single_expression(choice.when) is not None or check_syntax(choice.when):
+            if single_expression(choice.when) is not None or ctx.templates(choice.when).error:
                 continue  # fine, or TF220
             inner = choice.when if not is_template(choice.when) else "..."
             yield ctx.error(
@@ -291,9 +288,9 @@ def check_template_cost(ctx: LintContext) -> Iterator[Diagnostic]:
     for _scope, path, text in _template_strings(ctx):
         if not is_template(text) or "{%" not in text:
             continue  # a loop or a macro needs a {% %} tag
-        ast = _parse(text)
+        ast = ctx.templates(text).tree
         if ast is None:
-            continue  # TF220
+            continue  # TF220 (a template with {% %} tags has its tree when it compiles)
         for loop, total in _heavy_loops([ast]):
             diagnostic = ctx.warning(
                 "TF227",
