@@ -3,13 +3,12 @@ workflow file it names (next to the parent's file, or in --workflows directories
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from interpreter.core.definition import Definition
-from interpreter.core.engine import Engine
-from interpreter.core.records import Command, new_run_state
+from interpreter.core.records import Command
+from interpreter.new_runs import started_run
 from interpreter.store.base import NewRun, RunRecord, Store
 
 MAX_CHILD_DEPTH = 32
@@ -46,25 +45,7 @@ def new_child_run(
             "message": f"a run with id {data['id']!r} already exists; give each child its own id",
             "details": {"child": data["id"], "workflow": data["workflow"]},
         }
-    now = time.time()
-    state = new_run_state(child_defn, data["id"], data["input"], now)
-    engine = Engine(child_defn, state, now)
-    engine.start()
-    child = NewRun(
-        id=data["id"],
-        workflow=child_defn.name,
-        def_hash=child_defn.hash,
-        def_source=child_defn.source,
-        def_version=child_defn.version,
-        def_file=child_defn.file,
-        input=data["input"],
-        state=state,
-        events=engine.events,
-        due_at=now,
-        parent_id=parent.id,
-        root_id=parent.root_id,
-        depth=parent.depth + 1,
-    )
+    child = started_run(child_defn, data["id"], data["input"], parent=parent)
     return child, child_defn
 
 

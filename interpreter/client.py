@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interpreter import jsondata
-from interpreter.core.records import TERMINAL_STATUSES, new_run_state, run_id_problem
+from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
 from interpreter.errors import (
     InputInvalid,
     ResultTimeout,
@@ -29,7 +29,7 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
-from interpreter.store import NewRun, RunRecord, Store, open_store
+from interpreter.store import RunRecord, Store, open_store
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
 # and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and
@@ -159,7 +159,6 @@ class Client:
         self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None
     ) -> tuple[RunRecord, bool]:
         from interpreter.core.definition import Definition
-        from interpreter.core.engine import Engine
 
         defn = workflow if isinstance(workflow, Definition) else load_definition(workflow)
         if run_id is not None:
@@ -174,24 +173,9 @@ class Client:
                 return existing, False
         check_against_schema(defn.workflow.input_schema, input, "the input")
         run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
-        now = time.time()
-        state = new_run_state(defn, run_id, input, now)
-        engine = Engine(defn, state, now)
-        engine.start()
-        record, created = self.store.create_run(
-            NewRun(
-                id=run_id,
-                workflow=defn.name,
-                def_hash=defn.hash,
-                def_source=defn.source,
-                def_version=defn.version,
-                def_file=defn.file,
-                input=input,
-                state=state,
-                events=engine.events,
-                due_at=now,
-            )
-        )
+        from interpreter.new_runs import started_run  # the engine: not for every command
+
+        record, created = self.store.create_run(started_run(defn, run_id, input))
         if not created:  # another process created it in between
             _check_same_run(record, defn, input)
         return record, created

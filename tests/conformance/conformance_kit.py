@@ -15,8 +15,8 @@ from typing import Any
 
 from interpreter.client import load_definition
 from interpreter.core.definition import Definition
-from interpreter.core.engine import Engine
-from interpreter.core.records import Event, new_run_state
+from interpreter.core.records import Event
+from interpreter.new_runs import started_run
 from interpreter.store import Commit, NewRun, RunRecord, Store
 
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
@@ -37,25 +37,9 @@ def new_run(
 ) -> NewRun:
     """A run as Client.start builds it: first state entered, its events, due at `due_at`."""
     defn = definition(workflow)
-    now = time.time()
-    state = new_run_state(defn, run_id, input_, now)
-    engine = Engine(defn, state, now)
-    engine.start()
-    return NewRun(
-        id=run_id,
-        workflow=defn.name,
-        def_hash=defn.hash,
-        def_source=defn.source,
-        def_version=defn.version,
-        def_file=defn.file,
-        input=input_,
-        state=state,
-        events=engine.events,
-        due_at=due_at,
-        parent_id=None if parent is None else parent.id,
-        root_id=None if parent is None else parent.root_id,
-        depth=0 if parent is None else parent.depth + 1,
-    )
+    run = started_run(defn, run_id, input_, parent=parent)
+    run.due_at = due_at  # None here: not due at all
+    return run
 
 
 def create(store: Store, run_id: str, **options: Any) -> RunRecord:
