@@ -24,6 +24,7 @@ from interpreter.core.records import NOT_STARTED, Command, Event
 from interpreter.decisions import Decision, DecisionLog
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
+from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
@@ -487,7 +488,7 @@ class _RunDriver:
             command = commands[index]
             index += 1
             if command.kind == "start_child":
-                child = self.w.new_child_run(self.run, self.defn, command)
+                child = await self._new_child_run(command)
                 if isinstance(child, NewRun):
                     new_runs.append(child)
                 else:
@@ -530,6 +531,23 @@ class _RunDriver:
         engine.commands.clear()
         if self.w.on_events is not None and events:
             self.w.on_events(self.run, events)
+
+    async def _new_child_run(self, command: Command) -> NewRun | dict[str, Any]:
+        """The child run of a `start_child` command. Starting it evaluates the child's `vars`:
+        a template there that needs more than the inline budget is evaluated again in a
+        thread, one at a time, like a slow decision (the construction has no side effect)."""
+        try:
+            with inline_budget():
+                return self.w.new_child_run(self.run, self.defn, command)
+        except NeedsMoreTime:
+            pass
+
+        def build() -> NewRun | dict[str, Any]:
+            with full_budget():
+                return self.w.new_child_run(self.run, self.defn, command)
+
+        async with self.w.slow_decisions:
+            return await asyncio.to_thread(build)
 
     def _launch(self, task: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()

@@ -167,6 +167,60 @@ def test_a_slow_template_does_not_hold_up_the_other_runs_of_a_worker(
     assert seen["slow_when_quick_ended"] == "running", "the quick run waited for the slow one"
 
 
+def test_a_slow_template_in_a_childs_vars_does_not_hold_up_the_other_runs(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a child evaluates its `vars` while the parent's step is committed: a slow one
+    goes to a thread too, and a run started meanwhile completes first."""
+    monkeypatch.setenv("TIDEFLOW_TEMPLATE_BUDGET_MS", "60000")
+    write_workflow(
+        tmp_path,
+        """
+        name: slowkid
+        vars:
+          big: "{% for a in range(100000) %}{% for b in range(40) %}{% endfor %}{% endfor %}ok"
+        states:
+          done: {type: succeed, output: "{{ vars.big }}"}
+        """,
+        name="slowkid.yaml",
+    )
+    parent = write_workflow(
+        tmp_path,
+        """
+        name: parent
+        states:
+          kid: {type: child, workflow: slowkid, result: kid, next: done}
+          done: {type: succeed, output: "{{ vars.kid }}"}
+        """,
+        name="parent.yaml",
+    )
+    quick = write_workflow(
+        tmp_path, "name: quick\nstates:\n  done: {type: succeed, output: fine}", name="quick.yaml"
+    )
+    parent_id = client.start(parent, None, run_id="parent")
+    worker = Worker(client.store, poll_interval=0.02)
+    seen: dict[str, str] = {}
+
+    def until() -> bool:
+        status = client.get(parent_id).status
+        child = client.store.get_run("parent.kid")
+        if "quick" not in seen:
+            if worker.is_driving(parent_id) and child is None:
+                seen["quick"] = client.start(quick, None, run_id="quick")
+            elif child is not None:  # the child was built on the loop in one go
+                seen["child_when_quick_ended"] = "started before the quick run could start"
+        elif (
+            "child_when_quick_ended" not in seen and client.get(seen["quick"]).status == "completed"
+        ):
+            seen["child_when_quick_ended"] = "not yet" if child is None else "started"
+        return "child_when_quick_ended" in seen and status != "running"
+
+    asyncio.run(worker.run(until=until))
+    assert client.get(parent_id).status == "completed"
+    assert client.get(parent_id).output == "ok"
+    assert seen["child_when_quick_ended"] == "not yet", "the quick run waited for the child"
+
+
 # ----------------------------------------------------------------------------- two workers
 def _spawn_worker(url: str, tmp: Path, index: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     err = open(tmp / f"worker{index}.err", "wb")  # noqa: SIM115 - the child owns it
