@@ -5,7 +5,8 @@ worker stops instead of retrying for ever or writing into a file nobody else rea
 from __future__ import annotations
 
 import sqlite3
-import time
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,9 @@ def _wreck_page_of(path: Path, table: str) -> None:
         raw.write(b"\xff" * size)
 
 
-def _assert_damaged(proc: object, path: Path) -> None:
-    assert_clean(proc, 2)  # type: ignore[arg-type]
-    err = proc.stderr  # type: ignore[attr-defined]
+def _assert_damaged(proc: subprocess.CompletedProcess[str], path: Path) -> None:
+    assert_clean(proc, 2)
+    err = proc.stderr
     assert "damaged" in err, err
     assert "integrity_check" in err, err
     assert str(path) in err, err
@@ -89,62 +90,38 @@ def test_a_worker_on_a_corrupt_store_stops_with_the_message(tmp_path: Path) -> N
     _assert_damaged(finish(worker, timeout=30), path)
 
 
-def test_deleting_the_wal_under_a_live_worker_stops_it(tmp_path: Path) -> None:
+def _delete_wal(path: Path) -> None:
+    wal = Path(str(path) + "-wal")
+    wait_for(wal.exists, timeout=10)
+    wal.unlink()
+
+
+def _replace_file(path: Path) -> None:
+    # A restore from a backup, say, while the worker still runs.
+    copy = path.with_name("copy.db")
+    copy.write_bytes(path.read_bytes())
+    copy.replace(path)
+
+
+@pytest.mark.parametrize("damage", [_delete_wal, _replace_file], ids=["wal-deleted", "replaced"])
+def test_a_store_file_deleted_or_replaced_under_a_live_worker_stops_it(
+    tmp_path: Path, damage: Callable[[Path], None]
+) -> None:
     path = tmp_path / "store.db"
     side = tmp_path / "side.log"
-    proc = run_cli(
-        "start",
-        str(SLOW),
-        "--input",
-        f'{{"seconds": 1.5, "path": "{side}"}}',
-        "--db",
-        str(path),
+    started = run_cli(
+        "start", str(SLOW), "--input", f'{{"seconds": 1.5, "path": "{side}"}}', "--db", str(path)
     )
-    assert_clean(proc, 0)
+    assert_clean(started, 0)
     worker = cli_popen("worker", *ACT, "--db", str(path))
-    wal = Path(str(path) + "-wal")
     try:
         # The first slow step is running: the worker holds the store, and its WAL, open.
         wait_for(lambda: side.exists() and side.read_text().strip(), timeout=30)
-        wait_for(wal.exists, timeout=10)
-        wal.unlink()
+        damage(path)
         result = finish(worker, timeout=30)
     finally:
         if worker.poll() is None:
             worker.kill()
-    _assert_worker_stopped_on_replaced_store(result, path)
-
-
-def _assert_worker_stopped_on_replaced_store(result: object, path: Path) -> None:
-    assert_clean(result, 2)  # type: ignore[arg-type]
-    err = result.stderr  # type: ignore[attr-defined]
-    assert "deleted or replaced" in err, err
-    assert str(path) in err, err
-
-
-def test_replacing_the_store_file_under_a_live_worker_stops_it(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    side = tmp_path / "side.log"
-    assert_clean(
-        run_cli(
-            "start",
-            str(SLOW),
-            "--input",
-            f'{{"seconds": 1.5, "path": "{side}"}}',
-            "--db",
-            str(path),
-        ),
-        0,
-    )
-    worker = cli_popen("worker", *ACT, "--db", str(path))
-    try:
-        wait_for(lambda: side.exists() and side.read_text().strip(), timeout=30)
-        copy = tmp_path / "copy.db"
-        copy.write_bytes(path.read_bytes())
-        copy.replace(path)  # a restore from a backup, say, while the worker still runs
-        time.sleep(0.1)
-        result = finish(worker, timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    _assert_worker_stopped_on_replaced_store(result, path)
+    assert_clean(result, 2)
+    assert "deleted or replaced" in result.stderr, result.stderr
+    assert str(path) in result.stderr, result.stderr

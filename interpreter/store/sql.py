@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from interpreter.core.records import TERMINAL_STATUSES, Event
+from interpreter.errors import StoreError
 from interpreter.store.base import (
     EVENT_COLUMNS,
     Commit,
@@ -86,7 +87,8 @@ class SQLStore(SQLCore):
         created = self._write(op, resolve=resolve)
         record = self.get_run(run.id)
         if record is None:
-            raise definition_missing(run.def_hash)  # pragma: no cover - runs are never deleted
+            # Only another process deleting it in between could do this (tideflow never does).
+            raise StoreError(f"run {run.id} vanished right after it was created")
         return record, created
 
     def get_run(self, run_id: str) -> RunRecord | None:
