@@ -56,9 +56,7 @@ class CallbackTokens:
             if is_callback(task):
                 token = new_token()
                 self._tokens[task["id"]] = token
-                self._opened.append(
-                    (task["id"], task["attempt"], task["state"], hash_token(token))
-                )
+                self._opened.append((task["id"], task["attempt"], task["state"], hash_token(token)))
 
     def token_for(self, task_id: str) -> str | None:
         return self._tokens.pop(task_id, None)

@@ -24,7 +24,9 @@ _CLOSE = (
     "UPDATE callbacks SET status='closed', ended_at=? WHERE run_id=? AND task_id=? "
     f"AND attempt=CAST(? AS INTEGER) AND status = 'pending' AND {GUARD}"
 )
-_CLOSE_RUN = "UPDATE callbacks SET status='closed', ended_at=? WHERE run_id=? AND status = 'pending'"
+_CLOSE_RUN = (
+    "UPDATE callbacks SET status='closed', ended_at=? WHERE run_id=? AND status = 'pending'"
+)
 
 _HINT = "a token is valid from the moment its attempt starts until the first completion"
 
