@@ -126,11 +126,11 @@ class _Builder:
             kind = {"choice": "choice", "succeed": "succeed", "fail": "fail"}.get(
                 state.type, "state"
             )
-            label = [name, _describe(state)]
+            lines = [name, _describe(state)]
             if isinstance(state, ActivityState) and state.completion == "callback":
                 kind = "callback"  # the activity sends a token out, then the state waits
-                label.append("then waits for its callback")
-            cluster.nodes.append(Node(ids[name], label, kind))
+                lines.append("then waits for its callback")
+            cluster.nodes.append(Node(ids[name], lines, kind))
             for target, label, style in _transitions(state):
                 if target is None:
                     self.edges.append(Edge(ids[name], finish.id, label, style))

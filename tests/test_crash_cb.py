@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 from crash_util import Cli, history, kill, peek_events, read_log, wait_until
 from run_helpers import assert_clean

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SAMPLE_ACTIVITIES, SAMPLES, run_cli
-from interpreter import Client
 from run_helpers import assert_clean, cli_popen, finish, of_type, wait_for
+
+from interpreter import Client
 
 SAMPLE = SAMPLES / "approval_callbacks.yaml"
 APPROVERS = ("finance", "legal", "manager")
