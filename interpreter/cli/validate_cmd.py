@@ -68,6 +68,12 @@ def register(subparsers: Any) -> None:
         metavar="JSON|@FILE",
         help="also check this run input against each workflow's input_schema",
     )
+    parser.add_argument(
+        "--only-workflows",
+        action="store_true",
+        help="skip named files that do not declare dsl: too, not only files found in "
+        "directories; no workflow at all is then not an error (the pre-commit hook uses this)",
+    )
     parser.set_defaults(handler=cmd_validate)
 
     schema = subparsers.add_parser(
@@ -101,7 +107,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dsl.formatters import FORMATTERS
     from dsl.validate import _MISSING
 
-    files, skipped = collect_files(args.paths)
+    files, skipped = collect_files(args.paths, only_workflows=args.only_workflows)
+    if not files and args.only_workflows:
+        print(f"note: no workflow files among {len(skipped)} file(s)", file=sys.stderr)
+        return EXIT_OK
     if not files:
         where = ", ".join(args.paths)
         raise CliError(
@@ -131,9 +140,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Path]]:
+def collect_files(
+    paths: Sequence[str], *, only_workflows: bool = False
+) -> tuple[list[Path], list[Path]]:
     """(files to check, files skipped because they do not declare dsl:). Files named on the
-    command line are always checked; missing paths are a usage error."""
+    command line are checked whatever they hold unless `only_workflows`; missing paths are a
+    usage error."""
     files: list[Path] = []
     skipped: list[Path] = []
     seen: set[Path] = set()
@@ -148,7 +160,7 @@ def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Path]]:
         elif path.exists():
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                files.append(path)
+                (files if not only_workflows or _declares_dsl(path) else skipped).append(path)
         else:
             raise CliError(f"{raw}: no such file or directory", hint="check the path")
     return files, skipped
