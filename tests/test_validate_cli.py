@@ -325,3 +325,29 @@ def test_pre_commit_hook_checks_only_workflows(tmp_path: Path) -> None:
     (repo / "flows" / "broken.yaml").unlink()
     proc = run_hook()
     assert proc.returncode == 0 and "no workflow files among 4" in proc.stderr
+
+
+def test_schema_output_writes_the_committed_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "new" / "dir" / "workflow.schema.json"
+    code = main(["schema", "--output", str(target)])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "" and "wrote" in err
+    assert target.read_text(encoding="utf-8") == (ROOT / "schemas/workflow.schema.json").read_text(
+        encoding="utf-8"
+    )
+    assert json.loads(target.read_text())["$id"].startswith("https://")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["schema", "--output", str(blocker / "schema.json")])
+    out, err = capsys.readouterr()
+    assert code == 2 and "cannot write the schema to" in err and "Traceback" not in err
+    assert list(tmp_path.glob("**/.schema.json.tmp-*")) == []
+
+
+def test_editor_docs_name_the_schema_id() -> None:
+    from dsl.schema_export import SCHEMA_ID
+
+    editors = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
+    assert f"$schema={SCHEMA_ID}" in editors and f'"url": "{SCHEMA_ID}"' in editors

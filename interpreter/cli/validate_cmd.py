@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -79,7 +80,14 @@ def register(subparsers: Any) -> None:
     schema = subparsers.add_parser(
         "schema",
         help="print the JSON Schema of workflow files",
-        description="Print the JSON Schema (draft 2020-12) that workflow files follow.",
+        description="Print the JSON Schema (draft 2020-12) that workflow files follow, or write "
+        "it to a file that editors can point at (docs/editors.md). Example: tideflow schema "
+        "--output .tideflow/workflow.schema.json",
+    )
+    schema.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the schema to FILE (its directory is created) instead of stdout",
     )
     schema.set_defaults(handler=cmd_schema)
 
@@ -87,7 +95,25 @@ def register(subparsers: Any) -> None:
 def cmd_schema(args: argparse.Namespace) -> int:
     from dsl import load_schema
 
-    _write(json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        _write(text)
+        return EXIT_OK
+    target = Path(args.output)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)  # an editor never reads half a schema
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise CliError(
+            f"cannot write the schema to {args.output}: {exc.strerror or exc}",
+            hint="choose a file in a directory you can write to",
+            exit_code=EXIT_USAGE,
+        ) from None
+    print(f"wrote {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
