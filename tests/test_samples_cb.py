@@ -132,3 +132,22 @@ def test_bad_tokens_are_refused(store_url: str, token: str, code: int, says: str
     assert says in proc.stderr
     beat = run_cli("heartbeat", token, "--db", store_url)
     assert_clean(beat, code)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--result", "{nope"], "--result is not valid JSON"),
+        (["--error", "Rejected", "--details", "[1,"], "--details is not valid JSON"),
+        (["--result", "1", "--message", "hi"], "--message and --details go with --error"),
+        (["--result", "1", "--error", "X"], "not allowed with argument"),
+        ([], "one of the arguments --result --error is required"),
+    ],
+)
+def test_bad_arguments_exit_2_before_the_store_is_touched(
+    sqlite_url: str, args: list[str], says: str
+) -> None:
+    proc = run_cli("complete", "tfcb_" + "A" * 43, *args, "--db", sqlite_url)
+    assert_clean(proc, 2)
+    assert says in proc.stderr
+    assert not Path(sqlite_url).exists(), "a refused command created the store"

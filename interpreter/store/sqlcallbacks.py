@@ -53,6 +53,16 @@ class CallbackSQL(SQLCore):
         heartbeat = body.get("kind") == "heartbeat"
 
         def op(q: Session) -> CallbackTarget:
+            # The run's row is locked before the token's, in the order a step's commit takes
+            # them (runs, then callbacks), so the two never deadlock on PostgreSQL.
+            owner = q.execute(
+                self.sql("SELECT run_id FROM callbacks WHERE token_hash=?"), (token_hash,)
+            ).fetchone()
+            status = None
+            if owner is not None:
+                status = q.execute(
+                    self.sql("SELECT status FROM runs WHERE id=? {for_update}"), (owner[0],)
+                ).fetchone()
             row = q.execute(
                 self.sql(
                     "SELECT run_id, task_id, attempt, state, status FROM callbacks "
@@ -74,9 +84,6 @@ class CallbackSQL(SQLCore):
                     reason="used",
                     hint=_HINT,
                 )
-            status = q.execute(
-                self.sql("SELECT status FROM runs WHERE id=?"), (target.run_id,)
-            ).fetchone()
             if row[4] != "pending" or status is None or status[0] != "running":
                 raise CallbackRefused(
                     f"callback token too late: {where} no longer waits for it (the attempt "

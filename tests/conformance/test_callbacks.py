@@ -6,6 +6,7 @@ without changing anything."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,3 +108,30 @@ def test_a_step_of_a_lost_lease_opens_nothing(store: Store) -> None:
         [(held, "w", step(held, "x", callbacks_opened=[("a1", 1, "s", HASH_A)]), time.time())]
     ) == [False]
     assert refused(store, HASH_A, DONE) == "unknown"
+
+
+def test_racing_completions_of_one_token_apply_once(
+    store: Store, open_another: Callable[[], Store]
+) -> None:
+    """Eight threads, each with its own store (as eight processes), complete one token at
+    once: one wins, seven are told it was used, and the run's inbox holds one item."""
+    opened(store, ("a1", 1, "ask", HASH_A))
+    others = [open_another() for _ in range(8)]
+    gate = threading.Barrier(len(others))
+    outcomes: list[str] = []
+
+    def complete(other: Store) -> None:
+        gate.wait()
+        try:
+            other.send_callback(HASH_A, DONE, time.time())
+            outcomes.append("applied")
+        except CallbackRefused as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=complete, args=(other,)) for other in others]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["applied"] + ["used"] * 7
+    assert len(store.read_inbox("r")[0]) == 1
