@@ -212,3 +212,25 @@ def test_cancelling_the_run_makes_its_token_late(
 def driven_id(client: Client) -> str:
     (run,) = client.list_runs()
     return run.id
+
+
+def test_the_store_keeps_only_the_tokens_hash(sqlite_url: str, tmp_path: Path) -> None:
+    """Neither the store file nor its WAL holds a token; its sha256 is there."""
+    import hashlib
+
+    with Client(sqlite_url) as client:
+        driven = start(
+            client, sqlite_url, one_step(tmp_path, state_extra="timeout: {start_to_close: 1h}")
+        )
+        sent = token(tmp_path, "x")
+        assert sent.startswith("tfcb_") and len(sent) == 48
+        wait_for(lambda: of_type(history(client, driven_id(client)), "CallbackWaiting"), 30)
+        stored = b"".join(
+            Path(sqlite_url + suffix).read_bytes()
+            for suffix in ("", "-wal")
+            if Path(sqlite_url + suffix).exists()
+        )
+        assert sent.encode() not in stored
+        assert hashlib.sha256(sent.encode()).hexdigest().encode() in stored
+        client.complete_callback(sent, "ok")
+        assert driven.result().status == "completed"
