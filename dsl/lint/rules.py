@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import expressions, flow, references, values
+from dsl.lint import expressions, flow, references, segments, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -56,6 +56,17 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF241": E}, "child workflow not found", references.check_children),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+    Rule(
+        {"TF290": E},
+        "continue_as_new inside a parallel branch or map body",
+        segments.check_continue_as_new_scope,
+    ),
+    Rule(
+        {"TF291": E},
+        "continue_as_new input does not satisfy input_schema",
+        segments.check_continue_as_new_input,
+    ),
+    Rule({"TF292": E}, "history_limit out of range", segments.check_history_limit),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}
