@@ -316,3 +316,17 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
         "count": len(squares),
         "total": sum(entry["square"] for entry in squares),
     }
+
+
+# --- continue-as-new poller (samples/poller.yaml) ------------------------------------------
+
+
+@sample_activity("jobs.check")
+def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """The job is done after `finish_after` checks in all (counted over every segment)."""
+    checked = int(_field(payload, "checked")) + 1
+    return {
+        "job": _field(payload, "job"),
+        "checked": checked,
+        "done": checked >= int(_field(payload, "finish_after")),
+    }

@@ -12,6 +12,8 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    Segment,
+    SegmentStart,
     Store,
 )
 from interpreter.store.migrations import SCHEMA_VERSION
@@ -25,6 +27,8 @@ __all__ = [
     "LeaseLost",
     "NewRun",
     "RunRecord",
+    "Segment",
+    "SegmentStart",
     "Store",
     "open_store",
     "resolve_url",

@@ -96,7 +96,16 @@ CREATE INDEX runs_running_due ON runs(status, due_at) WHERE due_at IS NOT NULL;
 DROP INDEX IF EXISTS runs_due
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# Version 7: continue-as-new. Segment 2 on of a run's history (segment 1 starts at seq 1 and
+# has no row): the seq its events start at. Events keep one seq order per run.
+_V7 = """
+CREATE TABLE segments (
+    run_id TEXT NOT NULL, segment INTEGER NOT NULL, first_seq {bigint} NOT NULL,
+    started_at {real} NOT NULL, PRIMARY KEY (run_id, segment)
+) {without_rowid}
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
