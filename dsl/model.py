@@ -35,13 +35,6 @@ Template = Annotated[
 ]
 
 
-# A run's events per segment (see docs/dsl.md, "Continue-as-new and the history limit"):
-# the default is Temporal's 51,200; a workflow may set `history_limit:` within the range.
-HISTORY_LIMIT_DEFAULT = 51_200
-HISTORY_LIMIT_MIN = 20
-HISTORY_LIMIT_MAX = 1_000_000
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

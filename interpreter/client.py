@@ -29,7 +29,7 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
-from interpreter.store import RunRecord, Store, open_store
+from interpreter.store import RunRecord, Segment, Store, open_store
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
 # and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and
@@ -298,12 +298,28 @@ class Client:
 
     # ----------------------------------------------------------------- inspection
     def status(self, run_id: str) -> dict[str, Any]:
-        record = self.get(run_id)
-        return describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
+        from interpreter.history import history_info
 
-    def history(self, run_id: str) -> Iterator[dict[str, Any]]:
+        record = self.get(run_id)
+        info = describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
+        source, _file = self.store.load_definition(record.def_hash)
+        info["history"] = history_info(record, source, len(self.store.list_segments(run_id)))
+        return info
+
+    def history(
+        self, run_id: str, *, segment: int | None = None, all_segments: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """The run's events: by default those of its current segment; `segment=N` those of
+        segment N; `all_segments` the whole chain, each event with its `segment` number."""
+        from interpreter.history import segment_events
+
         self.get(run_id)
-        return self.store.iter_events(run_id)
+        return segment_events(self.store, run_id, segment=segment, all_segments=all_segments)
+
+    def segments(self, run_id: str) -> list[Segment]:
+        """The run's history segments, oldest first (one unless it continued as new)."""
+        self.get(run_id)
+        return self.store.list_segments(run_id)
 
     def list_runs(
         self, *, status: str | None = None, workflow: str | None = None

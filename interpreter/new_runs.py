@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from interpreter.core.definition import Definition
 from interpreter.core import segments
+from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import new_run_state
 from interpreter.store.base import NewRun, RunRecord

@@ -6,13 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl.diagnostics import Diagnostic
+from dsl.history_limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, HISTORY_LIMIT_MIN
 from dsl.lint.context import LintContext
-from dsl.model import (
-    HISTORY_LIMIT_DEFAULT,
-    HISTORY_LIMIT_MAX,
-    HISTORY_LIMIT_MIN,
-    ContinueAsNewState,
-)
+from dsl.model import ContinueAsNewState
 from dsl.templates import is_template, iter_strings
 
 

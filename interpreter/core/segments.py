@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dsl.model import HISTORY_LIMIT_DEFAULT, ContinueAsNewState
+from dsl.history_limits import HISTORY_LIMIT_DEFAULT
+from dsl.model import ContinueAsNewState
 from interpreter.core import saga
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import Definition
 from interpreter.core.records import Command, error, iso, new_run_state
 
 SWITCH = "continue_as_new"  # the command that tells the worker a new segment starts
-WARN_FRACTION = 0.8  # `status` warns past this share of the limit
 
 
 def segment_of(state: dict[str, Any]) -> int:
@@ -150,23 +150,3 @@ def seal(run: Bookkeeping) -> None:
         )
         count += 1  # RunFailed
     run.s["segment_events"] = count
-
-
-def history_info(state: dict[str, Any], defn: Definition, segments: int) -> dict[str, Any]:
-    """What `status` shows about the current segment's history and the limit."""
-    limit = history_limit(defn)
-    events = int(state.get("segment_events", 0))
-    info: dict[str, Any] = {
-        "segment": segment_of(state),
-        "segments": segments,
-        "events": events,
-        "limit": limit,
-        "warning": None,
-    }
-    if events > WARN_FRACTION * limit and state.get("status") == "running":
-        info["warning"] = (
-            f"this segment holds {events:,} of at most {limit:,} events "
-            f"({events / limit:.0%}); at the limit the run fails with HistoryLimitExceeded: "
-            "end each round of the loop with a continue_as_new state"
-        )
-    return info
