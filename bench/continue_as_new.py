@@ -1,0 +1,143 @@
+"""Continue-as-new at length: one run loops `--total` iterations (default 100,000) of one no-op
+activity step, continuing as new every `--per-segment` iterations (default 1,000: 100 segments).
+
+    .venv/bin/python bench/continue_as_new.py                     # 100,000 iterations, SQLite
+    .venv/bin/python bench/continue_as_new.py --total 20000 --json
+    .venv/bin/python bench/continue_as_new.py --db postgresql://USER@HOST:PORT/DB   # timings only
+
+One `Client.start` + `Client.execute` in this process on a fresh SQLite store in a temporary
+directory (WAL, synchronous=NORMAL). At every segment switch (a `ContinuedAsNew` event seen by
+the worker's event sink) it records the time, the store's data size (pages in use, as a
+separate read-only connection sees the database with its WAL: the data, not the log's size),
+and the size of the run state document the worker commits.
+
+Printed: per-iteration cost (wall per segment / iterations) of the first and last 5 segments
+and their ratio; the state size and events per segment, first vs last; store bytes added per
+segment, first vs last 10. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _machine import machine  # bench/ is the script directory
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LOOP = BENCH / "workflows" / "can_loop.yaml"
+sys.path.insert(0, str(ROOT))
+
+
+def store_bytes(db: Path) -> int:
+    """Bytes of the pages in use (the WAL's committed pages included)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    return int((pages - free) * size)
+
+
+def disk_bytes(db: Path) -> int:
+    return sum(
+        os.path.getsize(p) for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()
+    )
+
+
+def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) -> dict[str, Any]:
+    from interpreter import Client, load_activity_modules
+    from interpreter.store.base import dumps
+
+    load_activity_modules([str(BENCH / "activities.py")])
+    marks: list[dict[str, Any]] = []
+    with Client(url) as client:
+        run_id = client.start(LOOP, {"total": total, "per_segment": per_segment})
+        started = time.perf_counter()
+
+        def on_events(record: Any, events: list[Any]) -> None:
+            if not any(e.type == "ContinuedAsNew" for e in events):
+                return
+            size = store_bytes(sqlite_file) if sqlite_file is not None else None
+            marks.append(
+                {
+                    "at": time.perf_counter() - started,
+                    "store_bytes": size,
+                    "state_bytes": len(dumps(record.state)),
+                }
+            )
+
+        record = client.execute(run_id, on_events=on_events)
+        wall = time.perf_counter() - started
+        chain = client.segments(run_id)
+        events_per_segment = []
+        for seg in chain:
+            events_per_segment.append(sum(1 for _ in client.history(run_id, segment=seg.segment)))
+        final_bytes = store_bytes(sqlite_file) if sqlite_file is not None else None
+        final_disk = disk_bytes(sqlite_file) if sqlite_file is not None else None
+    assert record.status == "completed", (record.status, record.error)
+    times = [0.0] + [m["at"] for m in marks] + [wall]
+    per_iter_ms = [
+        (b - a) / per_segment * 1000 for a, b in zip(times[:-1], times[1:], strict=True)
+    ][: len(marks)]  # whole segments only
+    growth = [
+        b["store_bytes"] - a["store_bytes"]
+        for a, b in zip(marks[:-1], marks[1:], strict=True)
+        if a["store_bytes"] is not None
+    ]
+    head, tail = per_iter_ms[:5], per_iter_ms[-5:]
+    return {
+        "total": total,
+        "per_segment": per_segment,
+        "segments": len(chain),
+        "wall_s": round(wall, 2),
+        "iterations_per_s": round(total / wall),
+        "per_iteration_ms_first5": round(statistics.median(head), 4),
+        "per_iteration_ms_last5": round(statistics.median(tail), 4),
+        "last_over_first": round(statistics.median(tail) / statistics.median(head), 3),
+        "state_bytes_first_last": [marks[0]["state_bytes"], marks[-1]["state_bytes"]],
+        "events_per_segment_first_last": [events_per_segment[0], events_per_segment[-2]],
+        "store_growth_per_segment_first10_last10": [
+            round(statistics.median(growth[:10])) if growth else None,
+            round(statistics.median(growth[-10:])) if growth else None,
+        ],
+        "store_bytes_final": final_bytes,
+        "disk_bytes_final": final_disk,
+        "output": record.output,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--total", type=int, default=100_000)
+    parser.add_argument("--per-segment", type=int, default=1_000)
+    parser.add_argument("--db", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.db:
+        result = measure(args.db, args.total, args.per_segment, None)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tideflow-can-") as tmp:
+            db = Path(tmp) / "can.db"
+            result = measure(str(db), args.total, args.per_segment, db)
+    result["machine"] = machine()
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    for key, value in result.items():
+        print(f"{key:<42} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
