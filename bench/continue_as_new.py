@@ -19,6 +19,7 @@ segment, first vs last 10. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sqlite3
@@ -50,9 +51,7 @@ def store_bytes(db: Path) -> int:
 
 
 def disk_bytes(db: Path) -> int:
-    return sum(
-        os.path.getsize(p) for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()
-    )
+    return sum(os.path.getsize(p) for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists())
 
 
 def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) -> dict[str, Any]:
@@ -87,12 +86,12 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
         final_disk = disk_bytes(sqlite_file) if sqlite_file is not None else None
     assert record.status == "completed", (record.status, record.error)
     times = [0.0] + [m["at"] for m in marks] + [wall]
-    per_iter_ms = [
-        (b - a) / per_segment * 1000 for a, b in zip(times[:-1], times[1:], strict=True)
-    ][: len(marks)]  # whole segments only
+    per_iter_ms = [(b - a) / per_segment * 1000 for a, b in itertools.pairwise(times)][
+        : len(marks)
+    ]  # whole segments only
     growth = [
         b["store_bytes"] - a["store_bytes"]
-        for a, b in zip(marks[:-1], marks[1:], strict=True)
+        for a, b in itertools.pairwise(marks)
         if a["store_bytes"] is not None
     ]
     head, tail = per_iter_ms[:5], per_iter_ms[-5:]
