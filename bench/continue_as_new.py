@@ -11,8 +11,9 @@ the worker's event sink) it records the time, the store's data size (pages in us
 separate read-only connection sees the database with its WAL: the data, not the log's size),
 and the size of the run state document the worker commits.
 
-Printed: per-iteration cost (wall per segment / iterations) of the first and last 5 segments
-and their ratio; the state size and events per segment, first vs last; store bytes added per
+Printed: per-iteration cost (wall per segment / iterations, and this process's CPU time per
+iteration, which the machine's other load disturbs less) of the first and last 5 segments and
+their ratio; the state size and events per segment, first vs last; store bytes added per
 segment, first vs last 10. Figures are printed, never asserted.
 """
 
@@ -63,6 +64,7 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
     with Client(url) as client:
         run_id = client.start(LOOP, {"total": total, "per_segment": per_segment})
         started = time.perf_counter()
+        cpu_started = time.process_time()
 
         def on_events(record: Any, events: list[Any]) -> None:
             if not any(e.type == "ContinuedAsNew" for e in events):
@@ -71,6 +73,7 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
             marks.append(
                 {
                     "at": time.perf_counter() - started,
+                    "cpu": time.process_time() - cpu_started,
                     "store_bytes": size,
                     "state_bytes": len(dumps(record.state)),
                 }
@@ -78,6 +81,7 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
 
         record = client.execute(run_id, on_events=on_events)
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         chain = client.segments(run_id)
         events_per_segment = []
         for seg in chain:
@@ -89,6 +93,8 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
     per_iter_ms = [(b - a) / per_segment * 1000 for a, b in itertools.pairwise(times)][
         : len(marks)
     ]  # whole segments only
+    cpu_times = [0.0] + [m["cpu"] for m in marks] + [cpu]
+    cpu_ms = [(b - a) / per_segment * 1000 for a, b in itertools.pairwise(cpu_times)][: len(marks)]
     growth = [
         b["store_bytes"] - a["store_bytes"]
         for a, b in itertools.pairwise(marks)
@@ -104,6 +110,11 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
         "per_iteration_ms_first5": round(statistics.median(head), 4),
         "per_iteration_ms_last5": round(statistics.median(tail), 4),
         "last_over_first": round(statistics.median(tail) / statistics.median(head), 3),
+        "cpu_per_iteration_ms_first5": round(statistics.median(cpu_ms[:5]), 4),
+        "cpu_per_iteration_ms_last5": round(statistics.median(cpu_ms[-5:]), 4),
+        "cpu_last_over_first": round(
+            statistics.median(cpu_ms[-5:]) / statistics.median(cpu_ms[:5]), 3
+        ),
         "state_bytes_first_last": [marks[0]["state_bytes"], marks[-1]["state_bytes"]],
         "events_per_segment_first_last": [events_per_segment[0], events_per_segment[-2]],
         "store_growth_per_segment_first10_last10": [
@@ -113,6 +124,8 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
         "store_bytes_final": final_bytes,
         "disk_bytes_final": final_disk,
         "output": record.output,
+        "per_iteration_ms_by_segment": [round(ms, 3) for ms in per_iter_ms],
+        "cpu_per_iteration_ms_by_segment": [round(ms, 3) for ms in cpu_ms],
     }
 
 

@@ -84,13 +84,21 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _check_same_run(existing: RunRecord, defn: Definition, input: Any) -> None:
-    """Starting an existing id is idempotent only for the same workflow, definition and input."""
+def _check_same_run(
+    existing: RunRecord, defn: Definition, input: Any, store: Store | None = None
+) -> None:
+    """Starting an existing id is idempotent only for the same workflow, definition and input
+    (the input the run started with, before any continue-as-new)."""
+    started_with = existing.input
+    if store is not None and existing.state.get("run", {}).get("segment", 1) > 1:
+        from interpreter.history import first_input
+
+        started_with = first_input(store, existing.id)
     if existing.workflow != defn.name:
         differs = f", not {defn.name!r}"
     elif existing.def_hash != defn.hash:
         differs = " with a different definition"
-    elif _canonical(existing.input) != _canonical(input):
+    elif _canonical(started_with) != _canonical(input):
         differs = " with a different input"
     else:
         return
@@ -169,7 +177,7 @@ class Client:
         if run_id is not None:
             existing = self.store.get_run(run_id)
             if existing is not None:
-                _check_same_run(existing, defn, input)
+                _check_same_run(existing, defn, input, self.store)
                 return existing, False
         check_against_schema(defn.workflow.input_schema, input, "the input")
         run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
@@ -177,7 +185,7 @@ class Client:
 
         record, created = self.store.create_run(started_run(defn, run_id, input))
         if not created:  # another process created it in between
-            _check_same_run(record, defn, input)
+            _check_same_run(record, defn, input, self.store)
         return record, created
 
     def execute(

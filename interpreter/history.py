@@ -52,6 +52,13 @@ def _annotated(store: Store, run_id: str, chain: list[Segment]) -> Iterator[dict
         yield {**event, "segment": chain[index].segment if chain else 1}
 
 
+def first_input(store: Store, run_id: str) -> Any:
+    """The input the run started with (its first RunStarted), before any continue-as-new."""
+    for event in store.iter_events(run_id):
+        return event["payload"].get("input") if event["type"] == "RunStarted" else None
+    return None
+
+
 def limit_of(definition_source: str) -> int:
     """The definition's history_limit, from its canonical JSON (no model needed)."""
     limit = json.loads(definition_source).get("history_limit")

@@ -206,3 +206,17 @@ def test_a_runaway_loop_is_stopped_by_the_history_limit(client: Client) -> None:
     # The step that reaches the cap is written whole, then RunFailed: a few past the cap.
     assert 40 <= len(events) <= 45, len(events)
     assert record.state["segment_events"] == len(events)
+
+
+def test_rerunning_the_same_run_command_after_a_switch_returns_the_run(store_url: str) -> None:
+    """`run --id` again is idempotent for the input the run started with, whatever segment
+    it is in now; another input is still a conflict (exit 2)."""
+    args = ["--activities", str(SAMPLE_ACTIVITIES), "--db", store_url, "--id", "again", "--json"]
+    given = f"@{SAMPLES / 'inputs' / 'poller.json'}"
+    first = run_cli("run", str(POLLER), "--input", given, *args)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("run", str(POLLER), "--input", given, *args)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["output"] == json.loads(first.stdout)["output"]
+    other = run_cli("run", str(POLLER), "--input", '{"job": "x", "finish_after": 1}', *args)
+    assert other.returncode == 2 and "different input" in other.stderr
