@@ -15,6 +15,11 @@ Printed: per-iteration cost (wall per segment / iterations, and this process's C
 iteration, which the machine's other load disturbs less) of the first and last 5 segments and
 their ratio; the state size and events per segment, first vs last; store bytes added per
 segment, first vs last 10. Figures are printed, never asserted.
+
+`--side-by-side ROUNDS` separates the run's own length from the machine's load (which moves
+during a 2-minute run): a run is driven to total/per-segment segments, then, ROUNDS times, one
+more of its segments and the first segment of a new run in the same store are driven in turn
+(the side that goes first alternates); it prints both medians and their ratio.
 """
 
 from __future__ import annotations
@@ -129,14 +134,98 @@ def measure(url: str, total: int, per_segment: int, sqlite_file: Path | None) ->
     }
 
 
+class Segments:
+    """Drives one run segment by segment, timing each segment driven without a pause."""
+
+    def __init__(self, url: str, per_segment: int) -> None:
+        from interpreter import Client
+
+        self.client = Client(url)
+        self.run_id = self.client.start(LOOP, {"total": 10**12, "per_segment": per_segment})
+        self.per_segment = per_segment
+        self.switches: list[tuple[float, float]] = []
+
+    def on_events(self, record: Any, events: list[Any]) -> None:
+        if any(e.type == "ContinuedAsNew" for e in events):
+            self.switches.append((time.perf_counter(), time.process_time()))
+
+    def drive(self, segments: int) -> tuple[float, float]:
+        """Drive `segments` + 1 more switches; the ms (wall, CPU) per iteration of the whole
+        segments between the first and the last of them."""
+        import asyncio
+
+        from interpreter.worker import Worker
+
+        target = len(self.switches) + segments + 1
+        worker = Worker(
+            self.client.store, root_id=self.run_id, poll_interval=0.001, on_events=self.on_events
+        )
+        asyncio.run(worker.run(until=lambda: len(self.switches) >= target, grace=5))
+        (wall0, cpu0), (wall1, cpu1) = (
+            self.switches[target - segments - 1],
+            self.switches[target - 1],
+        )
+        iterations = segments * self.per_segment
+        return (wall1 - wall0) / iterations * 1000, (cpu1 - cpu0) / iterations * 1000
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def side_by_side(tmp: Path, per_segment: int, segments: int, rounds: int) -> dict[str, Any]:
+    """A run already `segments` segments long beside a fresh run in the same store, one segment
+    each in turn (who goes first alternates), in the same minutes: the machine's load, the
+    store's size and its WAL checkpoints hit both alike; only the run's own history differs."""
+    from interpreter import load_activity_modules
+
+    load_activity_modules([str(BENCH / "activities.py")])
+    long = Segments(str(tmp / "long.db"), per_segment)
+    long.drive(segments - 1)
+    fresh_ms: list[tuple[float, float]] = []
+    long_ms: list[tuple[float, float]] = []
+    for index in range(rounds):
+        fresh = Segments(str(tmp / "long.db"), per_segment)  # same store: same file, checkpoints
+        try:
+            order = [(fresh, fresh_ms), (long, long_ms)]
+            for driven, into in order if index % 2 == 0 else order[::-1]:
+                into.append(driven.drive(1))
+        finally:
+            fresh.close()
+    reached = len(long.client.segments(long.run_id))
+    long.close()
+
+    def median(values: list[tuple[float, float]], i: int) -> float:
+        return round(statistics.median(v[i] for v in values), 4)
+
+    return {
+        "long_run_segments_at_end": reached,
+        "fresh_run_ms_per_iteration_wall_cpu": [median(fresh_ms, 0), median(fresh_ms, 1)],
+        "long_run_ms_per_iteration_wall_cpu": [median(long_ms, 0), median(long_ms, 1)],
+        "long_over_fresh_wall": round(median(long_ms, 0) / median(fresh_ms, 0), 3),
+        "long_over_fresh_cpu": round(median(long_ms, 1) / median(fresh_ms, 1), 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--total", type=int, default=100_000)
     parser.add_argument("--per-segment", type=int, default=1_000)
     parser.add_argument("--db", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    parser.add_argument(
+        "--side-by-side",
+        type=int,
+        metavar="ROUNDS",
+        help="instead: a run of total/per-segment segments beside fresh runs, ROUNDS segments "
+        "each, alternating (SQLite)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.db:
+    if args.side_by_side:
+        with tempfile.TemporaryDirectory(prefix="tideflow-can-") as tmp:
+            result = side_by_side(
+                Path(tmp), args.per_segment, args.total // args.per_segment, args.side_by_side
+            )
+    elif args.db:
         result = measure(args.db, args.total, args.per_segment, None)
     else:
         with tempfile.TemporaryDirectory(prefix="tideflow-can-") as tmp:
