@@ -47,7 +47,19 @@ POINTS = [
 def test_poller_survives_kill_around_the_switch(
     point: str, tmp_path: Path, reference: Crash
 ) -> None:
-    cli = Cli(db=str(tmp_path / "store.db"), log=tmp_path / "log.jsonl")
+    crash_and_check(
+        Cli(db=str(tmp_path / "store.db"), log=tmp_path / "log.jsonl"), point, reference
+    )
+
+
+@pytest.mark.parametrize("point", ["before:ContinuedAsNew:1", "after:ContinuedAsNew:1"])
+def test_kill_around_the_switch_on_every_store(
+    point: str, store_url: str, tmp_path: Path, reference: Crash
+) -> None:
+    crash_and_check(Cli(db=store_url, log=tmp_path / "log.jsonl"), point, reference)
+
+
+def crash_and_check(cli: Cli, point: str, reference: Crash) -> None:
     proc = cli.run(*cli.start_args(*POLLER, RUN), crash=point)
     assert proc.returncode == -9, f"{point} never reached ({proc.returncode}):\n{proc.stderr}"
     crash = Crash(log_before=read_log(cli.log), history_before=history(cli.db, RUN))
