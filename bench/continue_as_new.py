@@ -203,6 +203,9 @@ def side_by_side(tmp: Path, per_segment: int, segments: int, rounds: int) -> dic
         "long_run_ms_per_iteration_wall_cpu": [median(long_ms, 0), median(long_ms, 1)],
         "long_over_fresh_wall": round(median(long_ms, 0) / median(fresh_ms, 0), 3),
         "long_over_fresh_cpu": round(median(long_ms, 1) / median(fresh_ms, 1), 3),
+        "rounds_wall_fresh_long": [
+            [round(f[0], 3), round(g[0], 3)] for f, g in zip(fresh_ms, long_ms, strict=True)
+        ],
     }
 
 
