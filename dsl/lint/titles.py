@@ -37,4 +37,7 @@ TITLES: dict[str, str] = {
     "TF241": "a child workflow that cannot be found",
     "TF242": "a workflow that starts itself through child states",
     "TF243": 'a catch-all `"*"` that is not the last catcher',
+    "TF290": "a `continue_as_new` state inside a parallel branch or map body",
+    "TF291": "a literal `continue_as_new` input that `input_schema` rejects",
+    "TF292": "`history_limit` outside 20 to 1,000,000",
 }
