@@ -95,7 +95,7 @@ def test_graph_draws_an_edge_back_to_the_start() -> None:
     assert '-.->|"new segment"| n1' in mermaid
     assert "continue as new" in mermaid
     dot = to_dot(workflow)
-    assert "n4 -> n1 [style=dashed, color=blue3, fontcolor=blue3, label=\"new segment\"]" in dot
+    assert 'n4 -> n1 [style=dashed, color=blue3, fontcolor=blue3, label="new segment"]' in dot
 
 
 def test_graph_cli_on_the_poller_sample() -> None:
