@@ -481,7 +481,7 @@ class _RunDriver:
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
-        segments.seal(engine)  # the history limit (may end the run: counted before the loop)
+        counted = segments.seal(engine)  # the history limit (may end the run, so: first)
         new_runs, cancel_runs, consumed = [], [], []
         new_segment = None
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
@@ -502,6 +502,7 @@ class _RunDriver:
                 consumed.append(command.data["id"])
             elif command.kind == segments.SWITCH:
                 new_segment = SegmentStart(**command.data)
+        segments.count_late(engine, counted)  # a child that could not start added events
         state = engine.s
         split = self.map_rows.split(state)
         status = state["status"]

@@ -124,9 +124,9 @@ def count_new_run(run: Bookkeeping) -> None:
     run.s["segment_events"] = len(run.events)
 
 
-def seal(run: Bookkeeping) -> None:
+def seal(run: Bookkeeping) -> int:
     """Before a commit: count its events into the current segment, and fail the run when the
-    segment reaches the history limit."""
+    segment reaches the history limit. Returns how many of the commit's events are counted."""
     switch = switch_of(run)
     new = len(run.events) - (switch.data["first_event"] if switch else 0)
     count = int(run.s.get("segment_events", 0)) + new
@@ -150,3 +150,9 @@ def seal(run: Bookkeeping) -> None:
         )
         count += 1  # RunFailed
     run.s["segment_events"] = count
+    return len(run.events)
+
+
+def count_late(run: Bookkeeping, counted: int) -> None:
+    """Events added to the commit after `seal` (a child that could not start) count too."""
+    run.s["segment_events"] = int(run.s.get("segment_events", 0)) + len(run.events) - counted
