@@ -14,8 +14,11 @@ TideflowError
 │   ├── StoreBusy           locked longer than the busy timeout
 │   └── StoreDamaged        the store's file is corrupt, or was deleted or replaced under us
 ├── RunNotFound
-├── RunFinished             a signal/cancel aimed at a run that already ended
+├── RunFinished             a signal/cancel aimed at a run that already ended (or an update
+│                           whose run ended before applying it)
+├── UpdateRejected          the update's validator (or one of its templates) rejected it
 └── ResultTimeout           Client.result waited longer than asked
+    └── UpdateTimeout       Client.update waited longer than asked (the update stays stored)
 """
 
 from __future__ import annotations
@@ -106,6 +109,15 @@ class RunFinished(TideflowError):
 
 class ResultTimeout(TideflowError):
     pass
+
+
+class UpdateRejected(TideflowError):
+    """The run rejected the update (its validator was false or failed): nothing changed."""
+
+
+class UpdateTimeout(ResultTimeout):
+    """The update was stored but not applied within the timeout; it may still be applied, and
+    a call with the same update id waits for it again."""
 
 
 def safe_text(value: object, render: Callable[[object], str] = str) -> str:

@@ -21,13 +21,14 @@ from interpreter.children import new_child_run
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event
+from interpreter.core.updates import apply_update
 from interpreter.decisions import Decision, DecisionLog
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store, UpdateOutcome
 from interpreter.store.leases import new_owner_id
 
 # A run is kept (not released) while its next timer is at most this far away.
@@ -255,6 +256,9 @@ def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decisio
 
     if kind == "child":
         return child_finished
+    if kind == "update":
+        body = payload or {}
+        return lambda engine: apply_update(engine, item_id, body["id"], name, body.get("payload"))
     return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
@@ -480,7 +484,7 @@ class _RunDriver:
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
-        new_runs, cancel_runs, consumed = [], [], []
+        new_runs, cancel_runs, consumed, decided = [], [], [], []
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
         # (a catch, the next map iteration) may append commands that belong to this commit.
         index = 0
@@ -497,6 +501,8 @@ class _RunDriver:
                 cancel_runs.append(command.data["id"])
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
+            elif command.kind == "update_outcome":
+                decided.append(UpdateOutcome(**command.data))
         state = engine.s
         split = self.map_rows.split(state)
         status = state["status"]
@@ -520,6 +526,7 @@ class _RunDriver:
             notify_parent=notify,
             map_rows=split.rows,
             map_frames_done=split.done_frames,
+            updates=decided,
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)

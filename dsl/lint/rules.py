@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import expressions, flow, references, values
+from dsl.lint import expressions, flow, references, updates, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -56,6 +56,14 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF241": E}, "child workflow not found", references.check_children),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+    Rule({"TF262": E}, "update and signal share a name", updates.check_update_names),
+    Rule({"TF263": E}, "update validator is not one expression", updates.check_validators),
+    Rule({"TF264": W}, "unknown name in an update's template", updates.check_update_templates),
+    Rule(
+        {"TF265": W, "TF266": W},
+        "update that does nothing / message without validator",
+        updates.check_update_effects,
+    ),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

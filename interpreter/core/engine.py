@@ -216,7 +216,8 @@ class Engine(Bookkeeping):
         self.advance()
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
-        """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered."""
+        """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered.
+        `signal_id` None: an update of that name wakes the wait (nothing to consume)."""
         for frame in self.s["frames"].values():
             wait = frame.get("wait")
             if (
@@ -225,7 +226,8 @@ class Engine(Bookkeeping):
                 and wait["kind"] == "signal"
                 and wait["signal"] == name
             ):
-                self.commands.append(Command("consume_signal", {"id": signal_id}))
+                if signal_id is not None:
+                    self.commands.append(Command("consume_signal", {"id": signal_id}))
                 self.emit(
                     "SignalReceived",
                     frame["state"],

@@ -191,9 +191,35 @@ class NewRun:
 @dataclass
 class InboxItem:
     id: int
-    kind: str  # "signal" or "child"
+    kind: str  # "signal", "child" or "update"
     name: str
     payload: Any
+
+
+@dataclass
+class UpdateRecord:
+    """One update of a run (see interpreter/updates.py): `status` is "pending" until the step
+    that decided it commits, then "applied" (with `result`) or "rejected" (with `message`)."""
+
+    run_id: str
+    id: str
+    name: str
+    payload: Any
+    status: str
+    result: Any
+    message: str | None
+    created_at: float
+    decided_at: float | None
+
+
+@dataclass
+class UpdateOutcome:
+    """The decision on an update, committed with the step that made it."""
+
+    id: str
+    status: str  # "applied" or "rejected"
+    result: Any = None
+    message: str | None = None
 
 
 @dataclass
@@ -215,6 +241,8 @@ class Commit:
     # rows to write, as (frame, index, "item" | "result", value), and map frames whose rows go.
     map_rows: list[tuple[str, int, str, Any]] = field(default_factory=list)
     map_frames_done: list[str] = field(default_factory=list)
+    # Updates decided by this step (their inbox items are in `consumed`).
+    updates: list[UpdateOutcome] = field(default_factory=list)
 
 
 def needs_of(state: dict[str, Any]) -> list[str] | None:
@@ -281,3 +309,7 @@ class Store(Protocol):
     def terminate(self, run_id: str, reason: str, now: float) -> RunRecord: ...
     def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None: ...
     def heartbeat_details(self, run_id: str, task_id: str) -> Any: ...
+    def add_update(
+        self, run_id: str, update_id: str, name: str, payload: Any, now: float
+    ) -> tuple[UpdateRecord, bool]: ...
+    def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None: ...

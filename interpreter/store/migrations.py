@@ -96,7 +96,18 @@ CREATE INDEX runs_running_due ON runs(status, due_at) WHERE due_at IS NOT NULL;
 DROP INDEX IF EXISTS runs_due
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# Version 7: updates (Client.update / `tideflow update`): one row per update id of a run, with
+# its outcome, written in the same transaction as the step that applied or rejected it.
+_V7 = """
+CREATE TABLE updates (
+    run_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT,
+    status TEXT NOT NULL, result TEXT, message TEXT,
+    created_at {real} NOT NULL, decided_at {real},
+    PRIMARY KEY (run_id, id)
+) {without_rowid}
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -40,6 +40,7 @@ from interpreter.store.base import (
     termination,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.sql_updates import UpdateSQL
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -56,7 +57,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLCore):
+class SQLStore(UpdateSQL, SQLCore):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -324,6 +325,8 @@ class SQLStore(SQLCore):
                 ),
                 [*ids, run.id, *fence],
             )
+        if commit.updates:
+            self._queue_update_outcomes(q, run, commit.updates, fence, now)
         if commit.status in TERMINAL_STATUSES:
             for table in ("heartbeats", "map_rows"):
                 q.execute(
