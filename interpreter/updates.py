@@ -111,7 +111,7 @@ def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
                 f"update {update.name!r} (id {update.id!r}) of run {update.run_id!r} was not "
                 f"applied within {timeout:g}s",
                 hint="is a worker running (`tideflow worker`)? The update stays stored: call "
-                f"again with --id {update.id} (update_id=) to wait for the same update",
+                f"again with --id {update.id} (Client.update: update_id=) to wait for the same update",
             )
         time.sleep(poll)
         poll = min(LAST_POLL, poll * 1.5)

@@ -55,7 +55,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from interpreter.errors import UpdateRejected
 
     payload = parse_json_arg(args.data, "--data")
-    update_id = args.update_id or uuid.uuid4().hex
+    update_id = uuid.uuid4().hex if args.update_id is None else args.update_id
     client = rt.open_client(args, create=False)
     head = {"run_id": args.run_id, "update": args.name, "id": update_id}
 
