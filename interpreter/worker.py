@@ -258,7 +258,9 @@ def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decisio
         return child_finished
     if kind == "update":
         body = payload or {}
-        return lambda engine: apply_update(engine, item_id, body["id"], name, body.get("payload"))
+        return lambda engine: apply_update(
+            engine, engine, item_id, body["id"], name, body.get("payload")
+        )
     return lambda engine: engine.offer_signal(item_id, name, payload)
 
 

@@ -331,3 +331,47 @@ def test_a_query_sees_its_args(client: Client, store_url: str) -> None:
         "query", run_id, "greeting_in", "--data", '{"language": "es"}', "--db", store_url, "--json"
     )
     assert json.loads(proc.stdout)["value"] == "Hola, Ada!"
+
+
+def test_an_update_applied_before_its_wait_begins_wakes_it_when_it_does(
+    client: Client, start_worker: Callable[[], None], tmp_path: Path
+) -> None:
+    wf = write_workflow(
+        tmp_path,
+        """
+dsl: "1.0"
+name: early
+vars: {note: none}
+updates:
+  go:
+    vars: {note: "{{ payload }}"}
+    returns: accepted
+states:
+  work:
+    type: activity
+    activity: test.sleep
+    input: {seconds: 2}
+    next: hold
+  hold:
+    type: wait
+    signal: go
+    result: woken_by
+    next: done
+  done:
+    type: succeed
+    output: {note: "{{ vars.note }}", woken_by: "{{ vars.woken_by }}"}
+""",
+    )
+    run_id = client.start(wf)
+    start_worker()
+    wait_for(lambda: "ActivityStarted" in types_of(history(client, run_id)))
+    assert client.update(run_id, "go", "early", timeout=30) == "accepted"
+    run = client.result(run_id, timeout=30)
+    assert run.output == {"note": "early", "woken_by": "early"}
+    assert types_of(
+        history(client, run_id), {"UpdateApplied", "ActivityCompleted", "SignalReceived"}
+    ) == [
+        "UpdateApplied",
+        "ActivityCompleted",
+        "SignalReceived",
+    ]

@@ -34,7 +34,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import fanout, saga
+from interpreter.core import fanout, saga, updates
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
@@ -68,6 +68,8 @@ class Engine(Bookkeeping):
         while self.s["status"] == "running":
             ready = [f for f in self.s["frames"].values() if f["status"] == "ready"]
             if not ready:
+                if updates.wake_buffered(self, self):
+                    continue  # an applied update woke a wait that began since
                 return
             for frame in ready:
                 if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
@@ -216,8 +218,15 @@ class Engine(Bookkeeping):
         self.advance()
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
-        """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered.
-        `signal_id` None: an update of that name wakes the wait (nothing to consume)."""
+        """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered."""
+        if self.deliver_signal(signal_id, name, payload):
+            self.advance()
+            return True
+        return False
+
+    def deliver_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
+        """offer_signal without advancing. `signal_id` None: an update of that name wakes the
+        wait (core/updates.py), with no inbox item to consume."""
         for frame in self.s["frames"].values():
             wait = frame.get("wait")
             if (
@@ -238,7 +247,6 @@ class Engine(Bookkeeping):
                 frame["status"] = "ready"
                 frame["wait"] = None
                 self.complete_state(frame, payload)
-                self.advance()
                 return True
         return False
 
