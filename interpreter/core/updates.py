@@ -70,7 +70,8 @@ def _decide(
     if spec is None:  # the definition is pinned: only a hand-made store row gets here
         return _rejected(update_id, f"workflow {book.defn.name!r} declares no update {name!r}")
     state = book.s
-    if state["status"] != "running" or state.get("cancelling") or state.get("compensation"):
+    ending = (state.get("compensation") or {}).get("reason") in ("failed", "cancelled")
+    if state["status"] != "running" or state.get("cancelling") or ending:
         return _rejected(update_id, f"the run is ending: update {name!r} was not applied")
     root = state["frames"].get(state.get("root") or "")
     if root is None:
