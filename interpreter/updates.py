@@ -26,10 +26,13 @@ from interpreter.store.base import RunRecord, Store, UpdateRecord
 if TYPE_CHECKING:
     from interpreter.core.definition import Definition
 
-# How often the caller looks at the update while it waits: short at first (a worker that
-# holds the run applies it within milliseconds), then less often.
-FIRST_POLL = 0.002
-LAST_POLL = 0.05
+# How often the caller looks at the update while it waits: every FIRST_POLL seconds for the
+# first FAST_FOR seconds (a worker applies an update within tens of milliseconds; each look is
+# one or two primary-key reads), then less and less often, up to LAST_POLL.
+FIRST_POLL = 0.003
+FAST_FOR = 2.0
+LAST_POLL = 0.1
+RUN_CHECK = 0.05  # how often it also reads the run (is it still running?)
 
 
 def _canonical(value: Any) -> str:
@@ -85,21 +88,28 @@ def outcome(update: UpdateRecord) -> Any:
 
 def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
     """Wait until the run applied or rejected `update`; return its value."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = None if timeout is None else began + timeout
     poll = FIRST_POLL
+    next_run_check = began
     while True:
         if update.status != "pending":
             return outcome(update)
-        # The run's status first, then the update: an update still pending after its run was
-        # seen ended can never be applied (a run's steps stop with its end).
-        run = store.get_run(update.run_id)
-        ended = run is None or run.status in TERMINAL_STATUSES
         current = store.get_update(update.run_id, update.id)
-        if current is not None:
-            update = current
-        if update.status != "pending":
-            return outcome(update)
+        if current is not None and current.status != "pending":
+            return outcome(current)
+        # Every RUN_CHECK seconds the run's status, then the update again: an update still
+        # pending after its run was seen ended can never be applied (its steps stop with it).
+        if time.monotonic() < next_run_check:
+            run, ended = None, False
+        else:
+            next_run_check = time.monotonic() + RUN_CHECK
+            run = store.get_run(update.run_id)
+            ended = run is None or run.status in TERMINAL_STATUSES
         if ended:
+            current = store.get_update(update.run_id, update.id)
+            if current is not None and current.status != "pending":
+                return outcome(current)
             status = "deleted" if run is None else run.status
             raise RunFinished(
                 f"run {update.run_id!r} ended ({status}) before it applied update "
@@ -114,4 +124,5 @@ def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
                 f"again with --id {update.id} (Client.update: update_id=) to wait for the same update",
             )
         time.sleep(poll)
-        poll = min(LAST_POLL, poll * 1.5)
+        if time.monotonic() - began > FAST_FOR:
+            poll = min(LAST_POLL, poll * 1.5)
