@@ -19,6 +19,8 @@ from interpreter.errors import (
     RunNotFound,
     StoreError,
     TideflowError,
+    UpdateRejected,
+    UpdateTimeout,
     WorkflowInvalid,
 )
 
@@ -55,6 +57,8 @@ __all__ = [
     "RunNotFound",
     "StoreError",
     "TideflowError",
+    "UpdateRejected",
+    "UpdateTimeout",
     "WorkflowInvalid",
     "activity",
     "load_activity_modules",

@@ -21,6 +21,8 @@ from interpreter import (
     RunNotFound,
     StoreError,
     TideflowError,
+    UpdateRejected,
+    UpdateTimeout,
     WorkflowInvalid,
 )
 
@@ -35,6 +37,8 @@ INTERPRETER_API = [
     "RunNotFound",
     "StoreError",
     "TideflowError",
+    "UpdateRejected",
+    "UpdateTimeout",
     "WorkflowInvalid",
     "activity",
     "load_activity_modules",
@@ -66,6 +70,7 @@ CLIENT_METHODS = {
     "start_run",
     "status",
     "terminate",
+    "update",
 }
 
 
@@ -90,9 +95,12 @@ def test_exception_tree() -> None:
         RunIdConflict,
         RunNotFound,
         StoreError,
+        UpdateRejected,
+        UpdateTimeout,
         WorkflowInvalid,
     ):
         assert issubclass(error, TideflowError)
+    assert issubclass(UpdateTimeout, ResultTimeout)
     err = ApplicationError("nope", type="Declined", non_retryable=True, details={"a": 1})
     assert (err.message, err.type, err.non_retryable, err.details) == (
         "nope",

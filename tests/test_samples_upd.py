@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from conftest import ROOT, SAMPLES, run_cli
 
-from dsl.loader import load_file
 from dsl.graph import to_dot, to_mermaid
+from dsl.loader import load_file
 from dsl.model import Workflow
 
 ENTITY = SAMPLES / "entity_greeting.yaml"
@@ -31,7 +31,7 @@ def worker(store_url: str) -> Iterator[subprocess.Popen[str]]:
     )
     yield proc
     proc.terminate()
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
 

@@ -17,8 +17,15 @@ import pytest
 from conftest import SAMPLES, run_cli
 from run_helpers import TEST_ACTIVITIES, history, types_of, wait_for, write_workflow
 
-from interpreter import Client, InputInvalid, RunFinished, TideflowError, load_activity_modules
-from interpreter.errors import UpdateRejected, UpdateTimeout
+from interpreter import (
+    Client,
+    InputInvalid,
+    RunFinished,
+    TideflowError,
+    UpdateRejected,
+    UpdateTimeout,
+    load_activity_modules,
+)
 from interpreter.store import open_store
 from interpreter.worker import Worker
 
