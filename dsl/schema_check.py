@@ -226,6 +226,8 @@ def _unknown_key(
             hint = f'did you mean "{close[0]}"?'
         else:
             hint = "allowed keys: " + ", ".join(sorted(allowed))
+            if not path:
+                hint += " (and your own keys starting with x-, e.g. x-shared for YAML anchors)"
     return _diag(
         doc, "TF101", (*path, key), f'unknown key "{key}" in {_where(path)}', hint, key=True
     )
