@@ -248,9 +248,7 @@ class FailState(_StateBase):
     """Fails the run (compensations run first, newest first)."""
 
     type: Literal["fail"] = Field(description="State type.")
-    error: str = Field(
-        description="The error type (template allowed, e.g. a caught error's type)."
-    )
+    error: str = Field(description="The error type (template allowed, e.g. a caught error's type).")
     message: str | None = Field(None, description="The error message (template allowed).")
     details: Template = Field(None, description="Extra error details (templates allowed).")
 
@@ -295,7 +293,9 @@ class Workflow(_Strict):
         """Top-level keys starting with `x-` are the author's own (shared snippets for YAML
         anchors, tool settings): allowed, and ignored."""
         if isinstance(data, dict) and any(isinstance(k, str) and k.startswith("x-") for k in data):
-            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+            return {
+                k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))
+            }
         return data
 
     schema_ref: str | None = Field(

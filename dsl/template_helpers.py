@@ -76,6 +76,17 @@ def _compiled(pattern: str, ignorecase: bool) -> Any:
         raise HelperError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
+def pattern_problem(helper: str, pattern: str) -> None:
+    """Raise HelperError when `pattern` (written in a template for `helper`) cannot be used."""
+    if helper == "glob":
+        if len(pattern) > MAX_PATTERN:
+            raise HelperError(
+                f"the pattern is {len(pattern):,} characters long (the limit is {MAX_PATTERN:,})"
+            )
+        pattern = fnmatch.translate(pattern)
+    _compiled(pattern, False)
+
+
 def _pattern(value: Any, pattern: Any, ignorecase: bool, what: str) -> Any:
     if not isinstance(value, str):
         raise HelperError(f"{what}: expected a text, got {type(value).__name__}")

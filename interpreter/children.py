@@ -34,7 +34,7 @@ def new_child_run(
         child_defn = _load_child_definition(data["workflow"], parent_defn, workflow_dirs)
     except _ChildLoadError as exc:
         return {
-            "type": "WorkflowNotFound",
+            "type": exc.kind,
             "message": str(exc),
             "details": {"workflow": data["workflow"]},
         }
@@ -50,7 +50,12 @@ def new_child_run(
 
 
 class _ChildLoadError(Exception):
-    pass
+    """`kind`: WorkflowNotFound (no file) or ChildWorkflowInvalid (a file that does not
+    validate)."""
+
+    def __init__(self, message: str, kind: str = "WorkflowNotFound") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]) -> Definition:
@@ -65,8 +70,14 @@ def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]
         )
     result = validate_file(path, workflow_dirs=dirs)
     if not result.ok or result.document is None:
-        first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
+        errors = [d for d in result.diagnostics if d.severity.value == "error"]
+        where = (
+            f"{path.name}:{errors[0].line}:{errors[0].column} [{errors[0].code}] " if errors else ""
+        )
         raise _ChildLoadError(
-            f"child workflow {path} is invalid: {first.message if first else 'unknown error'}"
+            f"child workflow {name!r} was found ({path}) but is invalid: {len(errors)} error(s), "
+            f"the first: {where}{errors[0].message if errors else 'unknown error'}; "
+            f"run tideflow validate {path}",
+            "ChildWorkflowInvalid",
         )
     return Definition.from_data(result.document.data, str(path.resolve()))
