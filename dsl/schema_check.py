@@ -388,7 +388,10 @@ def check_input(
     try:
         cls = validator_for(input_schema, default=Draft202012Validator)
         cls.check_schema(input_schema)
-        errors = list(cls(input_schema).iter_errors(input_data))
+        from dsl.input_schema import format_checker, with_defaults
+
+        checked = cls(input_schema, format_checker=format_checker())
+        errors = list(checked.iter_errors(with_defaults(input_schema, input_data)))
     except SchemaError:
         return []
     except Unresolvable as exc:

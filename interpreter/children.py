@@ -8,6 +8,7 @@ from typing import Any
 
 from interpreter.core.definition import Definition
 from interpreter.core.records import Command
+from interpreter.errors import InputInvalid
 from interpreter.new_runs import started_run
 from interpreter.store.base import NewRun, RunRecord, Store
 
@@ -45,7 +46,19 @@ def new_child_run(
             "message": f"a run with id {data['id']!r} already exists; give each child its own id",
             "details": {"child": data["id"], "workflow": data["workflow"]},
         }
-    child = started_run(child_defn, data["id"], data["input"], parent=parent)
+    from interpreter.client import prepare_input  # the client imports the worker, which imports us
+
+    try:
+        child_input = prepare_input(
+            child_defn.workflow.input_schema, data["input"], f"the input of child {data['id']!r}"
+        )
+    except InputInvalid as exc:
+        return {
+            "type": "InputInvalid",
+            "message": exc.message,
+            "details": {"child": data["id"], "workflow": data["workflow"]},
+        }
+    child = started_run(child_defn, data["id"], child_input, parent=parent)
     return child, child_defn
 
 

@@ -108,11 +108,11 @@ _REGEX_HELPERS = frozenset({"regex_search", "regex_findall", "regex_replace", "r
 
 def _literal_patterns(tree: nodes.Template) -> Iterator[tuple[str, str]]:
     for node in tree.find_all((nodes.Filter, nodes.Test)):
-        if node.name in _REGEX_HELPERS or node.name == "glob":
-            if node.args and isinstance(node.args[0], nodes.Const):
-                pattern = node.args[0].value
-                if isinstance(pattern, str):
-                    yield node.name, pattern
+        named = node.name in _REGEX_HELPERS or node.name == "glob"
+        if named and node.args and isinstance(node.args[0], nodes.Const):
+            pattern = node.args[0].value
+            if isinstance(pattern, str):
+                yield node.name, pattern
 
 
 def check_regex_literals(ctx: LintContext) -> Iterator[Diagnostic]:
