@@ -216,6 +216,8 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
     env.globals = {"range": env.globals["range"], "dict": dict, **template_helpers.GLOBALS}
     for name in template_helpers.REMOVED_FILTERS:
         del env.filters[name]
+    for name in template_helpers.REMOVED_TESTS:
+        del env.tests[name]
     env.filters.update(template_helpers.FILTERS)
     env.tests.update(template_helpers.TESTS)
     env.filters["int"] = _strict_number("int", env.filters["int"])
