@@ -101,7 +101,7 @@ def _describe(state: AnyState) -> str:
     if isinstance(state, MapState):
         return f"map over items (concurrency {state.concurrency or 10})"
     if isinstance(state, FailState):
-        return f"fail: {state.error}"
+        return f"fail: {_short(state.error, 40)}"
     return state.type
 
 

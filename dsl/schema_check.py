@@ -166,8 +166,9 @@ def _convert(
     schema = error.schema if isinstance(error.schema, dict) else {}
     if keyword == "additionalProperties" and isinstance(instance, dict):
         allowed = list(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
         for key in instance:
-            if key not in allowed:
+            if key not in allowed and not any(p.search(str(key)) for p in patterns):
                 yield _unknown_key(doc, path, str(key), allowed, missing, explained)
     elif keyword == "required" and isinstance(instance, dict):
         for key in value:

@@ -31,10 +31,10 @@ def _skipped(path: JsonPath) -> bool:
     if not path:
         return False
     last = path[-1]
+    if last in _FREE_KEYS:
+        return True
     if len(path) == 1 and isinstance(last, str):
         return last in _TOP_LEVEL_DATA or last.startswith("x-")
-    if last in _FREE_KEYS and isinstance(path[-2], str | int):
-        return True
     return len(path) == 3 and path[0] == "signals" and last == "schema"
 
 
