@@ -137,3 +137,68 @@ def check_regex_literals(ctx: LintContext) -> Iterator[Diagnostic]:
                     "fix the pattern (Python regular expression syntax; a glob uses *, ? "
                     "and [...])",
                 )
+
+
+def _subschemas(schema: Any, path: JsonPath) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
+    """Every schema object inside `schema` (properties, items, $defs, allOf/anyOf/oneOf...)."""
+    pending: list[tuple[JsonPath, Any]] = [(path, schema)]
+    while pending:
+        where, node = pending.pop()
+        if not isinstance(node, dict):
+            continue
+        yield where, node
+        for key in ("properties", "$defs", "patternProperties"):
+            children = node.get(key)
+            if isinstance(children, dict):
+                pending.extend(((*where, key, k), v) for k, v in children.items())
+        for key in ("items", "additionalProperties", "not", "if", "then", "else"):
+            if isinstance(node.get(key), dict):
+                pending.append(((*where, key), node[key]))
+        for key in ("allOf", "anyOf", "oneOf", "prefixItems"):
+            children = node.get(key)
+            if isinstance(children, list):
+                pending.extend(((*where, key, i), v) for i, v in enumerate(children))
+
+
+def check_input_schema_data(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF228: a `default` in input_schema that its own schema refuses (every run that leaves
+    the value out would be refused). TF229 (warning): a `format` that is not checked."""
+    schema = ctx.workflow.input_schema
+    if not schema:
+        return
+    from dsl.input_schema import CHECKED_FORMATS
+
+    for path, node in _subschemas(schema, ("input_schema",)):
+        fmt = node.get("format")
+        if isinstance(fmt, str) and fmt not in CHECKED_FORMATS:
+            yield ctx.warning(
+                "TF229",
+                (*path, "format"),
+                f"format {fmt!r} is not checked: only {', '.join(CHECKED_FORMATS)} are, so "
+                "any text passes",
+                "use one of the checked formats, or a pattern: that says what you need",
+            )
+        if "default" not in node or "$ref" in node:
+            continue
+        problem = _default_problem(node)
+        if problem is not None:
+            yield ctx.error(
+                "TF228",
+                (*path, "default"),
+                f"the default {node['default']!r} does not satisfy its own schema: {problem}",
+                "every run that leaves this value out would be refused: fix the default or "
+                "the schema",
+            )
+
+
+def _default_problem(node: dict[str, Any]) -> str | None:
+    from jsonschema.exceptions import SchemaError, best_match
+
+    from dsl.input_schema import validator
+
+    own = {k: v for k, v in node.items() if k != "default"}
+    try:
+        error = best_match(validator(own).iter_errors(node["default"]))
+    except (SchemaError, TypeError, ValueError, LookupError):
+        return None  # TF231 reports a broken schema
+    return None if error is None else error.message

@@ -56,6 +56,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule({"TF257": E}, "invalid variable path", data_rules.check_var_paths),
     Rule({"TF258": E}, "invalid regular expression or glob", data_rules.check_regex_literals),
+    Rule(
+        {"TF228": E, "TF229": W},
+        "input_schema default or format",
+        data_rules.check_input_schema_data,
+    ),
     Rule({"TF230": E}, "wait on an undeclared signal", references.check_signals),
     Rule({"TF231": E}, "invalid JSON Schema", references.check_schemas),
     Rule({"TF232": W}, "on_timeout without timeout", values.check_wait_timeout),
