@@ -18,7 +18,7 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from dsl import template_checks
+from dsl import template_checks, timefuncs
 from dsl.template_limits import (
     LimitExceeded,
     active,
@@ -195,10 +195,12 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
         finalize=_checked_finalize,
     )
-    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.
+    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock (the
+    # time helpers read only their arguments; `now` comes from the run).
     env.globals = {"range": env.globals["range"], "dict": dict}
     env.filters["int"] = _strict_number("int", env.filters["int"])
     env.filters["float"] = _strict_number("float", env.filters["float"])
+    env.filters.update(timefuncs.FILTERS)  # dates and durations, no clock (docs/dsl.md)
     env.filters = {
         name: template_checks.checked_filter(name, func) for name, func in env.filters.items()
     }

@@ -264,6 +264,7 @@ class Client:
         return self.store.add_signal(run_id, name, payload, time.time())
 
     def query(self, run_id: str, name: str) -> Any:
+        from interpreter.core.clock import clock_names
         from interpreter.expressions import ExpressionError, evaluate
 
         record = self.get(run_id)
@@ -279,6 +280,7 @@ class Client:
             "input": record.input,  # the state's copy is left out once a worker wrote it
             "vars": root["vars"],
             "run": {**state["run"], "status": record.status},
+            **clock_names(root, state["run"]),  # the root's clock: no wall clock here either
         }
         try:
             # evaluate() refuses values JSON cannot show (NaN, huge integers, ...) as well.
@@ -331,7 +333,7 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
                     activity=task["activity"], attempt=task["attempt"], task_status=task["status"]
                 )
             elif wait.get("kind") == "signal":
-                entry["signal"] = wait.get("signal")
+                entry["signal"] = wait.get("signals") or wait.get("signal")
             elif wait.get("kind") == "child":
                 entry["child"] = wait.get("child")
             out.append(entry)

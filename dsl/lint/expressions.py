@@ -26,7 +26,7 @@ from dsl.source import JsonPath
 from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
 from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
 
-BUILTIN_NAMES = frozenset({"input", "vars", "run"})
+BUILTIN_NAMES = frozenset({"input", "vars", "run", "now", "state"})
 
 
 def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
@@ -182,7 +182,7 @@ def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
                 f"the template uses {name!r}, which is not defined here",
                 join_hints(
                     did_you_mean(name, known),
-                    "templates see input, vars and run"
+                    "templates see input, vars, run, now and state"
                     + (f", and here also {', '.join(scope.map_names)}" if scope.map_names else "")
                     + "; variables are read as vars.<name>",
                 ),

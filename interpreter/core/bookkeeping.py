@@ -13,6 +13,7 @@ import hashlib
 from typing import Any, Protocol
 
 from dsl.model import AnyState
+from interpreter.core.clock import clock_names
 from interpreter.core.definition import NOT_CONSTANT, Definition, Retry
 from interpreter.core.records import Command, Event, iso
 from interpreter.expressions import evaluate
@@ -87,7 +88,10 @@ class Bookkeeping:
         frame["state"] = name
         frame["status"] = "ready"
         frame["visits"][name] = frame["visits"].get(name, 0) + 1
-        payload: dict[str, Any] = {"type": self.state(frame).type}
+        # The moment the state is entered is kept with the frame and recorded in history:
+        # templates read it as `now` (interpreter/core/clock.py), on resume too.
+        frame["entered_at"] = at = iso(self.now)
+        payload: dict[str, Any] = {"type": self.state(frame).type, "at": at}
         if frame["parent"] is not None:
             payload["frame"] = frame["id"]
         self.emit("StateEntered", name, payload=payload)
@@ -98,6 +102,7 @@ class Bookkeeping:
             "input": self.s["input"],
             "vars": frame["vars"],
             "run": self.s["run"],
+            **clock_names(frame, self.s["run"]),
             **frame["locals"],
         }
 

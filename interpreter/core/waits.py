@@ -1,0 +1,69 @@
+"""Sleep and wait states: how long or until when, and which signals a wait takes.
+
+A `wait` names one signal (`signal: approve`, its result is the payload) or several
+(`signals: [approve, reject]`, its result is `{signal, payload}` so the workflow knows which
+came). Each name keeps its own buffer: a signal that no wait takes stays stored, in order,
+until a later wait names it. `sleep` and `wait` take a duration (`duration` / `timeout`) or a
+point in time (`until`); any of them may be a template, evaluated when the state runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsl.model import SleepState, WaitState
+from interpreter.core import timing
+from interpreter.core.bookkeeping import Bookkeeping
+
+
+def sleep_delay(run: Bookkeeping, frame: dict[str, Any], state: SleepState) -> float:
+    """Seconds from now until the sleep ends (0 for a time already past)."""
+    if state.until is not None:
+        return max(0.0, timing.timestamp(run, frame, state.until, "until") - run.now)
+    return timing.duration(run, frame, state.duration, "duration", allow_zero=True)
+
+
+def signal_names(state: WaitState) -> list[str]:
+    if state.signals is not None:
+        return list(state.signals)
+    return [] if state.signal is None else [state.signal]
+
+
+def start_wait(run: Bookkeeping, frame: dict[str, Any], state: WaitState) -> None:
+    """The frame waits for its signals, with a timer when a timeout or until is given (the
+    limit is evaluated before anything is recorded, so a bad one fails the state cleanly)."""
+    delay: float | None = None
+    if state.until is not None:
+        delay = max(0.0, timing.timestamp(run, frame, state.until, "until") - run.now)
+    elif state.timeout is not None:
+        delay = timing.duration(run, frame, state.timeout, "timeout", allow_zero=True)
+    wait: dict[str, Any] = {"kind": "signal", "signal": state.signal, "timer": None}
+    if state.signals is not None:
+        wait["signals"] = list(state.signals)
+    frame["status"] = "waiting"
+    frame["wait"] = wait
+    if delay is not None:
+        wait["timer"] = run.start_timer("wait_timeout", frame, delay)
+
+
+def wants(wait: dict[str, Any], name: str) -> bool:
+    """Does this waiting frame take the signal `name`?"""
+    names = wait.get("signals")
+    return name in names if names is not None else wait.get("signal") == name
+
+
+def signal_result(wait: dict[str, Any], name: str, payload: Any) -> Any:
+    """The wait's result: the payload for `signal:`, `{signal, payload}` for `signals:`."""
+    if wait.get("signals") is not None:
+        return {"signal": name, "payload": payload}
+    return payload
+
+
+def timeout_message(state: WaitState) -> str:
+    names = signal_names(state)
+    which = (
+        f"signal {names[0]!r}" if len(names) == 1 else "any of the signals " + ", ".join(names)
+    )
+    if state.until is not None:
+        return f"no {which} before {state.until}"
+    return f"no {which} within {state.timeout}"
