@@ -39,9 +39,14 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
         yield root, ("output",), workflow.output
     for key, value in (workflow.queries or {}).items():
         yield root, ("queries", key), value
+    if workflow.timeout is not None:
+        yield root, ("timeout",), workflow.timeout
+    if workflow.defaults is not None:
+        for field_path, value in _limit_fields(("defaults",), workflow.defaults):
+            yield root, field_path, value
     for scope, name, state in ctx.states():
         path = scope.state_path(name)
-        fields: list[tuple[JsonPath, Any]] = []
+        fields: list[tuple[JsonPath, Any]] = list(_limit_fields(path, state))
         if isinstance(state, ActivityState | ChildState):
             fields.append(((*path, "input"), state.input))
             if state.compensate is not None:
@@ -55,6 +60,10 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.extend(((*path, "vars", key), value) for key, value in state.vars.items())
         elif isinstance(state, SleepState):
             fields.append(((*path, "until"), state.until))
+            fields.append(((*path, "duration"), state.duration))
+        elif isinstance(state, WaitState):
+            fields.append(((*path, "timeout"), state.timeout))
+            fields.append(((*path, "until"), state.until))
         elif isinstance(state, SucceedState):
             fields.append(((*path, "output"), state.output))
         elif isinstance(state, FailState):
@@ -62,9 +71,30 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.append(((*path, "details"), state.details))
         elif isinstance(state, MapState):
             fields.append(((*path, "items"), state.items))
+            fields.append(((*path, "concurrency"), state.concurrency))
         for field_path, value in fields:
             if value is not None:
                 yield scope, field_path, value
+
+
+def _limit_fields(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
+    """The templated durations of `retry` and `timeout` blocks (a state's, its compensation's,
+    the defaults'): fields other than strings are skipped by the template rules anyway."""
+    blocks = [(path, owner)]
+    comp = getattr(owner, "compensate", None)
+    if comp is not None:
+        blocks.append(((*path, "compensate"), comp))
+    for base, block in blocks:
+        for section in ("retry", "timeout"):
+            settings = getattr(block, section, None)
+            if settings is None or isinstance(settings, str | int | float):
+                continue  # a wait's timeout is a duration itself (listed by the caller)
+            listed = isinstance(settings, list)  # a list of policies: each at its index
+            for index, policy in enumerate(settings if listed else [settings]):
+                at = (*base, section, index) if listed else (*base, section)
+                for key, value in policy:
+                    if isinstance(value, str):
+                        yield (*at, key), value
 
 
 def _template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:

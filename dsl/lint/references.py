@@ -22,15 +22,24 @@ def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF230: a wait names a signal declared under `signals`."""
     declared = ctx.workflow.signals or {}
     for scope, name, state in ctx.states():
-        if isinstance(state, WaitState) and state.signal not in declared:
+        if not isinstance(state, WaitState):
+            continue
+        named: list[tuple[JsonPath, str]] = []
+        if state.signal is not None:
+            named.append(((*scope.state_path(name), "signal"), state.signal))
+        for index, signal in enumerate(state.signals or []):
+            named.append(((*scope.state_path(name), "signals", index), signal))
+        for path, signal in named:
+            if signal in declared:
+                continue
             yield ctx.error(
                 "TF230",
-                (*scope.state_path(name), "signal"),
-                f"wait state {name!r} waits for signal {state.signal!r}, which is not "
+                path,
+                f"wait state {name!r} waits for signal {signal!r}, which is not "
                 "declared under signals",
                 join_hints(
-                    did_you_mean(state.signal, declared),
-                    f"declare it: signals: {{{state.signal}: {{schema: {{type: object}}}}}}",
+                    did_you_mean(signal, declared),
+                    f"declare it: signals: {{{signal}: {{schema: {{type: object}}}}}}",
                 ),
             )
 
