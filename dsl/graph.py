@@ -89,7 +89,15 @@ def _describe(state: AnyState) -> str:
     if isinstance(state, ChildState):
         return f"child: {state.workflow}"
     if isinstance(state, WaitState):
-        return f"wait for signal: {state.signal}"
+        if state.signals is not None:
+            text = "wait for one of: " + ", ".join(state.signals)
+        else:
+            text = f"wait for signal: {state.signal}"
+        if state.until is not None:
+            text += f" until {_short(state.until, 40)}"
+        elif state.timeout is not None:
+            text += f" (timeout {_short(_duration(state.timeout), 40)})"
+        return text
     if isinstance(state, SleepState):
         if state.duration is not None:
             return f"sleep {_duration(state.duration)}"
@@ -99,7 +107,7 @@ def _describe(state: AnyState) -> str:
     if isinstance(state, ParallelState):
         return f"parallel: {len(state.branches)} branches"
     if isinstance(state, MapState):
-        return f"map over items (concurrency {state.concurrency or 10})"
+        return f"map over items (concurrency {_short(str(state.concurrency or 10), 40)})"
     if isinstance(state, FailState):
         return f"fail: {state.error}"
     return state.type
@@ -175,7 +183,7 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
         yield None, "fail", "catch"
         return
     if isinstance(state, WaitState) and state.on_timeout is not None:
-        yield state.on_timeout, "timeout", "timeout"
+        yield state.on_timeout, "until" if state.until is not None else "timeout", "timeout"
     if isinstance(state, ActivityState | ChildState | ParallelState | MapState):
         for catcher in state.catch or []:
             yield catcher.next, "catch: " + ", ".join(catcher.errors), "catch"

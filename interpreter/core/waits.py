@@ -61,9 +61,7 @@ def signal_result(wait: dict[str, Any], name: str, payload: Any) -> Any:
 
 def timeout_message(state: WaitState) -> str:
     names = signal_names(state)
-    which = (
-        f"signal {names[0]!r}" if len(names) == 1 else "any of the signals " + ", ".join(names)
-    )
-    if state.until is not None:
-        return f"no {which} before {state.until}"
-    return f"no {which} within {state.timeout}"
+    when = f"before {state.until}" if state.until is not None else f"within {state.timeout}"
+    if len(names) == 1:
+        return f"no signal {names[0]!r} {when}"
+    return f"none of the signals {', '.join(names)} came {when}"
