@@ -316,3 +316,16 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
         "count": len(squares),
         "total": sum(entry["square"] for entry in squares),
     }
+
+
+# --- deadline (the clock and several signals) ----------------------------------------------
+
+
+@sample_activity("deadline.hold")
+def hold(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Holds the order (here: says so); the message was computed from the run's clock."""
+    return {
+        "hold": f"hold-{_field(payload, 'order_id')}",
+        "until": _field(payload, "until"),
+        "message": _field(payload, "message"),
+    }

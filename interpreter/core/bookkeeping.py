@@ -115,19 +115,23 @@ class Bookkeeping:
         return evaluate(value, self.context(frame), where=where)
 
     # ----------------------------------------------------------------- timers and tasks
-    def start_timer(self, kind: str, frame: dict[str, Any] | None, delay: float) -> str:
+    def start_timer(
+        self, kind: str, frame: dict[str, Any] | None, delay: float, at: float | None = None
+    ) -> str:
+        """A timer due `delay` seconds from now, or exactly `at` (an `until`) when given."""
         timer_id = self.next_id("t")
         state = frame["state"] if frame else None
+        due = self.now + delay if at is None else at
         self.s["timers"][timer_id] = {
             "kind": kind,
-            "due": self.now + delay,
+            "due": due,
             "frame": frame["id"] if frame else None,
             "state": state,
         }
         self.emit(
             "TimerStarted",
             state,
-            payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(self.now + delay)},
+            payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(due)},
         )
         return timer_id
 

@@ -323,7 +323,7 @@ class Engine(Bookkeeping):
             frame["vars"] = {**frame["vars"], **values}
             self.complete_state(frame, NO_RESULT)
         elif isinstance(state, SleepState):
-            self._wait_timer(frame, "sleep", waits.sleep_delay(self, frame, state))
+            waits.start_sleep(self, frame, state)
         elif isinstance(state, WaitState):
             waits.start_wait(self, frame, state)
         elif isinstance(state, ParallelState):
@@ -345,10 +345,6 @@ class Engine(Bookkeeping):
             message = self.eval(frame, state.message, "message") if state.message else state.error
             details = self.eval(frame, state.details, "details")
             self.frame_failed(frame, error(state.error, str(message), details))
-
-    def _wait_timer(self, frame: dict[str, Any], kind: str, delay: float) -> None:
-        frame["status"] = "waiting"
-        frame["wait"] = {"kind": kind, "timer": self.start_timer(kind, frame, delay)}
 
     def _schedule_step(self, frame: dict[str, Any], state: ActivityState) -> None:
         input_ = self.eval(frame, state.input, "input")

@@ -16,11 +16,21 @@ from interpreter.core import timing
 from interpreter.core.bookkeeping import Bookkeeping
 
 
-def sleep_delay(run: Bookkeeping, frame: dict[str, Any], state: SleepState) -> float:
-    """Seconds from now until the sleep ends (0 for a time already past)."""
+def deadline(run: Bookkeeping, frame: dict[str, Any], until: Any) -> tuple[float, float]:
+    """(delay, due) of a timer set for `until`: due exactly then, or now for a time past."""
+    due = max(run.now, timing.timestamp(run, frame, until, "until"))
+    return due - run.now, due
+
+
+def start_sleep(run: Bookkeeping, frame: dict[str, Any], state: SleepState) -> None:
+    """The frame sleeps for its duration or until its timestamp."""
+    due: float | None = None
     if state.until is not None:
-        return max(0.0, timing.timestamp(run, frame, state.until, "until") - run.now)
-    return timing.duration(run, frame, state.duration, "duration", allow_zero=True)
+        delay, due = deadline(run, frame, state.until)
+    else:
+        delay = timing.duration(run, frame, state.duration, "duration", allow_zero=True)
+    frame["status"] = "waiting"
+    frame["wait"] = {"kind": "sleep", "timer": run.start_timer("sleep", frame, delay, due)}
 
 
 def signal_names(state: WaitState) -> list[str]:
@@ -33,8 +43,9 @@ def start_wait(run: Bookkeeping, frame: dict[str, Any], state: WaitState) -> Non
     """The frame waits for its signals, with a timer when a timeout or until is given (the
     limit is evaluated before anything is recorded, so a bad one fails the state cleanly)."""
     delay: float | None = None
+    due: float | None = None
     if state.until is not None:
-        delay = max(0.0, timing.timestamp(run, frame, state.until, "until") - run.now)
+        delay, due = deadline(run, frame, state.until)
     elif state.timeout is not None:
         delay = timing.duration(run, frame, state.timeout, "timeout", allow_zero=True)
     wait: dict[str, Any] = {"kind": "signal", "signal": state.signal, "timer": None}
@@ -43,7 +54,7 @@ def start_wait(run: Bookkeeping, frame: dict[str, Any], state: WaitState) -> Non
     frame["status"] = "waiting"
     frame["wait"] = wait
     if delay is not None:
-        wait["timer"] = run.start_timer("wait_timeout", frame, delay)
+        wait["timer"] = run.start_timer("wait_timeout", frame, delay, due)
 
 
 def wants(wait: dict[str, Any], name: str) -> bool:
