@@ -103,7 +103,9 @@ def to_time(value: Any, tz: Any = None) -> str:
 
 def add_duration(value: Any, duration: Any) -> str:
     """`value` plus `duration` (negative durations, e.g. '-1h', go back)."""
-    return _shifted(parse_time(value, "add_duration"), _seconds(duration, "add_duration"), "add_duration")
+    return _shifted(
+        parse_time(value, "add_duration"), _seconds(duration, "add_duration"), "add_duration"
+    )
 
 
 def subtract_duration(value: Any, duration: Any) -> str:

@@ -111,10 +111,22 @@ def test_queries_read_the_clock_of_the_run_not_the_wall(client: Client, tmp_path
         ("{{ '2026-12-02T09:05:00Z' | format_time('%d.%m.%Y %H:%M') }}", "02.12.2026 09:05"),
         ("{{ '2026-12-02T23:05:00Z' | format_time('%a %H:%M', 'Europe/Paris') }}", "Thu 00:05"),
         # 23:30 UTC is already the next day in Paris; the month of a day in the zone.
-        ("{{ '2026-12-02T23:30:00Z' | start_of_day('Europe/Paris') }}", "2026-12-03T00:00:00+01:00"),
-        ("{{ '2026-12-31T23:30:00Z' | start_of_month('Europe/Paris') }}", "2027-01-01T00:00:00+01:00"),
-        ("{{ '2026-07-15T12:00:00Z' | start_of_month('Europe/Paris') }}", "2026-07-01T00:00:00+02:00"),
-        ("{{ '2026-03-29T12:00:00Z' | start_of_day('Europe/Paris') }}", "2026-03-29T00:00:00+01:00"),
+        (
+            "{{ '2026-12-02T23:30:00Z' | start_of_day('Europe/Paris') }}",
+            "2026-12-03T00:00:00+01:00",
+        ),
+        (
+            "{{ '2026-12-31T23:30:00Z' | start_of_month('Europe/Paris') }}",
+            "2027-01-01T00:00:00+01:00",
+        ),
+        (
+            "{{ '2026-07-15T12:00:00Z' | start_of_month('Europe/Paris') }}",
+            "2026-07-01T00:00:00+02:00",
+        ),
+        (
+            "{{ '2026-03-29T12:00:00Z' | start_of_day('Europe/Paris') }}",
+            "2026-03-29T00:00:00+01:00",
+        ),
         ("{{ '2026-12-02T09:30:00Z' | start_of_day }}", "2026-12-02T00:00:00Z"),
     ],
 )
@@ -383,9 +395,7 @@ def test_wait_for_one_of_several_signals_says_which_came(client: Client, tmp_pat
     ]
     assert received == [("decide", "reject"), ("noted", "note")]
     items, _ = client.store.read_inbox(run_id)
-    assert [(i.name, i.payload) for i in items if i.kind == "signal"] == [
-        ("approve", {"by": "bo"})
-    ]
+    assert [(i.name, i.payload) for i in items if i.kind == "signal"] == [("approve", {"by": "bo"})]
 
 
 def test_several_signals_with_a_timeout_names_them_all(client: Client, tmp_path: Path) -> None:

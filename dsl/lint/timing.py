@@ -26,7 +26,9 @@ def check_wait_signals(ctx: LintContext) -> Iterator[Diagnostic]:
             continue
         path = scope.state_path(name)
         if (state.signal is None) == (state.signals is None):
-            which = "neither signal nor signals" if state.signal is None else "both signal and signals"
+            which = (
+                "neither signal nor signals" if state.signal is None else "both signal and signals"
+            )
             yield ctx.error(
                 "TF233",
                 path,
@@ -83,10 +85,11 @@ def _zone_literals(tree: nodes.Node) -> Iterator[str]:
         position = _ZONE_ARGUMENT.get(node.name)
         if position is None:
             continue
-        if len(node.args) > position:
-            arg = node.args[position]
-        else:
-            arg = next((kw.value for kw in node.kwargs if kw.key == "tz"), None)
+        arg: nodes.Expr | None = (
+            node.args[position]
+            if len(node.args) > position
+            else next((kw.value for kw in node.kwargs if kw.key == "tz"), None)
+        )
         if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
             yield arg.value
 

@@ -175,7 +175,9 @@ class Definition:
         return retry
 
     def _resolve_retry(self, policy: RetryPolicy | None) -> Retry:
-        return self.resolve_retry(policy, self.workflow.defaults.retry if self.workflow.defaults else None)
+        return self.resolve_retry(
+            policy, self.workflow.defaults.retry if self.workflow.defaults else None
+        )
 
     @staticmethod
     def resolve_retry(policy: RetryPolicy | None, base: RetryPolicy | None) -> Retry:

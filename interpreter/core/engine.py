@@ -453,7 +453,6 @@ class Engine(Bookkeeping):
         self.state_error(parent, err)
 
 
-
 def _details(exc: ExpressionError) -> Any:
     """The error's details: the field and value of an InvalidValue / InvalidDuration."""
     return getattr(exc, "details", None)

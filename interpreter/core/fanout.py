@@ -66,7 +66,9 @@ def launch_iterations(run: Bookkeeping, frame: dict[str, Any]) -> None:
     state = run.state(frame)
     assert isinstance(state, MapState)
     wait = frame["wait"]
-    limit = wait.get("concurrency") or state.concurrency or DEFAULT_MAP_CONCURRENCY
+    # Evaluated by start_map; a run started by an older version keeps the literal.
+    literal = state.concurrency if isinstance(state.concurrency, int) else None
+    limit: int = wait.get("concurrency") or literal or DEFAULT_MAP_CONCURRENCY
     path = [*frame["machine"], [frame["state"], -1]]
     while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
         index = wait["next_index"]
