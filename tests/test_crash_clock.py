@@ -94,6 +94,12 @@ def test_a_wait_for_several_signals_survives_a_kill(store_url: str, tmp_path: Pa
     before = history(cli.db, RUN)
     [timer] = [e for e in before if e["type"] == "TimerStarted"]
     assert timer["state"] == "answer"
+    shown = cli.run("status", RUN, "--db", cli.db)
+    assert shown.returncode == 0, shown.stderr
+    assert "answer (waiting for one of the signals confirm, cancel)" in shown.stdout
+    shown = cli.run("status", RUN, "--db", cli.db, "--json")
+    [current] = json.loads(shown.stdout)["current"]
+    assert (current["state"], current["signal"]) == ("answer", ["confirm", "cancel"])
     for name, data in (("cancel", {"reason": "changed my mind"}), ("confirm", {"by": "kai"})):
         proc = cli.run("signal", RUN, name, "--data", json.dumps(data), "--db", cli.db)
         assert proc.returncode == 0, proc.stderr

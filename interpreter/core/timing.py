@@ -93,9 +93,9 @@ def map_concurrency(run: Bookkeeping, frame: dict[str, Any], value: Any) -> int:
     """A map's concurrency: the default, a literal, or a template giving a whole number >= 1."""
     if value is None:
         return DEFAULT_MAP_CONCURRENCY
-    if not templated(value):
-        return int(value)
-    got = run.eval(frame, value, "concurrency")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # a literal: the model checked it is at least 1
+    got = run.eval(frame, value, "concurrency")  # a text that is no template is TF251
     number = got
     if isinstance(got, str) and got.strip().isdigit():
         number = int(got.strip())
