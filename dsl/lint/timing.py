@@ -4,6 +4,7 @@ templates already collected for the template rules), so lint stays linear."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from jinja2 import nodes
@@ -47,6 +48,32 @@ def check_wait_signals(ctx: LintContext) -> Iterator[Diagnostic]:
                     "list each signal once",
                 )
             seen.add(signal)
+
+
+_RESULT_READ = re.compile(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_several_signals_result(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF235 (warning): the result of a wait for several signals is {signal, payload}; a
+    template that reads another key of it (`vars.answer.by`) was written for one signal."""
+    shaped: dict[str, str] = {}
+    for _scope, name, state in ctx.states():
+        if isinstance(state, WaitState) and state.signals is not None and state.result:
+            shaped[state.result] = name
+    if not shaped:
+        return
+    for _scope, path, text in _template_strings(ctx):
+        for match in _RESULT_READ.finditer(text):
+            var, key = match.groups()
+            if var in shaped and key not in ("signal", "payload"):
+                yield ctx.warning(
+                    "TF235",
+                    path,
+                    f"vars.{var}.{key}: wait state {shaped[var]!r} waits for several signals, "
+                    f"so vars.{var} is {{signal, payload}} and has no key {key!r}",
+                    f"read the payload as vars.{var}.payload.{key}, and which signal came as "
+                    f"vars.{var}.signal",
+                )
 
 
 def check_wait_deadline(ctx: LintContext) -> Iterator[Diagnostic]:
