@@ -405,10 +405,17 @@ def test_several_signals_with_a_timeout_names_them_all(client: Client, tmp_path:
         name: several-timeout
         signals: {approve: {}, reject: {}}
         states:
+          route:
+            type: choice
+            choices: [{when: "{{ input.until | default(false) }}", next: one}]
+            default: decide
           decide: {type: wait, signals: [approve, reject], timeout: 100ms, end: true}
+          one: {type: wait, signal: approve, timeout: "{{ input.patience }}", end: true}
         """,
     )
-    run = run_to_end(client, wf)
+    run = run_to_end(client, wf, {"patience": 0.25})
     assert run.status == "failed"
     assert run.error["type"] == "Timeout"
     assert run.error["message"] == "none of the signals approve, reject came within 100ms"
+    later = run_to_end(client, wf, {"patience": 0.25, "until": True})
+    assert later.error["message"] == "no signal 'approve' within 250ms"

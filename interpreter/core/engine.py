@@ -206,13 +206,13 @@ class Engine(Bookkeeping):
                 frame["wait"] = None
                 self.complete_state(frame, NO_RESULT)
             elif timer["kind"] == "wait_timeout":
-                frame["wait"] = None
+                wait, frame["wait"] = frame["wait"], None
                 state = self.state(frame)
                 assert isinstance(state, WaitState)
                 if state.on_timeout:
                     self.enter(frame, state.on_timeout)
                 else:
-                    self.state_error(frame, error("Timeout", waits.timeout_message(state)))
+                    self.state_error(frame, error("Timeout", waits.timeout_message(state, wait)))
         self.advance()
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsl.durations import format_duration
 from dsl.model import SleepState, WaitState
 from interpreter.core import timing
 from interpreter.core.bookkeeping import Bookkeeping
+from interpreter.core.records import iso
 
 
 def deadline(run: Bookkeeping, frame: dict[str, Any], until: Any) -> tuple[float, float]:
@@ -51,6 +53,9 @@ def start_wait(run: Bookkeeping, frame: dict[str, Any], state: WaitState) -> Non
     wait: dict[str, Any] = {"kind": "signal", "signal": state.signal, "timer": None}
     if state.signals is not None:
         wait["signals"] = list(state.signals)
+    if timing.templated(state.timeout) or timing.templated(state.until):
+        # What the template gave, for the Timeout message (the file holds only the template).
+        wait["limit"] = iso(due) if due is not None else format_duration(delay or 0.0)
     frame["status"] = "waiting"
     frame["wait"] = wait
     if delay is not None:
@@ -70,9 +75,13 @@ def signal_result(wait: dict[str, Any], name: str, payload: Any) -> Any:
     return payload
 
 
-def timeout_message(state: WaitState) -> str:
+def timeout_message(state: WaitState, wait: dict[str, Any] | None) -> str:
     names = signal_names(state)
-    when = f"before {state.until}" if state.until is not None else f"within {state.timeout}"
+    limit = (wait or {}).get("limit")
+    if state.until is not None:
+        when = f"before {limit or state.until}"
+    else:
+        when = f"within {limit or state.timeout}"
     if len(names) == 1:
         return f"no signal {names[0]!r} {when}"
     return f"none of the signals {', '.join(names)} came {when}"
