@@ -21,6 +21,10 @@ from dsl.durations import DurationError, parse_duration
 # Etc/GMT+3, UTC); anything else is refused before zoneinfo looks for a file.
 _ZONE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,3}$")
 MAX_FORMAT_LENGTH = 200
+# strftime directives that give the same text on every machine (the C library's own, such as
+# %s, or the locale's, such as %c, would not; the process keeps the C locale).
+_DIRECTIVES = "aAbBdHIjmMpSfzZGuVUwWyY%"
+_DIRECTIVE = re.compile(r"%(.?)")
 # datetime's own range, with a margin so that adding a duration never overflows.
 _MIN_YEAR, _MAX_YEAR = 2, 9998
 
@@ -133,6 +137,14 @@ def format_time(value: Any, fmt: Any = "%Y-%m-%dT%H:%M:%SZ", tz: Any = "UTC") ->
     if not isinstance(fmt, str) or len(fmt) > MAX_FORMAT_LENGTH:
         raise TimeValueError(
             f"format_time: the format must be a text of at most {MAX_FORMAT_LENGTH} characters"
+        )
+    bad = next((d for d in _DIRECTIVE.findall(fmt) if not d or d not in _DIRECTIVES), None)
+    if bad == "":
+        raise TimeValueError("format_time: a % ends the format (write %% for a percent sign)")
+    if bad is not None:
+        raise TimeValueError(
+            f"format_time: %{bad} is not allowed (it depends on the machine); use "
+            + " ".join(f"%{d}" for d in _DIRECTIVES)
         )
     moment = parse_time(value, "format_time").astimezone(zone(tz, "format_time"))
     return moment.strftime(fmt)

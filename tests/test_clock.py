@@ -145,6 +145,9 @@ def test_date_helpers(template: str, expected: Any) -> None:
         ("{{ '2026-12-02T09:30:00Z' | start_of_day('Mars/Base') }}", "unknown time zone"),
         ("{{ '2026-12-02T09:30:00Z' | start_of_day('../../etc/passwd') }}", "not a time zone"),
         ("{{ '2026-12-02T09:30:00Z' | format_time('%Y' * 101) }}", "at most 200"),
+        ("{{ '2026-12-02T09:30:00Z' | format_time('%s') }}", "%s is not allowed"),
+        ("{{ '2026-12-02T09:30:00Z' | format_time('%c') }}", "%c is not allowed"),
+        ("{{ '2026-12-02T09:30:00Z' | format_time('100%') }}", "write %% for a percent sign"),
     ],
 )
 def test_date_helpers_refuse_bad_values_clearly(template: str, words: str) -> None:
