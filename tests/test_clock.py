@@ -422,3 +422,57 @@ def test_several_signals_with_a_timeout_names_them_all(client: Client, tmp_path:
     assert run.error["message"] == "none of the signals approve, reject came within 100ms"
     later = run_to_end(client, wf, {"patience": 0.25, "until": True})
     assert later.error["message"] == "no signal 'approve' within 250ms"
+
+
+def test_each_branch_and_iteration_has_its_own_clock(client: Client, tmp_path: Path) -> None:
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: clocks
+        states:
+          fan:
+            type: map
+            items: [1, 2, 3]
+            concurrency: 1
+            states:
+              nap: {type: sleep, duration: 50ms, next: stamp}
+              stamp: {type: succeed, output: "{{ state.name }}@{{ now }}"}
+            result: stamps
+            end: true
+        """,
+    )
+    run = run_to_end(client, wf)
+    assert run.status == "completed", run.error
+    events = history(client, run.id)
+    assert run.output == [f"stamp@{at}" for at in entered_at(events, "stamp")]
+    assert len(set(run.output)) == 3
+
+
+def test_a_compensation_with_a_bad_templated_timeout_fails_its_step(
+    client: Client, tmp_path: Path
+) -> None:
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: bad-comp
+        states:
+          charge:
+            type: activity
+            activity: test.echo
+            compensate:
+              activity: test.echo
+              timeout: {start_to_close: "{{ input.undo_limit }}"}
+            catch: [{errors: [InvalidDuration], result: problem, next: caught}]
+            end: true
+          caught: {type: succeed, output: "{{ vars.problem.details }}"}
+        """,
+    )
+    run = run_to_end(client, wf, {"undo_limit": "later"})
+    assert run.status == "completed", run.error
+    assert run.output == {"field": "timeout.start_to_close", "value": "later"}
+    good = run_to_end(client, wf, {"undo_limit": "2m"})
+    assert good.status == "completed" and good.state["comp_stack"][0]["timeouts"] == {
+        "start_to_close": 120.0,
+        "schedule_to_close": None,
+        "heartbeat": None,
+    }
