@@ -100,7 +100,7 @@ def _describe(state: AnyState) -> str:
         return text
     if isinstance(state, SleepState):
         if state.duration is not None:
-            return f"sleep {_duration(state.duration)}"
+            return f"sleep {_short(_duration(state.duration), 40)}"
         return f"sleep until {_short(state.until or '', 40)}"
     if isinstance(state, SetState):
         return "set " + ", ".join(state.vars)
