@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import expressions, flow, references, values
+from dsl.lint import exit_handlers, expressions, flow, references, retries, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -56,6 +56,16 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF241": E}, "child workflow not found", references.check_children),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+    Rule({"TF282": E, "TF283": W}, 'retry "*" not last / unreachable', retries.check_retry_order),
+    Rule({"TF284": E, "TF285": W}, "retry predicate", retries.check_retry_when),
+    Rule(
+        {"TF286": E, "TF287": W},
+        "compensation in an exit handler",
+        exit_handlers.check_handler_states,
+    ),
+    Rule(
+        {"TF288": W}, "timeout handler without a run timeout", exit_handlers.check_timeout_handler
+    ),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

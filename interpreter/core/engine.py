@@ -34,7 +34,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import fanout, saga
+from interpreter.core import exits, fanout, saga
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
@@ -140,11 +140,17 @@ class Engine(Bookkeeping):
             return
         kind = "CompensationFailed" if task["kind"] == "compensation" else "ActivityFailed"
         retry = Retry.from_json(task["retry"])
-        retryable = not (
-            non_retryable or err["type"] in NEVER_RETRIED or err["type"] in retry.non_retryable
-        )
-        if retryable and task["attempt"] < retry.max_attempts:
-            delay = retry.delay_before(task["attempt"] + 1)
+        decision = None
+        if err["type"] not in NEVER_RETRIED:
+            counts = task.get("retry_counts") or [task["attempt"] - 1] + [0] * (
+                len(retry.rules) - 1
+            )
+            decision = retry.decide(err, counts, task["attempt"], non_retryable)
+            task["retry_counts"] = counts
+            if decision.error is not None:
+                err = decision.error
+        if decision is not None and decision.retry:
+            delay = decision.delay
             deadline = task.get("deadline")
             if deadline is None or self.now + delay < deadline:
                 self.emit(
@@ -156,12 +162,10 @@ class Engine(Bookkeeping):
                 task["attempt"] += 1
                 task["status"] = "backoff"
                 task["due"] = self.now + delay
-                self.emit(
-                    "RetryScheduled",
-                    task["state"],
-                    task["attempt"],
-                    {"task": task_id, "delay": delay, "due": iso(task["due"])},
-                )
+                payload = {"task": task_id, "delay": delay, "due": iso(task["due"])}
+                if len(retry.rules) > 1:
+                    payload["policy"] = decision.rule
+                self.emit("RetryScheduled", task["state"], task["attempt"], payload)
                 return
             err = error(
                 "Timeout",
@@ -197,6 +201,9 @@ class Engine(Bookkeeping):
                 return
             frame = self.s["frames"].get(timer["frame"])
             if frame is None:
+                continue
+            if timer["kind"] == exits.EXIT_TIMER:
+                self._end_handler(frame, None, exits.timed_out(self, frame))
                 continue
             frame["status"] = "ready"
             if timer["kind"] == "sleep":
@@ -271,6 +278,11 @@ class Engine(Bookkeeping):
 
     def cancel(self, reason: str = "cancel requested") -> None:
         if self.s["status"] != "running" or self.s.get("cancelling"):
+            return
+        if exits.exiting(self.s):
+            # The outcome is known: the handlers finish, and a cancel cannot change it.
+            self.s["cancelling"] = True
+            self.emit("CancelRequested", payload={"reason": reason, "ignored": "run is exiting"})
             return
         self.s["cancelling"] = True
         comp = self.s["compensation"]
@@ -418,7 +430,11 @@ class Engine(Bookkeeping):
             self._frame_done(frame, self._fallback_output(frame))
 
     def _fallback_output(self, frame: dict[str, Any]) -> Any:
-        if frame["parent"] is None and self.defn.workflow.output is not None:
+        if (
+            frame["parent"] is None
+            and not frame.get("exit")
+            and self.defn.workflow.output is not None
+        ):
             return self.eval(frame, self.defn.workflow.output, "output")
         return frame["last"] if frame["has_last"] else frame["vars"]
 
@@ -438,6 +454,9 @@ class Engine(Bookkeeping):
     def _frame_done(self, frame: dict[str, Any], output: Any) -> None:
         frame["status"] = "done"
         frame["wait"] = None
+        if frame.get("exit"):
+            self._end_handler(frame, output, None)
+            return
         if frame["parent"] is None:
             saga.finish_run(self, "completed", output, None)
             return
@@ -454,6 +473,9 @@ class Engine(Bookkeeping):
             self.complete_state(parent, wait["results"])
 
     def frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+        if frame.get("exit"):
+            self._end_handler(frame, None, err)
+            return
         if frame["parent"] is None:
             saga.fail_run(self, self, err)
             return
@@ -462,6 +484,14 @@ class Engine(Bookkeeping):
         parent["status"] = "ready"
         parent["wait"] = None
         self.state_error(parent, err)
+
+    def _end_handler(self, frame: dict[str, Any], output: Any, err: dict[str, Any] | None) -> None:
+        """An exit handler's frame ended: drop what it left, then the next handler or the end."""
+        saga.drop_frames_under(self, frame["id"])
+        saga.drop(self, {frame["id"]})
+        outcome = exits.handler_ended(self, frame, output, err)
+        if outcome is not None:
+            saga.finish_run(self, *outcome)
 
 
 def _parse_timestamp(value: Any, state: str) -> float:
