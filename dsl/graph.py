@@ -126,7 +126,8 @@ class _Builder:
             kind = {"choice": "choice", "succeed": "succeed", "fail": "fail"}.get(
                 state.type, "state"
             )
-            cluster.nodes.append(Node(ids[name], [name, _describe(state)], kind))
+            lines = [name, _describe(state), *_retry_lines(state)]
+            cluster.nodes.append(Node(ids[name], lines, kind))
             for target, label, style in _transitions(state):
                 if target is None:
                     self.edges.append(Edge(ids[name], finish.id, label, style))
@@ -160,6 +161,26 @@ class _Builder:
             self.edges.append(Edge(source, inner.nodes[0].id, edge_label, "fork"))
 
 
+def _retry_lines(state: AnyState) -> list[str]:
+    """An activity's retry policies by error, one line each (a plain single policy: none)."""
+    retry = state.retry if isinstance(state, ActivityState) else None
+    if retry is None:
+        return []
+    policies = retry if isinstance(retry, list) else [retry]
+    if not isinstance(retry, list) and not (retry.errors or retry.when):
+        return []
+    lines = []
+    for policy in policies:
+        errors = ", ".join(policy.errors or ["*"])
+        attempts = f" ×{policy.max_attempts}" if policy.max_attempts is not None else ""
+        when = (
+            policy.when.strip().removeprefix("{{").removesuffix("}}").strip() if policy.when else ""
+        )
+        when = f" if {_short(when, 30)}" if when else ""
+        lines.append(_short(f"retry {errors}{attempts}{when}"))
+    return lines
+
+
 def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     """(target or None for the end marker, label, style) of every way out of a state."""
     if isinstance(state, ChoiceState):
@@ -190,6 +211,21 @@ def describe(workflow: Workflow) -> Diagram:
     builder = _Builder()
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
+    on_exit = workflow.on_exit
+    handlers = [
+        (key, getattr(on_exit, key))
+        for key in ("success", "failure", "cancel", "timeout", "always")
+        if on_exit is not None and getattr(on_exit, key) is not None
+    ]
+    if handlers:
+        # Exit handlers: a cluster of their own, one inner cluster per outcome.
+        outer = Cluster(builder.new_id("c"), "on_exit (after the run ends)")
+        for key, handler in handlers:
+            bound = f", within {_duration(handler.timeout)}" if handler.timeout else ""
+            inner = Cluster(builder.new_id("c"), f"on_exit: {key}{bound}")
+            builder.machine(inner, dict(handler.states), handler.start)
+            outer.clusters.append(inner)
+        root.clusters.append(outer)
     return Diagram(workflow.name, root, builder.edges)
 
 

@@ -25,7 +25,7 @@ def check_retry_order(ctx: LintContext) -> Iterator[Diagnostic]:
             continue
         policies = settings.retry
         covered: set[str] = set()  # error types an earlier policy (without `when`) takes
-        catch_all = False
+        catch_all: int | None = None  # the index of a "*" policy already met (TF282 then)
         for index, policy in enumerate(policies):
             errors = _errors(policy)
             path = (*settings.path, "retry", index)
@@ -39,19 +39,18 @@ def check_retry_order(ctx: LintContext) -> Iterator[Diagnostic]:
                     'move the "*" policy to the end of the list: the first policy whose '
                     "errors match a failure decides",
                 )
-            elif catch_all or (errors and all(e in covered for e in errors)):
-                earlier = "a catch-all policy" if catch_all else "earlier policies"
+            elif catch_all is None and all(e in covered for e in errors):
                 yield ctx.warning(
                     "TF283",
                     (*path, "errors") if policy.errors else path,
-                    f"retry policy {index + 1} of {settings.what} is never used: {earlier} "
-                    f"already take {', '.join(repr(e) for e in errors)}",
+                    f"retry policy {index + 1} of {settings.what} is never used: earlier "
+                    f"policies already retry {', '.join(repr(e) for e in errors)}",
                     "remove it, or move it before the policy that takes its errors (a policy "
                     "with `when` lets the failures it does not accept through)",
                 )
             if policy.when is None:
                 if "*" in errors:
-                    catch_all = True
+                    catch_all = index
                 covered.update(errors)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -41,54 +41,6 @@ MachinePath = list[list[Any]]
 
 
 @dataclass(frozen=True)
-class RetryRule:
-    """One retry policy, its defaults filled in: which failures it retries (`errors`, and the
-    `when` predicate over the error) and how (attempts, backoff)."""
-
-    max_attempts: int
-    initial_interval: float
-    backoff: float
-    max_interval: float
-    non_retryable: tuple[str, ...]
-    errors: tuple[str, ...] = ("*",)
-    when: str | None = None
-
-    def delay_before(self, next_attempt: int) -> float:
-        """Seconds to wait before attempt `next_attempt` (2 = the first retry)."""
-        try:
-            delay = self.initial_interval * self.backoff ** max(0, next_attempt - 2)
-        except OverflowError:  # attempt 1,025 of a doubling policy: long past max_interval
-            delay = self.max_interval
-        return float(min(delay, self.max_interval))
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "max_attempts": self.max_attempts,
-            "initial_interval": self.initial_interval,
-            "backoff": self.backoff,
-            "max_interval": self.max_interval,
-            "non_retryable": list(self.non_retryable),
-        }
-        if self.errors != ("*",):
-            out["errors"] = list(self.errors)
-        if self.when is not None:
-            out["when"] = self.when
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RetryRule:
-        return cls(
-            max_attempts=data["max_attempts"],
-            initial_interval=data["initial_interval"],
-            backoff=data["backoff"],
-            max_interval=data["max_interval"],
-            non_retryable=tuple(data["non_retryable"]),
-            errors=tuple(data.get("errors", ("*",))),
-            when=data.get("when"),
-        )
-
-
-@dataclass(frozen=True)
 class RetryDecision:
     """What a failure leads to: the policy that matched (None: none did), and whether and
     after how long the step is attempted again."""
@@ -101,16 +53,32 @@ class RetryDecision:
 
 @dataclass(frozen=True)
 class Retry:
-    """A step's retry policies, in order (one for `retry: {...}`). The first policy whose
-    `errors` and `when` match a failure decides, with its own attempt counter and backoff
-    (as Step Functions' retriers): once its attempts are used up the step fails, even when a
-    later policy would match."""
+    """A step's retry policies, its defaults filled in: this policy, then those in `rest`
+    (`retry: [...]`; empty for `retry: {...}`). The first policy whose `errors` and `when`
+    match a failure decides, with its own attempt counter and backoff (as Step Functions'
+    retriers): once its attempts are used up the step fails, even when a later policy would
+    match."""
 
-    rules: tuple[RetryRule, ...]
+    max_attempts: int
+    initial_interval: float
+    backoff: float
+    max_interval: float
+    non_retryable: tuple[str, ...]
+    errors: tuple[str, ...] = ("*",)
+    when: str | None = None
+    rest: tuple[Retry, ...] = ()
 
     @property
-    def max_attempts(self) -> int:
-        return self.rules[0].max_attempts
+    def policies(self) -> tuple[Retry, ...]:
+        return (self, *self.rest)
+
+    def delay_before(self, next_attempt: int) -> float:
+        """Seconds to wait before attempt `next_attempt` (2 = the first retry)."""
+        try:
+            delay = self.initial_interval * self.backoff ** max(0, next_attempt - 2)
+        except OverflowError:  # attempt 1,025 of a doubling policy: long past max_interval
+            delay = self.max_interval
+        return float(min(delay, self.max_interval))
 
     def decide(
         self, err: dict[str, Any], counts: list[int], attempt: int, final: bool = False
@@ -119,7 +87,7 @@ class Retry:
         failures policy i has matched so far (updated here: the caller stores it). A `final`
         error (raised as non-retryable, such as HttpError) is retried only by a policy that
         names its type: `*` never retries it."""
-        for index, rule in enumerate(self.rules):
+        for index, rule in enumerate(self.policies):
             named = err["type"] in rule.errors
             if not (named or "*" in rule.errors):
                 continue
@@ -147,30 +115,47 @@ class Retry:
         return RetryDecision(None, False)
 
     def to_json(self) -> dict[str, Any]:
-        if len(self.rules) == 1:
-            return self.rules[0].to_json()
-        return {"policies": [rule.to_json() for rule in self.rules]}
+        out: dict[str, Any] = {
+            "max_attempts": self.max_attempts,
+            "initial_interval": self.initial_interval,
+            "backoff": self.backoff,
+            "max_interval": self.max_interval,
+            "non_retryable": list(self.non_retryable),
+        }
+        if self.errors != ("*",):
+            out["errors"] = list(self.errors)
+        if self.when is not None:
+            out["when"] = self.when
+        if self.rest:
+            out["rest"] = [rule.to_json() for rule in self.rest]
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Retry:
-        # A task stored before retry lists existed holds one policy's fields.
-        if "policies" in data:
-            return cls(tuple(RetryRule.from_json(item) for item in data["policies"]))
-        return cls((RetryRule.from_json(data),))
+        return cls(
+            max_attempts=data["max_attempts"],
+            initial_interval=data["initial_interval"],
+            backoff=data["backoff"],
+            max_interval=data["max_interval"],
+            non_retryable=tuple(data["non_retryable"]),
+            errors=tuple(data.get("errors", ("*",))),
+            when=data.get("when"),
+            rest=tuple(cls.from_json(item) for item in data.get("rest", ())),
+        )
 
 
 def error_record(type_: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"type": type_, "message": message, "details": details}
 
 
-def _resolve_rule(policy: RetryPolicy | None, base: RetryPolicy | None) -> RetryRule:
+def _resolve_rule(policy: RetryPolicy | None, base: RetryPolicy | None) -> Retry:
     def pick(attr: str, default: Any) -> Any:
         for source in (policy, base):
             if source is not None and getattr(source, attr) is not None:
                 return getattr(source, attr)
         return default
 
-    return RetryRule(
+    return Retry(
         max_attempts=int(pick("max_attempts", DEFAULT_MAX_ATTEMPTS)),
         initial_interval=parse_duration(pick("initial_interval", DEFAULT_INITIAL_INTERVAL)),
         backoff=float(pick("backoff", DEFAULT_BACKOFF)),
@@ -294,7 +279,8 @@ class Definition:
             policy, base = base, None
         fallback = base if isinstance(base, RetryPolicy) else None
         policies = policy if isinstance(policy, list) else [policy]
-        return Retry(tuple(_resolve_rule(item, fallback) for item in policies))
+        first, *rest = (_resolve_rule(item, fallback) for item in policies)
+        return replace(first, rest=tuple(rest))
 
     def timeouts_for(self, timeouts: Timeouts | None) -> dict[str, float | None]:
         """Timeouts in seconds with the workflow's defaults filled in: a fresh dict each time,

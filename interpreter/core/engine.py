@@ -142,9 +142,7 @@ class Engine(Bookkeeping):
         retry = Retry.from_json(task["retry"])
         decision = None
         if err["type"] not in NEVER_RETRIED:
-            counts = task.get("retry_counts") or [task["attempt"] - 1] + [0] * (
-                len(retry.rules) - 1
-            )
+            counts = task.get("retry_counts") or [task["attempt"] - 1] + [0] * (len(retry.rest))
             decision = retry.decide(err, counts, task["attempt"], non_retryable)
             task["retry_counts"] = counts
             if decision.error is not None:
@@ -163,7 +161,7 @@ class Engine(Bookkeeping):
                 task["status"] = "backoff"
                 task["due"] = self.now + delay
                 payload = {"task": task_id, "delay": delay, "due": iso(task["due"])}
-                if len(retry.rules) > 1:
+                if retry.rest:
                     payload["policy"] = decision.rule
                 self.emit("RetryScheduled", task["state"], task["attempt"], payload)
                 return
