@@ -172,7 +172,7 @@ def _retry_lines(state: AnyState) -> list[str]:
     lines = []
     for policy in policies:
         errors = ", ".join(policy.errors or ["*"])
-        attempts = f" ×{policy.max_attempts}" if policy.max_attempts is not None else ""
+        attempts = f", {policy.max_attempts} attempts" if policy.max_attempts is not None else ""
         when = (
             policy.when.strip().removeprefix("{{").removesuffix("}}").strip() if policy.when else ""
         )

@@ -196,7 +196,7 @@ class Engine(Bookkeeping):
                 saga.end_run_now(
                     self, "timed_out", error("Timeout", "the run exceeded its timeout")
                 )
-                return
+                break  # every other timer went with the run; its timeout handler may run
             frame = self.s["frames"].get(timer["frame"])
             if frame is None:
                 continue
