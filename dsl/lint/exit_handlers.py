@@ -46,9 +46,22 @@ def check_handler_states(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def check_timeout_handler(ctx: LintContext) -> Iterator[Diagnostic]:
-    """TF288 (warning): on_exit.timeout without a whole-run timeout never runs."""
+    """TF288 / TF289 (warnings): on_exit.timeout without a whole-run timeout never runs; one
+    without a timeout of its own may run for ever after the run's time is up."""
     on_exit = ctx.workflow.on_exit
-    if on_exit is not None and on_exit.timeout is not None and ctx.workflow.timeout is None:
+    if on_exit is None or on_exit.timeout is None:
+        return
+    if ctx.workflow.timeout is not None and on_exit.timeout.timeout is None:
+        yield ctx.warning(
+            "TF289",
+            ("on_exit", "timeout"),
+            "the exit handler 'timeout' has no timeout of its own: it runs after the run's "
+            "time is up, for as long as it takes",
+            "bound it, e.g. `timeout: 5m` under on_exit.timeout (the whole-run timeout no "
+            "longer applies once the handlers run)",
+            key=True,
+        )
+    if ctx.workflow.timeout is None:
         yield ctx.warning(
             "TF288",
             ("on_exit", "timeout"),

@@ -64,7 +64,9 @@ RULES: tuple[Rule, ...] = (
         exit_handlers.check_handler_states,
     ),
     Rule(
-        {"TF288": W}, "timeout handler without a run timeout", exit_handlers.check_timeout_handler
+        {"TF288": W, "TF289": W},
+        "timeout handler without a run timeout / its own bound",
+        exit_handlers.check_timeout_handler,
     ),
 )
 
