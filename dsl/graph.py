@@ -172,7 +172,8 @@ def _retry_lines(state: AnyState) -> list[str]:
     lines = []
     for policy in policies:
         errors = ", ".join(policy.errors or ["*"])
-        attempts = f", {policy.max_attempts} attempts" if policy.max_attempts is not None else ""
+        n = policy.max_attempts
+        attempts = "" if n is None else f", {n} attempt{'' if n == 1 else 's'}"
         when = (
             policy.when.strip().removeprefix("{{").removesuffix("}}").strip() if policy.when else ""
         )
