@@ -37,4 +37,12 @@ TITLES: dict[str, str] = {
     "TF241": "a child workflow that cannot be found",
     "TF242": "a workflow that starts itself through child states",
     "TF243": 'a catch-all `"*"` that is not the last catcher',
+    "TF282": 'a retry policy for every error (`"*"`) that is not the last of the list',
+    "TF283": "a retry policy that earlier policies leave nothing to",
+    "TF284": "a retry `when` that is not one `{{ ... }}` expression",
+    "TF285": "a retry `when` that uses a name other than `error` and `attempt`",
+    "TF286": "a `compensate` state in an exit handler",
+    "TF287": "a `compensate:` step in an exit handler (it never runs)",
+    "TF288": "an `on_exit.timeout` handler without a whole-run `timeout`",
+    "TF289": "an `on_exit.timeout` handler without a `timeout` of its own",
 }
