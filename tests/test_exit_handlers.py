@@ -346,3 +346,35 @@ states:
     assert run.status == "failed"
     assert run.error["type"] == "ExpressionError"
     assert lines(log) == ["failure failed ExpressionError", "always failed"]
+
+
+def test_a_handler_can_start_a_child_named_like_a_top_level_one(
+    client: Client, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    write_workflow(
+        tmp_path,
+        """
+        name: kid
+        states:
+          k: {type: activity, activity: test.append, input: {path: "{{ input.path }}", line: "kid {{ input.why }}"}, end: true}
+        """,
+        name="kid.yaml",
+    )
+    body = """
+states:
+  notify: {type: child, workflow: kid, input: {path: "{{ input.path }}", why: main}, end: true}
+"""
+    handlers = """
+on_exit:
+  always:
+    states:
+      notify: {type: child, workflow: kid, input: {path: "{{ input.path }}", why: "{{ run.status }}"}, end: true}
+"""
+    wf = _workflow(tmp_path, body, handlers)
+    run_id = client.start(wf, {"path": str(log)})
+    run = client.execute(run_id, workflow_dirs=(tmp_path,))
+    assert run.status == "completed"
+    assert lines(log) == ["kid main", "kid completed"]
+    children = sorted(r.id for r in client.list_runs() if r.parent_id == run_id)
+    assert children == [f"{run_id}.notify", f"{run_id}.on_exit-always.notify"]
