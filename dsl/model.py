@@ -70,7 +70,7 @@ class RetryPolicy(_Strict):
 
 
 RetrySpec = Annotated[
-    RetryPolicy | list[RetryPolicy],
+    RetryPolicy | Annotated[list[RetryPolicy], Field(min_length=1)],
     Field(
         description="One retry policy, or an ordered list of policies by error type, each with "
         "its own attempt counter and backoff."

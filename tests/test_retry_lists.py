@@ -276,3 +276,13 @@ def test_decide_counts_per_policy() -> None:
     decision = retry.decide(err_b, counts, 4)
     assert (decision.rule, decision.retry) == (1, False)
     assert retry.decide({"type": "C", "message": "", "details": None}, counts, 5).rule is None
+
+
+@pytest.mark.parametrize("retry", ["[]", "[{errors: []}]"])
+def test_an_empty_list_of_policies_or_errors_is_refused(retry: str) -> None:
+    from dsl.validate import validate_text
+
+    text = f'dsl: "1.0"\nname: e\nstates:\n  a: {{type: activity, activity: x, retry: {retry}, end: true}}\n'
+    result = validate_text(text)
+    assert [d.code for d in result.diagnostics] == ["TF106"]
+    assert result.workflow is None
