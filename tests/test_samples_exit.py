@@ -125,3 +125,13 @@ def test_the_cli_shows_a_failed_exit_handler(store_url: str) -> None:
     assert "exit error handler failure: NotifierDown" in status.stdout
     status_json = one_json(run_cli("status", result["run_id"], "--db", store_url, "--json"))
     assert status_json["exit_handlers"]["errors"][0]["handler"] == "failure"
+
+
+def test_run_says_which_exit_handler_failed(store_url: str) -> None:
+    inputs = f"@{SAMPLES / 'inputs' / 'order_notify_alert_fails.json'}"
+    proc = run_cli(
+        "run", str(SAMPLE), "--input", inputs, "--activities", str(ACTIVITIES), "--db", store_url
+    )
+    assert_clean(proc, 1)
+    assert "error: OutOfStock" in proc.stdout
+    assert "exit handler failure failed: NotifierDown" in proc.stdout
