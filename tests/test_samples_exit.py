@@ -135,3 +135,15 @@ def test_run_says_which_exit_handler_failed(store_url: str) -> None:
     assert_clean(proc, 1)
     assert "error: OutOfStock" in proc.stdout
     assert "exit handler failure failed: NotifierDown" in proc.stdout
+
+
+def test_a_cancelled_order_runs_the_cancel_alert_then_the_audit(client: Client) -> None:
+    data = json.loads((SAMPLES / "inputs" / "order_notify.json").read_text())
+    run_id = client.start(SAMPLE, data)
+    client.cancel(run_id)
+    record = client.execute(run_id)
+    events = history(client, run_id)
+    assert record.status == "cancelled"
+    assert _handlers(events) == [("cancel", "completed"), ("always", "completed")]
+    assert _step_inputs(events, "alert")[0]["text"] == "order N-2001 was cancelled"
+    assert _step_inputs(events, "audit") == [{"order_id": "N-2001", "status": "cancelled"}]
