@@ -20,6 +20,7 @@ from dsl.model import (
     AnyState,
     ChildState,
     ChoiceState,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -52,7 +53,7 @@ class Edge:
     source: str
     target: str
     label: str = ""
-    style: str = "next"  # next, choice, catch, timeout, compensation, fork
+    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart
 
 
 @dataclass
@@ -102,6 +103,8 @@ def _describe(state: AnyState) -> str:
         return f"map over items (concurrency {state.concurrency or 10})"
     if isinstance(state, FailState):
         return f"fail: {state.error}"
+    if isinstance(state, ContinueAsNewState):
+        return "continue as new"
     return state.type
 
 
@@ -132,6 +135,9 @@ class _Builder:
                 lines.append("then waits for its callback")
             lines.extend(_retry_lines(state))
             cluster.nodes.append(Node(ids[name], lines, kind))
+            if isinstance(state, ContinueAsNewState):
+                # A new segment of the same run: back to this machine's start marker.
+                self.edges.append(Edge(ids[name], begin.id, "new segment", "restart"))
             for target, label, style in _transitions(state):
                 if target is None:
                     self.edges.append(Edge(ids[name], finish.id, label, style))
@@ -200,6 +206,8 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     if isinstance(state, FailState):
         yield None, "fail", "catch"
         return
+    if isinstance(state, ContinueAsNewState):
+        return  # drawn by the builder: an edge back to the start marker
     if isinstance(state, WaitState) and state.on_timeout is not None:
         yield state.on_timeout, "timeout", "timeout"
     if isinstance(state, ActivityState | ChildState | ParallelState | MapState):
@@ -261,6 +269,7 @@ _MERMAID_ARROWS = {
     "fork": "==>",
     "catch": "-.->",
     "compensation": "-.->",
+    "restart": "-.->",
 }
 
 
@@ -327,6 +336,7 @@ _DOT_EDGE = {
     "fork": "style=bold",
     "catch": "style=dashed, color=red3, fontcolor=red3",
     "compensation": "style=dashed, color=gray40, fontcolor=gray40, arrowhead=empty",
+    "restart": "style=dashed, color=blue3, fontcolor=blue3",
 }
 
 

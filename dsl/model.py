@@ -275,6 +275,17 @@ class FailState(_StateBase):
     details: Template = Field(None, description="Extra error details (templates allowed).")
 
 
+class ContinueAsNewState(_StateBase):
+    """Ends this segment of the run and starts the same workflow again, under the same run id
+    and pinned definition, with a new input and a fresh history."""
+
+    type: Literal["continue_as_new"] = Field(description="State type.")
+    input: Template = Field(
+        None,
+        description="The next segment's input (templates allowed); default: this segment's input.",
+    )
+
+
 State = Annotated[
     ActivityState
     | ChoiceState
@@ -286,7 +297,8 @@ State = Annotated[
     | ChildState
     | CompensateState
     | SucceedState
-    | FailState,
+    | FailState
+    | ContinueAsNewState,
     Field(discriminator="type"),
 ]
 
@@ -300,7 +312,7 @@ FLOW_STATES = (
     ChildState,
     CompensateState,
 )
-TERMINAL_STATES = (SucceedState, FailState)
+TERMINAL_STATES = (SucceedState, FailState, ContinueAsNewState)
 CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
 
 
@@ -364,6 +376,12 @@ class Workflow(_Strict):
         description="Exit handlers by outcome (success, failure, cancel, timeout, always); "
         "terminate runs none.",
     )
+    history_limit: int | None = Field(
+        None,
+        description="The most events one segment of a run may record (default 51200, "
+        "allowed 20 to 1000000); at the cap the run fails with HistoryLimitExceeded. "
+        "Use a continue_as_new state to start a fresh segment.",
+    )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
     states: dict[str, State] = Field(description="The states, by name.", min_length=1)
 
@@ -389,4 +407,5 @@ AnyState = (
     | CompensateState
     | SucceedState
     | FailState
+    | ContinueAsNewState
 )

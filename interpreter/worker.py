@@ -19,6 +19,7 @@ from typing import Any
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
+from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event
@@ -28,7 +29,7 @@ from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, SegmentStart, Store
 from interpreter.store.leases import new_owner_id
 
 # A run is kept (not released) while its next timer is at most this far away.
@@ -486,7 +487,9 @@ class _RunDriver:
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
+        counted = segments.seal(engine)  # the history limit (may end the run, so: first)
         new_runs, cancel_runs, consumed = [], [], []
+        new_segment = None
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
         # (a catch, the next map iteration) may append commands that belong to this commit.
         index = 0
@@ -503,6 +506,9 @@ class _RunDriver:
                 cancel_runs.append(command.data["id"])
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
+            elif command.kind == segments.SWITCH:
+                new_segment = SegmentStart(**command.data)
+        segments.count_late(engine, counted)  # a child that could not start added events
         state = engine.s
         split = self.map_rows.split(state)
         opened, closed, pending = self.callbacks.changes(state)
@@ -529,6 +535,7 @@ class _RunDriver:
             map_frames_done=split.done_frames,
             callbacks_opened=opened,
             callbacks_closed=closed,
+            new_segment=new_segment,
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)

@@ -372,3 +372,17 @@ def send_notification(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
 @sample_activity("audit.record")
 def audit(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     return {"recorded": _field(payload, "order_id"), "status": _field(payload, "status")}
+
+
+# --- continue-as-new poller (samples/poller.yaml) ------------------------------------------
+
+
+@sample_activity("jobs.check")
+def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """The job is done after `finish_after` checks in all (counted over every segment)."""
+    checked = int(_field(payload, "checked")) + 1
+    return {
+        "job": _field(payload, "job"),
+        "checked": checked,
+        "done": checked >= int(_field(payload, "finish_after")),
+    }

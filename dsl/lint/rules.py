@@ -9,7 +9,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import callbacks, exit_handlers, expressions, flow, references, retries, values
+from dsl.lint import (
+    callbacks,
+    exit_handlers,
+    expressions,
+    flow,
+    references,
+    retries,
+    segments,
+    values,
+)
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -77,6 +86,17 @@ RULES: tuple[Rule, ...] = (
         "timeout handler without a run timeout / its own bound",
         exit_handlers.check_timeout_handler,
     ),
+    Rule(
+        {"TF290": E},
+        "continue_as_new inside a parallel branch or map body",
+        segments.check_continue_as_new_scope,
+    ),
+    Rule(
+        {"TF291": E},
+        "continue_as_new input does not satisfy input_schema",
+        segments.check_continue_as_new_input,
+    ),
+    Rule({"TF292": E}, "history_limit out of range", segments.check_history_limit),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

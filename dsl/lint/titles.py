@@ -49,4 +49,7 @@ TITLES: dict[str, str] = {
     "TF287": "a `compensate:` step in an exit handler (it never runs)",
     "TF288": "an `on_exit.timeout` handler without a whole-run `timeout`",
     "TF289": "an `on_exit.timeout` handler without a `timeout` of its own",
+    "TF290": "a `continue_as_new` state inside a parallel branch or map body",
+    "TF291": "a literal `continue_as_new` input that `input_schema` rejects",
+    "TF292": "`history_limit` outside 20 to 1,000,000",
 }

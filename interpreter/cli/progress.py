@@ -22,6 +22,7 @@ _SHOWN = {
     "ErrorCaught",
     "ExitHandlerStarted",
     "ExitHandlerFailed",
+    "ContinuedAsNew",
 }
 
 

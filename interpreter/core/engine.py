@@ -26,6 +26,7 @@ from dsl.model import (
     ChoiceState,
     CompensateState,
     Compensation,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -34,7 +35,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import callbacks, exits, fanout, saga
+from interpreter.core import callbacks, exits, fanout, saga, segments
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
@@ -67,7 +68,7 @@ class Engine(Bookkeeping):
         """Step every ready frame until all of them wait on something."""
         while self.s["status"] == "running":
             ready = [f for f in self.s["frames"].values() if f["status"] == "ready"]
-            if not ready:
+            if not ready or segments.switched(self):
                 return
             for frame in ready:
                 if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
@@ -302,6 +303,8 @@ class Engine(Bookkeeping):
         saga.begin_compensation(self, self, "cancelled", error("Cancelled", reason))
 
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
+        if any(f["status"] == "ready" for f in self.s["frames"].values()):
+            return self.now  # a new segment's first state waits to run (see segments.py)
         times = [t["due"] for t in self.s["timers"].values()] + callbacks.wakeups(self)
         times += [
             t["due"]
@@ -369,6 +372,8 @@ class Engine(Bookkeeping):
                 self._frame_done(frame, self.eval(frame, state.output, "output"))
             else:
                 self._frame_done(frame, self._fallback_output(frame))
+        elif isinstance(state, ContinueAsNewState):
+            segments.continue_as_new(self, self, frame, state, self.start)
         elif isinstance(state, FailState):
             message = self.eval(frame, state.message, "message") if state.message else state.error
             details = self.eval(frame, state.details, "details")

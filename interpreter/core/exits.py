@@ -42,6 +42,8 @@ def begin(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] | None
     (no on_exit, terminate, or the handlers already ran): the caller records the end now."""
     if run.s.get("exit") is not None or status not in HANDLER_FOR:
         return False
+    if err is not None and err.get("type") == "HistoryLimitExceeded":
+        return False  # the cap is a hard bound: no room for the handlers' events
     on_exit = run.defn.workflow.on_exit
     keys = [k for k in (HANDLER_FOR[status], "always") if handler_model(on_exit, k) is not None]
     if not keys:

@@ -197,6 +197,26 @@ class InboxItem:
 
 
 @dataclass
+class SegmentStart:
+    """A commit that continues the run as new: its events from index `first_event` on belong
+    to segment `segment`, which starts with `input` (see interpreter/core/segments.py)."""
+
+    segment: int
+    first_event: int
+    input: Any
+
+
+@dataclass
+class Segment:
+    """One segment of a run's history: its events are those from `first_seq` up to the next
+    segment's first_seq."""
+
+    segment: int
+    first_seq: int
+    started_at: float
+
+
+@dataclass
 class Commit:
     """One atomic step of a run, written under the run's lease."""
 
@@ -219,6 +239,8 @@ class Commit:
     # (task, attempt, state, token sha256), and the attempts whose wait ended, as (task, attempt).
     callbacks_opened: list[tuple[str, int, str, str]] = field(default_factory=list)
     callbacks_closed: list[tuple[str, int]] = field(default_factory=list)
+    # Continue-as-new: a new segment of the run starts within this commit's events.
+    new_segment: SegmentStart | None = None
 
 
 @dataclass
@@ -261,6 +283,7 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[RunRecord]: ...
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]: ...
+    def list_segments(self, run_id: str) -> list[Segment]: ...
 
     # work distribution
     def claim(
