@@ -378,3 +378,24 @@ on_exit:
     assert lines(log) == ["kid main", "kid completed"]
     children = sorted(r.id for r in client.list_runs() if r.parent_id == run_id)
     assert children == [f"{run_id}.notify", f"{run_id}.on_exit-always.notify"]
+
+
+def test_a_run_at_its_history_limit_runs_no_handler(client: Client, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    body = """
+history_limit: 20
+vars: {n: 0}
+states:
+  step: {type: activity, activity: test.echo, input: "{{ vars.n }}", next: count}
+  count: {type: set, vars: {n: "{{ vars.n + 1 }}"}, next: again}
+  again:
+    type: choice
+    choices: [{when: "{{ vars.n < 100 }}", next: step}]
+    default: done
+  done: {type: succeed}
+"""
+    run = run_to_end(client, _workflow(tmp_path, body), {"path": str(log)})
+    assert run.status == "failed"
+    assert run.error["type"] == "HistoryLimitExceeded"
+    assert lines(log) == []
+    assert not of_type(history(client, run.id), "ExitHandlerStarted")
