@@ -103,7 +103,7 @@ def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
     if isinstance(state, MapState):
         return f"map over items (concurrency {state.concurrency or 10})"
     if isinstance(state, FailState):
-        return f"fail: {state.error}"
+        return f"fail: {_short(state.error, 40)}"
     if isinstance(state, ContinueAsNewState):
         return "continue as new"
     return state.type

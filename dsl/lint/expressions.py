@@ -31,7 +31,7 @@ BUILTIN_NAMES = frozenset({"input", "vars", "run"})
 QUERY_NAMES = frozenset({"args"})  # a query's templates also see the caller's args
 
 
-def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
+def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
     """Every field that holds templates, with the scope it is evaluated in."""
     root = ctx.root
     workflow = ctx.workflow
@@ -69,6 +69,7 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
         elif isinstance(state, ContinueAsNewState):
             fields.append(((*path, "input"), state.input))
         elif isinstance(state, FailState):
+            fields.append(((*path, "error"), state.error))
             fields.append(((*path, "message"), state.message))
             fields.append(((*path, "details"), state.details))
         elif isinstance(state, MapState):
@@ -78,12 +79,12 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield scope, field_path, value
 
 
-def _template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
+def template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
     """Every template string with its path and scope (found once, for all template rules)."""
     if ctx.templates.strings is None:
         ctx.templates.strings = [
             (scope, string_path, text)
-            for scope, path, value in _template_values(ctx)
+            for scope, path, value in template_values(ctx)
             for string_path, text in iter_strings(value, path)
         ]
     return ctx.templates.strings
@@ -110,7 +111,7 @@ def _error_position(ctx: LintContext, path: JsonPath, line: int | None) -> Posit
 
 def check_template_syntax(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF220: every template compiles."""
-    for _scope, path, text in _template_strings(ctx):
+    for _scope, path, text in template_strings(ctx):
         error = ctx.templates(text).error
         if error is None:
             continue
@@ -128,8 +129,9 @@ def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
     setters: dict[str, list[Scope]] = {}
 
     def add(name: str | None, scope: Scope) -> None:
+        # A nested write (result: order.payment, set "order.status") sets vars.order.
         if name is not None:
-            setters.setdefault(name, []).append(scope)
+            setters.setdefault(name.split(".", 1)[0], []).append(scope)
 
     for name in ctx.workflow.vars or {}:
         add(name, ctx.root)
@@ -152,7 +154,7 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
     setters = _var_setters(ctx)
     # Per name, not per template: each lookup goes over every variable of the file.
     suggestions: dict[str, str | None] = {}
-    for scope, path, text in _template_strings(ctx):
+    for scope, path, text in template_strings(ctx):
         for var in sorted(ctx.templates(text).vars_read):
             where = setters.get(var)
             if where is None:
@@ -182,7 +184,7 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
 
 def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF223 (warning): a template uses a name the engine never provides."""
-    for scope, path, text in _template_strings(ctx):
+    for scope, path, text in template_strings(ctx):
         if not is_template(text) or path[0] == "updates":
             continue  # an update's templates: TF264 (dsl/lint/updates.py)
         facts = ctx.templates(text)
@@ -301,7 +303,7 @@ def check_template_cost(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF227 (warning): a template whose loops cannot finish within the evaluation budget, as
     far as can be seen: nested ranges with literal bounds, or a macro that calls itself."""
     budget = f"the {DEFAULT_BUDGET_MS:,} ms template budget ({ITERATION_LIMIT:,} iterations)"
-    for _scope, path, text in _template_strings(ctx):
+    for _scope, path, text in template_strings(ctx):
         if not is_template(text) or "{%" not in text:
             continue  # a loop or a macro needs a {% %} tag
         ast = ctx.templates(text).tree

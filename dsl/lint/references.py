@@ -127,6 +127,39 @@ def check_children(ctx: LintContext) -> Iterator[Diagnostic]:
             )
 
 
+def check_child_validity(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF259: a child workflow that is found must itself be valid (its own errors are reported
+    under its own file by `tideflow validate`)."""
+    from dsl.child_check import child_result, validating
+
+    parent = _real_file(ctx)
+    if parent is None:
+        return
+    with validating(parent):
+        for path, name, reference in _child_uses(ctx):
+            target = resolve_child_workflow(reference, parent.parent, ctx.workflow_dirs)
+            if target is None:
+                continue  # TF241
+            result = child_result(target, ctx.workflow_dirs)
+            if result is None or result.ok:
+                continue
+            errors = [d for d in result.diagnostics if d.severity.value == "error"]
+            first = errors[0]
+            shown = (
+                target.relative_to(parent.parent)
+                if target.is_relative_to(parent.parent)
+                else target
+            )
+            yield ctx.error(
+                "TF259",
+                path,
+                f"child state {name!r}: workflow {reference!r} ({shown}) is invalid: "
+                f"{len(errors)} error(s), the first at line {first.position.line}: "
+                f"[{first.code}] {first.message}",
+                f"fix the child file (tideflow validate shows its diagnostics under {shown})",
+            )
+
+
 def _load_children(path: Path) -> list[str]:
     try:
         data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))

@@ -30,6 +30,8 @@ TITLES: dict[str, str] = {
     "TF224": "a choice condition that is not one `{{ ... }}` expression",
     "TF225": "a map loop variable that hides a built-in name",
     "TF227": "a template whose loops cannot finish within the template budget",
+    "TF228": "an `input_schema` default that its own schema refuses",
+    "TF229": "an `input_schema` format that is not checked",
     "TF230": "a wait on a signal not declared under `signals` (or `updates`)",
     "TF231": "`input_schema`, a signal or update schema is not a valid JSON Schema",
     "TF232": "a wait with `on_timeout` but no `timeout`",
@@ -57,4 +59,8 @@ TITLES: dict[str, str] = {
     "TF264": "an update's template uses a name it never sees",
     "TF265": "an update that sets no vars, returns nothing and wakes no wait",
     "TF266": "an update with a rejection `message` but no `validator`",
+    "TF256": "`{{`, `{%` or `{#` in a field that is not a template",
+    "TF257": "a `set` key that is not a valid variable path, or a dotted top-level `vars` key",
+    "TF258": "a regular expression or glob in a template that cannot be used",
+    "TF259": "a child workflow that is found but invalid",
 }

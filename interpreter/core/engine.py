@@ -35,9 +35,10 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import callbacks, exits, fanout, saga, segments, updates
+from interpreter.core import callbacks, exits, fanout, saga, segments, updates, var_paths
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
+from interpreter.core.fail_state import failure_of
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
 from interpreter.expressions import ExpressionError, evaluate
 
@@ -354,7 +355,7 @@ class Engine(Bookkeeping):
                 self.enter(frame, state.default)
         elif isinstance(state, SetState):
             values = self.eval(frame, state.vars, "vars")
-            frame["vars"] = {**frame["vars"], **values}
+            frame["vars"] = var_paths.assign_all(frame["vars"], values, frame["state"])
             self.complete_state(frame, NO_RESULT)
         elif isinstance(state, SleepState):
             if state.until is not None:
@@ -387,9 +388,7 @@ class Engine(Bookkeeping):
         elif isinstance(state, ContinueAsNewState):
             segments.continue_as_new(self, self, frame, state, self.start)
         elif isinstance(state, FailState):
-            message = self.eval(frame, state.message, "message") if state.message else state.error
-            details = self.eval(frame, state.details, "details")
-            self.frame_failed(frame, error(state.error, str(message), details))
+            self.frame_failed(frame, failure_of(self, frame, state))
 
     def _wait_timer(self, frame: dict[str, Any], kind: str, delay: float) -> None:
         frame["status"] = "waiting"
@@ -430,7 +429,16 @@ class Engine(Bookkeeping):
         if result is not NO_RESULT:
             name = getattr(state, "result", None)
             if name:
-                frame["vars"] = {**frame["vars"], name: result}
+                try:
+                    frame["vars"] = var_paths.assign(frame["vars"], name, result)
+                except var_paths.VarPathError as exc:
+                    self.state_error(
+                        frame,
+                        error(
+                            "ExpressionError", f"state {frame['state']!r}, result: {exc.message}"
+                        ),
+                    )
+                    return
             frame["last"], frame["has_last"] = result, True
         comp: Compensation | None = getattr(state, "compensate", None)
         if comp is not None:
@@ -472,7 +480,14 @@ class Engine(Bookkeeping):
                     "ErrorCaught", frame["state"], payload={"error": err, "next": catcher.next}
                 )
                 if catcher.result:
-                    frame["vars"] = {**frame["vars"], catcher.result: err}
+                    try:
+                        frame["vars"] = var_paths.assign(frame["vars"], catcher.result, err)
+                    except var_paths.VarPathError as exc:
+                        where = f"state {frame['state']!r}, catch result"
+                        self.frame_failed(
+                            frame, error("ExpressionError", f"{where}: {exc.message}")
+                        )
+                        return
                 self.enter(frame, catcher.next)
                 return
         self.frame_failed(frame, err)
