@@ -143,6 +143,7 @@ class _Builder:
             if isinstance(state, ActivityState) and state.completion == "callback":
                 kind = "callback"  # the activity sends a token out, then the state waits
                 lines.append("then waits for its callback")
+            lines.extend(_retry_lines(state))
             cluster.nodes.append(Node(ids[name], lines, kind))
             if isinstance(state, ContinueAsNewState):
                 # A new segment of the same run: back to this machine's start marker.
@@ -180,6 +181,27 @@ class _Builder:
             self.edges.append(Edge(source, inner.nodes[0].id, edge_label, "fork"))
 
 
+def _retry_lines(state: AnyState) -> list[str]:
+    """An activity's retry policies by error, one line each (a plain single policy: none)."""
+    retry = state.retry if isinstance(state, ActivityState) else None
+    if retry is None:
+        return []
+    policies = retry if isinstance(retry, list) else [retry]
+    if not isinstance(retry, list) and not (retry.errors or retry.when):
+        return []
+    lines = []
+    for policy in policies:
+        errors = ", ".join(policy.errors or ["*"])
+        n = policy.max_attempts
+        attempts = "" if n is None else f", {n} attempt{'' if n == 1 else 's'}"
+        when = (
+            policy.when.strip().removeprefix("{{").removesuffix("}}").strip() if policy.when else ""
+        )
+        when = f" if {_short(when, 30)}" if when else ""
+        lines.append(_short(f"retry {errors}{attempts}{when}"))
+    return lines
+
+
 def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     """(target or None for the end marker, label, style) of every way out of a state."""
     if isinstance(state, ChoiceState):
@@ -212,6 +234,21 @@ def describe(workflow: Workflow) -> Diagram:
     builder = _Builder(frozenset(workflow.updates or {}))
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
+    on_exit = workflow.on_exit
+    handlers = [
+        (key, getattr(on_exit, key))
+        for key in ("success", "failure", "cancel", "timeout", "always")
+        if on_exit is not None and getattr(on_exit, key) is not None
+    ]
+    if handlers:
+        # Exit handlers: a cluster of their own, one inner cluster per outcome.
+        outer = Cluster(builder.new_id("c"), "on_exit (after the run ends)")
+        for key, handler in handlers:
+            bound = f", within {_duration(handler.timeout)}" if handler.timeout else ""
+            inner = Cluster(builder.new_id("c"), f"on_exit: {key}{bound}")
+            builder.machine(inner, dict(handler.states), handler.start)
+            outer.clusters.append(inner)
+        root.clusters.append(outer)
     return Diagram(workflow.name, root, builder.edges)
 
 

@@ -64,6 +64,27 @@ class RetryPolicy(_Strict):
         None, description="Upper bound for the wait between attempts. Default 30s."
     )
     non_retryable: list[str] | None = Field(None, description="Error types that are never retried.")
+    errors: list[str] | None = Field(
+        None,
+        description='The error types this policy retries, or "*" for any (the default). In a '
+        'list of policies the first one whose errors (and `when`) match a failure decides; "*" '
+        "may only stand in the last one.",
+        min_length=1,
+    )
+    when: str | None = Field(
+        None,
+        description="A retry predicate: one {{ ... }} expression over `error` (type, message, "
+        "details) and `attempt`; the policy applies only when it is true.",
+    )
+
+
+RetrySpec = Annotated[
+    RetryPolicy | Annotated[list[RetryPolicy], Field(min_length=1)],
+    Field(
+        description="One retry policy, or an ordered list of policies by error type, each with "
+        "its own attempt counter and backoff."
+    ),
+]
 
 
 class Timeouts(_Strict):
@@ -83,7 +104,7 @@ class Timeouts(_Strict):
 class Defaults(_Strict):
     """Settings that apply to every activity and compensation unless overridden."""
 
-    retry: RetryPolicy | None = Field(None, description="Default retry policy.")
+    retry: RetrySpec | None = Field(None, description="Default retry policy (or list).")
     timeout: Timeouts | None = Field(None, description="Default activity timeouts.")
 
 
@@ -137,7 +158,7 @@ class Compensation(_Strict):
 
     activity: str = Field(description="The activity that undoes the step.")
     input: Template = Field(None, description="Input, rendered when the step completes.")
-    retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
+    retry: RetrySpec | None = Field(None, description="Retry policy (or list) of the compensation.")
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
 
 
@@ -160,7 +181,9 @@ class ActivityState(_Flow):
     input: Template = Field(None, description="The activity input.")
     result: VarPath | None = Field(None, description="Store the result as vars.<result>.")
     timeout: Timeouts | None = Field(None, description="Timeouts (override defaults).")
-    retry: RetryPolicy | None = Field(None, description="Retry policy (overrides defaults).")
+    retry: RetrySpec | None = Field(
+        None, description="Retry policy, or a list of policies by error (overrides defaults)."
+    )
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
     completion: Literal["return", "callback"] | None = Field(
@@ -345,6 +368,33 @@ TERMINAL_STATES = (SucceedState, FailState, ContinueAsNewState)
 CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
 
 
+class ExitHandler(_Strict):
+    """A small state machine that runs once the run's outcome is known (see on_exit)."""
+
+    start: StateName | None = Field(None, description="The first state; default the first listed.")
+    states: dict[str, State] = Field(description="The handler's states.", min_length=1)
+    timeout: Duration | None = Field(
+        None,
+        description="How long the handler may take; past it the handler fails with Timeout "
+        "(recorded; the run's outcome stays). Default: no limit.",
+    )
+
+
+class OnExit(_Strict):
+    """Exit handlers: run after compensation, once the outcome is known; they see run.status,
+    run.error and run.output and cannot change the outcome."""
+
+    success: ExitHandler | None = Field(None, description="Runs when the run completed.")
+    failure: ExitHandler | None = Field(None, description="Runs when the run failed.")
+    cancel: ExitHandler | None = Field(None, description="Runs when the run was cancelled.")
+    timeout: ExitHandler | None = Field(
+        None, description="Runs when the run exceeded its whole-run timeout."
+    )
+    always: ExitHandler | None = Field(
+        None, description="Runs last, whatever the outcome (except terminate)."
+    )
+
+
 class Workflow(_Strict):
     """A tideflow workflow: a durable state machine."""
 
@@ -389,6 +439,11 @@ class Workflow(_Strict):
     updates: dict[str, UpdateDef] | None = Field(
         None, description="Updates the run accepts: validated, applied once, returning a value."
     )
+    on_exit: OnExit | None = Field(
+        None,
+        description="Exit handlers by outcome (success, failure, cancel, timeout, always); "
+        "terminate runs none.",
+    )
     history_limit: int | None = Field(
         None,
         description="The most events one segment of a run may record (default 51200, "
@@ -403,6 +458,7 @@ class Workflow(_Strict):
 
 
 Branch.model_rebuild()
+ExitHandler.model_rebuild()
 MapState.model_rebuild()
 ParallelState.model_rebuild()
 Workflow.model_rebuild()

@@ -140,6 +140,17 @@ def _leaves(error: ValidationError) -> Iterator[ValidationError]:
         for sub in error.context or ()
         if branches[sub.relative_schema_path[0]] != {"type": "null"}
     ]
+    # A branch that refuses the value for its type (a list where a mapping is given) is not
+    # what the author meant when another branch takes that type and finds a deeper problem.
+    depth = len(error.absolute_path)
+    rejected = {
+        sub.relative_schema_path[0]
+        for sub in candidates
+        if sub.validator == "type" and len(sub.absolute_path) == depth
+    }
+    fitting = [sub for sub in candidates if sub.relative_schema_path[0] not in rejected]
+    if fitting:
+        candidates = fitting
     if not candidates:
         yield error
     elif len({sub.relative_schema_path[0] for sub in candidates}) == 1:

@@ -477,6 +477,20 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def exit_summary(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's exit handlers, once its outcome is known: the outcome, the handler running
+    (None when all ran), those still to run, and the failures of those that failed."""
+    exit_ = state.get("exit")
+    if exit_ is None:
+        return None
+    return {
+        "outcome": exit_["status"],
+        "running": (exit_.get("current") or {}).get("handler"),
+        "pending": list(exit_["pending"]),
+        "errors": list(exit_["errors"]),
+    }
+
+
 def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, Any]:
     state = record.state
     root = state.get("frames", {}).get(state.get("root") or "")
@@ -491,6 +505,7 @@ def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, 
         "input": record.input,
         "output": record.output,
         "error": record.error,
+        "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
         "created_at": record.created_at,

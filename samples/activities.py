@@ -352,6 +352,41 @@ def request_callback(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     return {"sent_to": approver}
 
 
+# --- exit handlers and per-error retries (order_notify) -----------------------------------
+
+
+@sample_activity("carrier.book")
+def book_carrier(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """`busy: N`: the first N attempts answer 429 (CarrierBusy, status in details); `flaky: N`
+    as elsewhere (ServiceUnavailable)."""
+    order_id = _field(payload, "order_id")
+    busy = _obj(payload).get("busy") or 0
+    if isinstance(busy, int) and ctx.attempt <= busy:
+        raise ApplicationError(
+            f"carrier busy (attempt {ctx.attempt})",
+            type="CarrierBusy",
+            details={"status": 429, "order_id": order_id},
+        )
+    _flaky(ctx, payload, "carrier")
+    return {"tracking_number": f"trk-{order_id}", "carrier": "GroundCo"}
+
+
+@sample_activity("notify.send")
+def send_notification(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Sends a message; the channel `broken` is down (NotifierDown, non-retryable)."""
+    channel = _field(payload, "channel")
+    if channel == "broken":
+        raise ApplicationError(
+            "the notification channel is down", type="NotifierDown", non_retryable=True
+        )
+    return {"sent": True, "channel": channel, "to": _field(payload, "to")}
+
+
+@sample_activity("audit.record")
+def audit(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    return {"recorded": _field(payload, "order_id"), "status": _field(payload, "status")}
+
+
 # --- continue-as-new poller (samples/poller.yaml) ------------------------------------------
 
 

@@ -89,6 +89,11 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield scope, field_path, value
 
 
+_DURATION_KEYS = frozenset(
+    {"initial_interval", "max_interval", "start_to_close", "schedule_to_close", "heartbeat"}
+)
+
+
 def _limit_fields(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
     """The templated durations of `retry` and `timeout` blocks (a state's, its compensation's,
     the defaults'): fields other than strings are skipped by the template rules anyway."""
@@ -105,7 +110,9 @@ def _limit_fields(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
             for index, policy in enumerate(settings if listed else [settings]):
                 at = (*base, section, index) if listed else (*base, section)
                 for key, value in policy:
-                    if isinstance(value, str):
+                    # Only the durations: a retry policy's `when` sees `error` and `attempt`,
+                    # and is checked by its own rule (TF284, dsl/lint/retries.py).
+                    if key in _DURATION_KEYS and isinstance(value, str):
                         yield (*at, key), value
 
 

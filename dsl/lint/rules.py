@@ -12,9 +12,11 @@ from dsl.diagnostics import Diagnostic, Severity
 from dsl.lint import (
     callbacks,
     data_rules,
+    exit_handlers,
     expressions,
     flow,
     references,
+    retries,
     segments,
     timing,
     updates,
@@ -96,6 +98,18 @@ RULES: tuple[Rule, ...] = (
         {"TF271": W},
         "callback per map item, default concurrency",
         callbacks.check_callback_map_concurrency,
+    ),
+    Rule({"TF282": E, "TF283": W}, 'retry "*" not last / unreachable', retries.check_retry_order),
+    Rule({"TF284": E, "TF285": W}, "retry predicate", retries.check_retry_when),
+    Rule(
+        {"TF286": E, "TF287": W},
+        "compensation in an exit handler",
+        exit_handlers.check_handler_states,
+    ),
+    Rule(
+        {"TF288": W, "TF289": W},
+        "timeout handler without a run timeout / its own bound",
+        exit_handlers.check_timeout_handler,
     ),
     Rule(
         {"TF290": E},

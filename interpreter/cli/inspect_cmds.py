@@ -126,6 +126,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"output     {json.dumps(info['output'], ensure_ascii=False)}")
     if info["error"]:
         print(f"error      {info['error']['type']}: {info['error']['message']}")
+    exits = info.get("exit_handlers")
+    if exits is not None:
+        if exits["running"]:
+            print(f"exiting    handler {exits['running']} runs (outcome {exits['outcome']})")
+        for failed in exits["errors"]:
+            err = failed["error"]
+            print(f"exit error handler {failed['handler']}: {err['type']}: {err['message']}")
     return EXIT_OK
 
 

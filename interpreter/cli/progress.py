@@ -20,6 +20,8 @@ _SHOWN = {
     "ChildStarted",
     "SignalReceived",
     "ErrorCaught",
+    "ExitHandlerStarted",
+    "ExitHandlerFailed",
     "ContinuedAsNew",
 }
 
@@ -40,9 +42,11 @@ class Progress:
                 detail = f" attempt {event.attempt} in {p.get('delay', 0):g}s"
             elif event.type == "TimerStarted":
                 detail = f" {p.get('kind')} {p.get('delay', 0):g}s"
-            elif event.type in ("ActivityFailed", "CompensationFailed"):
+            elif event.type in ("ActivityFailed", "CompensationFailed", "ExitHandlerFailed"):
                 err = p.get("error") or {}
                 detail = f" {err.get('type')}: {err.get('message')}"
+            if event.type.startswith("ExitHandler"):
+                detail = f" {p.get('handler')}{detail}"
             print(f"  {run.id} {event.type:<20} {event.state or ''}{detail}", file=sys.stderr)
 
     def summary(self, result: dict[str, Any]) -> None:

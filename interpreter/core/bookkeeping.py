@@ -94,6 +94,8 @@ class Bookkeeping:
         payload: dict[str, Any] = {"type": self.state(frame).type, "at": at}
         if frame["parent"] is not None:
             payload["frame"] = frame["id"]
+        elif frame.get("exit"):
+            payload["handler"] = frame["exit"]
         self.emit("StateEntered", name, payload=payload)
 
     def context(self, frame: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from dsl.model import (
 )
 from interpreter.core import (
     callbacks,
+    exits,
     fanout,
     saga,
     segments,
@@ -161,11 +162,15 @@ class Engine(Bookkeeping):
             return
         kind = "CompensationFailed" if task["kind"] == "compensation" else "ActivityFailed"
         retry = Retry.from_json(task["retry"])
-        retryable = not (
-            non_retryable or err["type"] in NEVER_RETRIED or err["type"] in retry.non_retryable
-        )
-        if retryable and task["attempt"] < retry.max_attempts:
-            delay = retry.delay_before(task["attempt"] + 1)
+        decision = None
+        if err["type"] not in NEVER_RETRIED:
+            counts = task.get("retry_counts") or [task["attempt"] - 1] + [0] * (len(retry.rest))
+            decision = retry.decide(err, counts, task["attempt"], non_retryable)
+            task["retry_counts"] = counts
+            if decision.error is not None:
+                err = decision.error
+        if decision is not None and decision.retry:
+            delay = decision.delay
             deadline = task.get("deadline")
             if deadline is None or self.now + delay < deadline:
                 self.emit(
@@ -177,12 +182,10 @@ class Engine(Bookkeeping):
                 task["attempt"] += 1
                 task["status"] = "backoff"
                 task["due"] = self.now + delay
-                self.emit(
-                    "RetryScheduled",
-                    task["state"],
-                    task["attempt"],
-                    {"task": task_id, "delay": delay, "due": iso(task["due"])},
-                )
+                payload = {"task": task_id, "delay": delay, "due": iso(task["due"])}
+                if retry.rest:
+                    payload["policy"] = decision.rule
+                self.emit("RetryScheduled", task["state"], task["attempt"], payload)
                 return
             err = error(
                 "Timeout",
@@ -216,9 +219,12 @@ class Engine(Bookkeeping):
                 saga.end_run_now(
                     self, "timed_out", error("Timeout", "the run exceeded its timeout")
                 )
-                return
+                break  # every other timer went with the run; its timeout handler may run
             frame = self.s["frames"].get(timer["frame"])
             if frame is None:
+                continue
+            if timer["kind"] == exits.EXIT_TIMER:
+                self._end_handler(frame, None, exits.timed_out(self, frame))
                 continue
             frame["status"] = "ready"
             if timer["kind"] == "sleep":
@@ -303,6 +309,11 @@ class Engine(Bookkeeping):
 
     def cancel(self, reason: str = "cancel requested") -> None:
         if self.s["status"] != "running" or self.s.get("cancelling"):
+            return
+        if exits.exiting(self.s):
+            # The outcome is known: the handlers finish, and a cancel cannot change it.
+            self.s["cancelling"] = True
+            self.emit("CancelRequested", payload={"reason": reason, "ignored": "run is exiting"})
             return
         self.s["cancelling"] = True
         comp = self.s["compensation"]
@@ -452,7 +463,11 @@ class Engine(Bookkeeping):
             self._frame_done(frame, self._fallback_output(frame))
 
     def _fallback_output(self, frame: dict[str, Any]) -> Any:
-        if frame["parent"] is None and self.defn.workflow.output is not None:
+        if (
+            frame["parent"] is None
+            and not frame.get("exit")
+            and self.defn.workflow.output is not None
+        ):
             return self.eval(frame, self.defn.workflow.output, "output")
         return frame["last"] if frame["has_last"] else frame["vars"]
 
@@ -479,6 +494,9 @@ class Engine(Bookkeeping):
     def _frame_done(self, frame: dict[str, Any], output: Any) -> None:
         frame["status"] = "done"
         frame["wait"] = None
+        if frame.get("exit"):
+            self._end_handler(frame, output, None)
+            return
         if frame["parent"] is None:
             saga.finish_run(self, "completed", output, None)
             return
@@ -495,6 +513,9 @@ class Engine(Bookkeeping):
             self.complete_state(parent, wait["results"])
 
     def frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+        if frame.get("exit"):
+            self._end_handler(frame, None, err)
+            return
         if frame["parent"] is None:
             saga.fail_run(self, self, err)
             return
@@ -503,6 +524,14 @@ class Engine(Bookkeeping):
         parent["status"] = "ready"
         parent["wait"] = None
         self.state_error(parent, err)
+
+    def _end_handler(self, frame: dict[str, Any], output: Any, err: dict[str, Any] | None) -> None:
+        """An exit handler's frame ended: drop what it left, then the next handler or the end."""
+        saga.drop_frames_under(self, frame["id"])
+        saga.drop(self, {frame["id"]})
+        outcome = exits.handler_ended(self, frame, output, err)
+        if outcome is not None:
+            saga.finish_run(self, *outcome)
 
 
 def _details(exc: ExpressionError) -> Any:

@@ -91,6 +91,8 @@ def start_child(
         child_id = _child_id(run.eval(frame, state.id, "id"), frame["state"])
     else:
         suffix = frame["state"] if frame["parent"] is None else f"{frame['state']}-{frame['id']}"
+        if frame.get("exit"):  # an exit handler's state may share a top-level state's name
+            suffix = f"on_exit-{frame['exit']}.{frame['state']}"
         visit = frame["visits"][frame["state"]]
         child_id = f"{run.s['run']['id']}.{suffix}" + (f".{visit}" if visit > 1 else "")
     if child_id in run.s["children"] or child_id == run.s["run"]["id"]:

@@ -62,7 +62,9 @@ def continue_as_new(
     start: Callable[[], None],
 ) -> None:
     """`frame` reached a continue_as_new state; `start` is the engine's start of a run."""
-    if frame["parent"] is not None:  # lint TF290 refuses it; a definition built by hand may not
+    # Lint TF290 refuses it (an exit handler too: the outcome is known); a definition built by
+    # hand may not.
+    if frame["parent"] is not None or frame.get("exit"):
         flow.frame_failed(
             frame,
             error(

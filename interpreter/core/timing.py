@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from dsl.durations import MAX_DURATION_SECONDS, DurationError, parse_duration
-from dsl.model import RetryPolicy, Timeouts
+from dsl.model import RetrySpec, Timeouts
 from dsl.templates import is_template
 from dsl.timefuncs import TimeValueError, parse_time
 from interpreter.core.bookkeeping import Bookkeeping
@@ -114,9 +114,15 @@ def map_concurrency(run: Bookkeeping, frame: dict[str, Any], value: Any) -> int:
 def _evaluated(
     run: Bookkeeping, frame: dict[str, Any], block: Any, keys: tuple[str, ...], section: str
 ) -> Any:
-    """`block` (a RetryPolicy or Timeouts, or None) with its templated durations evaluated."""
+    """`block` (a RetryPolicy or Timeouts, a list of retry policies, or None) with its templated
+    durations evaluated."""
     if block is None:
         return None
+    if isinstance(block, list):  # retry policies by error: each at its index
+        return [
+            _evaluated(run, frame, item, keys, f"{section}[{index}]")
+            for index, item in enumerate(block)
+        ]
     update = {
         key: duration(run, frame, getattr(block, key), f"{section}.{key}")
         for key in keys
@@ -126,11 +132,12 @@ def _evaluated(
 
 
 def _any_templated(blocks: tuple[Any, ...], keys: tuple[str, ...]) -> bool:
-    return any(b is not None and templated(getattr(b, k)) for b in blocks for k in keys)
+    flat = [item for b in blocks for item in (b if isinstance(b, list) else [b])]
+    return any(b is not None and templated(getattr(b, k)) for b in flat for k in keys)
 
 
-def retry_policy(run: Bookkeeping, frame: dict[str, Any], policy: RetryPolicy | None) -> Retry:
-    """The retry policy of a step or compensation, with templated intervals evaluated."""
+def retry_policy(run: Bookkeeping, frame: dict[str, Any], policy: RetrySpec | None) -> Retry:
+    """The retry policies of a step or compensation, with templated intervals evaluated."""
     defaults = run.defn.workflow.defaults
     base = defaults.retry if defaults else None
     if not _any_templated((policy, base), RETRY_DURATIONS):
