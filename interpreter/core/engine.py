@@ -336,7 +336,7 @@ class Engine(Bookkeeping):
                 timer = self.start_timer("wait_timeout", frame, parse_duration(state.timeout))
                 frame["wait"]["timer"] = timer
         elif isinstance(state, ParallelState):
-            fanout.start_parallel(self, frame, state)
+            fanout.start_parallel(self, self, frame, state)
         elif isinstance(state, MapState):
             fanout.start_map(self, self, frame, state)
         elif isinstance(state, ChildState):
@@ -441,27 +441,13 @@ class Engine(Bookkeeping):
         if frame["parent"] is None:
             saga.finish_run(self, "completed", output, None)
             return
-        parent = self.s["frames"][frame["parent"]]
-        del self.s["frames"][frame["id"]]
-        wait = parent["wait"]
-        wait["results"][frame["slot"]] = output
-        wait["running"].remove(frame["id"])
-        if wait["kind"] == "map":
-            fanout.launch_iterations(self, parent)
-        if not wait["running"] and wait.get("next_index", 0) >= wait.get("total", 0):
-            parent["status"] = "ready"
-            parent["wait"] = None
-            self.complete_state(parent, wait["results"])
+        fanout.branch_done(self, self, frame, output)
 
     def frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
         if frame["parent"] is None:
             saga.fail_run(self, self, err)
             return
-        parent = self.s["frames"][frame["parent"]]
-        saga.drop_frames_under(self, parent["id"])
-        parent["status"] = "ready"
-        parent["wait"] = None
-        self.state_error(parent, err)
+        fanout.branch_failed(self, self, frame, err)
 
 
 def _parse_timestamp(value: Any, state: str) -> float:
