@@ -480,7 +480,7 @@ class _RunDriver:
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
-        new_runs, cancel_runs, consumed = [], [], []
+        new_runs, cancel_runs, terminate_runs, consumed = [], [], [], []
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
         # (a catch, the next map iteration) may append commands that belong to this commit.
         index = 0
@@ -491,10 +491,14 @@ class _RunDriver:
                 child = await self._new_child_run(command)
                 if isinstance(child, NewRun):
                     new_runs.append(child)
+                    if command.data.get("detached"):
+                        engine.child_started(command.data["id"])
                 else:
                     engine.child_finished(command.data["id"], NOT_STARTED, None, child)
             elif command.kind == "cancel_child":
                 cancel_runs.append(command.data["id"])
+            elif command.kind == "terminate_child":
+                terminate_runs.append(command.data["id"])
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
         state = engine.s
@@ -516,6 +520,7 @@ class _RunDriver:
             error=state["error"],
             new_runs=new_runs,
             cancel_runs=cancel_runs,
+            terminate_runs=terminate_runs,
             consumed=consumed,
             notify_parent=notify,
             map_rows=split.rows,

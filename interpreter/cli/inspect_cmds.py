@@ -84,7 +84,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
-        print(f"child      {child}")
+        policy = info["detached"].get(child)
+        print(f"child      {child}" + (f" (detached, parent_close: {policy})" if policy else ""))
+    for decided in info["decisions"]:
+        outcome = "met" if decided["met"] else "not met"
+        print(f"decided    {decided['state']}: {decided['rule']} {outcome}: {decided['reason']}")
     print(f"created    {_time(info['created_at'])}")
     print(f"updated    {_time(info['updated_at'])}")
     if info["ended_at"]:

@@ -240,7 +240,13 @@ class Engine(Bookkeeping):
                 return True
         return False
 
+    def child_started(self, child_id: str) -> None:
+        """The worker created a detached child's run (see fanout.child_started)."""
+        fanout.child_started(self, self, child_id)
+        self.advance()
+
     def child_finished(self, child_id: str, status: str, output: Any, err: Any) -> None:
+        fanout.detached_ended(self, child_id)
         frame_id = self.s["children"].pop(child_id, None)
         frame = self.s["frames"].get(frame_id) if frame_id else None
         if frame is None:

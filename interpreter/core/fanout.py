@@ -11,7 +11,7 @@ from typing import Any
 from dsl.model import ChildState, MapState, ParallelState
 from interpreter.core import completion
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
-from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
+from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, DEFAULT_PARENT_CLOSE
 from interpreter.core.saga import drop, drop_frames_under
 from interpreter.core.records import Command, error, run_id_problem
 from interpreter.expressions import ExpressionError
@@ -156,22 +156,38 @@ def start_child(
     frame["status"] = "waiting"
     frame["wait"] = {"kind": "child", "child": child_id}
     run.s["children"][child_id] = frame["id"]
-    run.commands.append(
-        Command(
-            "start_child",
-            {
-                "id": child_id,
-                "workflow": state.workflow,
-                "input": input_,
-                "state": frame["state"],
-            },
-        )
-    )
-    run.emit(
-        "ChildStarted",
-        frame["state"],
-        payload={"child": child_id, "workflow": state.workflow, "input": input_},
-    )
+    data = {"id": child_id, "workflow": state.workflow, "input": input_, "state": frame["state"]}
+    payload = {"child": child_id, "workflow": state.workflow, "input": input_}
+    if state.detached:
+        # The frame goes on once the worker has made the child run (child_started), in the
+        # same commit; a child that cannot start fails the state like a waited-for one.
+        policy = state.parent_close or DEFAULT_PARENT_CLOSE
+        frame["wait"]["detached"] = policy
+        data["detached"] = payload["detached"] = True
+        payload["parent_close"] = policy
+    run.commands.append(Command("start_child", data))
+    run.emit("ChildStarted", frame["state"], payload=payload)
+
+
+def child_started(run: Bookkeeping, flow: Transitions, child_id: str) -> None:
+    """A detached child's run was created: its state completes with the child's run id, and the
+    parent-close policy is kept until this run ends (or the child ends first)."""
+    frame = run.s["frames"].get(run.s["children"].get(child_id, ""))
+    wait = None if frame is None else frame.get("wait")
+    if frame is None or not wait or not wait.get("detached"):
+        return
+    del run.s["children"][child_id]
+    run.s.setdefault("detached", {})[child_id] = wait["detached"]
+    frame["status"] = "ready"
+    frame["wait"] = None
+    flow.complete_state(frame, child_id)
+
+
+def detached_ended(run: Bookkeeping, child_id: str) -> None:
+    """A detached child ended before this run: no policy applies to it any more."""
+    detached = run.s.get("detached")
+    if detached:
+        detached.pop(child_id, None)
 
 
 def _child_id(value: Any, state: str) -> str:
