@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import expressions, flow, references, values
+from dsl.lint import expressions, fanout, flow, references, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -56,6 +56,14 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF241": E}, "child workflow not found", references.check_children),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+    Rule({"TF274": E}, "quorum larger than the branches", fanout.check_quorum_size),
+    Rule({"TF275": E}, "tolerated percentage out of range", fanout.check_tolerated_failures),
+    Rule({"TF276": E}, "race or quorum on a map without items", fanout.check_empty_race),
+    Rule({"TF277": E}, "completion key that does not fit its rule", fanout.check_rule_keys),
+    Rule({"TF278": E}, "compensate on a detached child", fanout.check_detached_compensate),
+    Rule({"TF279": W}, "catch on a detached child that never runs", fanout.check_detached_catch),
+    Rule({"TF280": E}, "parent_close on a waited-for child", fanout.check_parent_close),
+    Rule({"TF281": W}, "detached child with a fixed id in a branch", fanout.check_templated_id_detached),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}
