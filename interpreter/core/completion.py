@@ -161,7 +161,7 @@ def _decide(
         parent,
         error(
             "CompletionNotMet",
-            f"state {parent['state']!r}: the {rule} rule cannot be met: {reason}",
+            f"state {parent['state']!r}: the {rule!r} rule cannot be met: {reason}",
             {**summary, "errors": failed},
         ),
     )
