@@ -129,7 +129,7 @@ def _decide(
         "rule": rule,
         "met": met,
         "reason": reason,
-        "winner": wins[0] if wins else None,
+        "winner": wins[0] if wins and met else None,
         "succeeded": wait["total"] - len(failed) - len(cancelled),
         "failed": len(failed),
         "cancelled": len(cancelled),
