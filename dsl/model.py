@@ -198,13 +198,11 @@ class Completion(_Strict):
     min_successes: int | None = Field(
         None, description="quorum: the number of successes needed (at least 1).", ge=1
     )
-    tolerated_failures: Annotated[int, Field(ge=0)] | Percentage | None = (
-        Field(
-            None,
-            description="Failures tolerated before the state fails: a count (>= 0) or a "
-            "percentage of the branches/items ('10%'). Default: 0 for all, unlimited for first "
-            "and quorum.",
-        )
+    tolerated_failures: Annotated[int, Field(ge=0)] | Percentage | None = Field(
+        None,
+        description="Failures tolerated before the state fails: a count (>= 0) or a "
+        "percentage of the branches/items ('10%'). Default: 0 for all, unlimited for first "
+        "and quorum.",
     )
 
 

@@ -140,7 +140,9 @@ def test_race_survives_kill(tmp_path: Path, point: str) -> None:
     assert result["output"]["quote"] == {"provider": "fast", "price": 14}
     assert result["output"]["mirror"] == "ok-asia"
     events = history(cli.db, RUN)
-    decided = [(e["state"], e["payload"]["winner"]) for e in events if e["type"] == "CompletionDecided"]
+    decided = [
+        (e["state"], e["payload"]["winner"]) for e in events if e["type"] == "CompletionDecided"
+    ]
     assert decided == [("quotes", 0), ("download", 2)]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert json.dumps(result)  # one JSON answer

@@ -37,8 +37,13 @@ def client(store_url: str) -> Iterator[Client]:
 def _branch(name: str, activity: str, payload: Any) -> dict[str, Any]:
     return {
         "states": {
-            name: {"type": "activity", "activity": activity, "input": payload, "result": "r",
-                   "next": f"{name}_done"},
+            name: {
+                "type": "activity",
+                "activity": activity,
+                "input": payload,
+                "result": "r",
+                "next": f"{name}_done",
+            },
             f"{name}_done": {"type": "succeed", "output": "{{ vars.r }}"},
         }
     }
@@ -430,9 +435,7 @@ def test_terminating_the_parent_applies_each_policy(client: Client, tmp_path: Pa
     assert done.wait(30)
 
 
-def test_detached_child_that_cannot_start_fails_its_state(
-    client: Client, tmp_path: Path
-) -> None:
+def test_detached_child_that_cannot_start_fails_its_state(client: Client, tmp_path: Path) -> None:
     write_workflow(
         tmp_path,
         """

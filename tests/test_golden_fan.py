@@ -41,7 +41,11 @@ def _story(client: Client, workflow: str, input_name: str) -> dict[str, Any]:
         "error": record.error,
         "events": [
             [e["type"], e["state"], e["attempt"]]
-            + ([e["payload"]] if e["type"] in ("CompletionDecided", "ParentClosePolicyApplied") else [])
+            + (
+                [e["payload"]]
+                if e["type"] in ("CompletionDecided", "ParentClosePolicyApplied")
+                else []
+            )
             for e in client.history(run_id)
         ],
     }

@@ -158,7 +158,7 @@ def _workflow(name: str) -> Any:
 
 def test_graph_shows_the_rule_on_the_cluster() -> None:
     mermaid = to_mermaid(_workflow("race"))
-    assert 'subgraph' in mermaid and "quotes: branch 1 · first success wins" in mermaid
+    assert "subgraph" in mermaid and "quotes: branch 1 · first success wins" in mermaid
     assert "parallel: 3 branches, first success wins" in mermaid
     quorum = to_dot(_workflow("quorum"))
     assert "replicate: each replica · quorum of 3, 40% failures tolerated" in quorum
@@ -171,7 +171,7 @@ def test_graph_shows_a_detached_child_edge() -> None:
     assert '-.->|"detached"|' in mermaid
     dot = to_dot(_workflow("detached"))
     assert "shape=component" in dot and "arrowhead=odot" in dot
-    assert 'parent_close: terminate' in dot
+    assert "parent_close: terminate" in dot
 
 
 @pytest.mark.parametrize("name", ["race", "quorum", "detached", "welcome_drip"])

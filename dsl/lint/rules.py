@@ -63,7 +63,11 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF278": E}, "compensate on a detached child", fanout.check_detached_compensate),
     Rule({"TF279": W}, "catch on a detached child that never runs", fanout.check_detached_catch),
     Rule({"TF280": E}, "parent_close on a waited-for child", fanout.check_parent_close),
-    Rule({"TF281": W}, "detached child with a fixed id in a branch", fanout.check_templated_id_detached),
+    Rule(
+        {"TF281": W},
+        "detached child with a fixed id in a branch",
+        fanout.check_templated_id_detached,
+    ),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

@@ -12,8 +12,8 @@ from dsl.model import ChildState, MapState, ParallelState
 from interpreter.core import completion
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, DEFAULT_PARENT_CLOSE
-from interpreter.core.saga import drop, drop_frames_under
 from interpreter.core.records import Command, error, run_id_problem
+from interpreter.core.saga import drop, drop_frames_under
 from interpreter.expressions import ExpressionError
 
 # Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's

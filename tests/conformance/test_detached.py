@@ -22,7 +22,12 @@ def test_terminate_runs_ends_the_children_with_the_step(store: Store) -> None:
         held, "w", step(held, "end", status="completed", terminate_runs=["c0"]), time.time()
     )
     status = {r.id: r.status for r in store.list_runs()}
-    assert status == {"p": "completed", "c0": "terminated", "grandkid": "terminated", "c1": "running"}
+    assert status == {
+        "p": "completed",
+        "c0": "terminated",
+        "grandkid": "terminated",
+        "c1": "running",
+    }
     last = list(store.iter_events("c0"))[-1]
     assert last["type"] == "RunTerminated"
     assert last["payload"]["error"]["message"] == "parent run p ended"
@@ -56,7 +61,9 @@ def test_terminate_follows_the_parent_close_policies(store: Store) -> None:
         "wait": "terminated",  # not detached: ends with its parent, as before
     }
     assert runs["ask"].cancel_requested and not runs["keep"].cancel_requested
-    applied = [e["payload"] for e in store.iter_events("p") if e["type"] == "ParentClosePolicyApplied"]
+    applied = [
+        e["payload"] for e in store.iter_events("p") if e["type"] == "ParentClosePolicyApplied"
+    ]
     assert applied == [
         {"child": "keep", "policy": "abandon"},
         {"child": "ask", "policy": "cancel"},
