@@ -10,6 +10,8 @@ why. A detached child's state yields its run id at once; when the parent ends it
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,21 @@ import activities_for_tests as acts
 import pytest
 from run_helpers import history, of_type, run_to_end, types_of, wait_for, write_workflow
 
-from interpreter import Client
+from interpreter import Client, activity
+
+CANCELLED_ASYNC: list[Any] = []
+
+
+@activity("fan.slow_async")
+async def _slow_async(value: Any) -> Any:
+    """An async activity that would take 30 s; records its cancellation."""
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        CANCELLED_ASYNC.append(value)
+        raise
+    return value
+
 
 pytestmark = pytest.mark.usefixtures("_activities")
 
@@ -127,6 +143,40 @@ def test_race_where_every_branch_fails_is_completion_not_met(
     assert set(problem["details"]["errors"]) == {"0", "1"}
     assert problem["details"]["errors"]["0"]["type"] == "Boom"
     assert [b["status"] for b in final.output["outcomes"]["branches"]] == ["failed", "failed"]
+
+
+def test_a_losing_async_attempt_is_cancelled_while_the_run_goes_on(
+    client: Client, tmp_path: Path
+) -> None:
+    """The decision itself cancels the losers' coroutines: the run still waits for a signal
+    when they see their CancelledError."""
+    CANCELLED_ASYNC.clear()
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: asyncrace
+        signals: {go: {}}
+        states:
+          race:
+            type: parallel
+            completion: {rule: first}
+            branches:
+              - states: {win: {type: activity, activity: test.echo, input: 1, end: true}}
+              - states: {lose: {type: activity, activity: fan.slow_async, input: a, end: true}}
+              - states: {lose2: {type: activity, activity: fan.slow_async, input: b, end: true}}
+            next: hold
+          hold: {type: wait, signal: go, end: true}
+        """,
+    )
+    run_id = client.start(wf)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (client.execute(run_id), done.set()), daemon=True)
+    thread.start()
+    wait_for(lambda: sorted(CANCELLED_ASYNC) == ["a", "b"])
+    assert client.get(run_id).status == "running"
+    client.signal(run_id, "go", {})
+    assert done.wait(20)
+    assert client.get(run_id).status == "completed"
 
 
 # --------------------------------------------------------------------------- quorum
@@ -410,8 +460,6 @@ def test_abandoned_detached_child_runs_on(client: Client, tmp_path: Path) -> Non
 def test_terminating_the_parent_applies_each_policy(client: Client, tmp_path: Path) -> None:
     """An outside terminate of the parent follows the detached children's policies; waited-for
     children are terminated with it, as before."""
-    import threading
-
     wf = _detached(tmp_path, "abandon", after="hold")
     run_id = client.start(wf, None, run_id="boss-t")
     done = threading.Event()
