@@ -162,6 +162,7 @@ def main() -> None:
             else None,
         }
         report["map"] = {}
+        _run(tmp, "map_warm_up", _map(200, None))
         for label, completion in (
             ("default", None),
             ("tolerated_10pct", {"tolerated_failures": "10%"}),
