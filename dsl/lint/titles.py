@@ -37,4 +37,12 @@ TITLES: dict[str, str] = {
     "TF241": "a child workflow that cannot be found",
     "TF242": "a workflow that starts itself through child states",
     "TF243": 'a catch-all `"*"` that is not the last catcher',
+    "TF274": "a quorum that needs more successes than there are branches or items",
+    "TF275": "a tolerated percentage of failures above 100%",
+    "TF276": "a race or quorum on a map without items",
+    "TF277": "a `quorum` without `min_successes`, or `min_successes` on another rule",
+    "TF278": "`compensate` on a detached child",
+    "TF279": "a catcher on a detached child that can never run",
+    "TF280": "`parent_close` on a child the parent waits for",
+    "TF281": "a detached child with a fixed `id` inside a branch or map",
 }
