@@ -253,7 +253,7 @@ class MapState(_Flow):
 
 
 class ChildState(_Flow):
-    """Starts a child workflow and waits for its output."""
+    """Starts a child workflow and waits for its output (or, detached, goes on at once)."""
 
     type: Literal["child"] = Field(description="State type.")
     workflow: str = Field(description="A workflow name or a relative file path.")
