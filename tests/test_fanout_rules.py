@@ -179,6 +179,42 @@ def test_a_losing_async_attempt_is_cancelled_while_the_run_goes_on(
     assert client.get(run_id).status == "completed"
 
 
+def test_a_losing_branch_cancels_its_child_run(client: Client, tmp_path: Path) -> None:
+    write_workflow(
+        tmp_path,
+        """
+        name: kid
+        states:
+          work: {type: activity, activity: test.hang, end: true}
+        """,
+        name="kid.yaml",
+    )
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: childrace
+        states:
+          race:
+            type: parallel
+            completion: {rule: first}
+            branches:
+              - states: {slow: {type: child, workflow: kid, id: "{{ run.id }}-kid", end: true}}
+              - states:
+                  nap: {type: sleep, duration: 300ms, next: win}
+                  win: {type: succeed, output: won}
+            result: r
+            next: done
+          done: {type: succeed, output: "{{ vars.r }}"}
+        """,
+        name="race.yaml",
+    )
+    final = run_to_end(client, wf)
+    assert final.status == "completed", final.error
+    assert final.output == [None, "won"]
+    kid = wait_for(lambda: (r := client.get(f"{final.id}-kid")).status != "running" and r)
+    assert kid.status == "cancelled"
+
+
 # --------------------------------------------------------------------------- quorum
 
 
