@@ -167,7 +167,7 @@ def test_graph_shows_the_rule_on_the_cluster() -> None:
 def test_graph_shows_a_detached_child_edge() -> None:
     mermaid = to_mermaid(_workflow("detached"))
     assert "detached child: welcome_drip" in mermaid
-    assert '[["run: welcome_drip<br/>parent_close: abandon"]]' in mermaid
+    assert '>"run: welcome_drip<br/>parent_close: abandon"]' in mermaid
     assert '-.->|"detached"|' in mermaid
     dot = to_dot(_workflow("detached"))
     assert "shape=component" in dot and "arrowhead=odot" in dot

@@ -74,6 +74,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "ready": "not started: needs a worker that offers it",
                 "backoff": "waiting to retry",
                 "running": "running",
+                "callback": "waiting for its callback (tideflow complete TOKEN)",
             }.get(cur.get("task_status", ""), cur.get("task_status", ""))
             detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
         elif cur.get("signal"):

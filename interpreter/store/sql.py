@@ -40,6 +40,7 @@ from interpreter.store.base import (
     termination,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.sqlcallbacks import CallbackSQL
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -48,7 +49,6 @@ from interpreter.store.sqlcore import (
     VALUES_ROWS,
     Cursor,
     Session,
-    SQLCore,
     chunks,
     has_effects,
     run_columns,
@@ -56,7 +56,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLCore):
+class SQLStore(CallbackSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -316,6 +316,7 @@ class SQLStore(SQLCore):
         """The writes of a step that hold only if its fenced update did (see GUARD)."""
         fence = step_fence(run, owner, commit)
         self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
+        self._queue_callbacks(q, run, commit, fence, now)
         for ids in chunks(commit.consumed, VALUES_ROWS):
             marks = ",".join("?" * len(ids))
             q.execute(
@@ -498,6 +499,7 @@ class SQLStore(SQLCore):
             self._insert_events(q, current, row[1], events, now)
             for table in ("map_rows", "heartbeats"):
                 q.execute(self.sql(f"DELETE FROM {table} WHERE run_id=?"), (current,))
+            self._close_run_callbacks(q, current, now)
             # A parent terminated with it needs no news; the run's own parent does.
             if current == run_id and row[2] and tell_parent:
                 self._post(q, row[2], "child", current, terminated_news(error), now)
