@@ -339,6 +339,20 @@ def request_callback(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     return {"sent_to": approver}
 
 
+# --- continue-as-new poller (samples/poller.yaml) ------------------------------------------
+
+
+@sample_activity("jobs.check")
+def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """The job is done after `finish_after` checks in all (counted over every segment)."""
+    checked = int(_field(payload, "checked")) + 1
+    return {
+        "job": _field(payload, "job"),
+        "checked": checked,
+        "done": checked >= int(_field(payload, "finish_after")),
+    }
+
+
 # --- completion rules (race, quorum) and detached children ---------------------------------
 
 

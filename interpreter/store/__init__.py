@@ -13,6 +13,8 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    Segment,
+    SegmentStart,
     Store,
 )
 from interpreter.store.migrations import SCHEMA_VERSION
@@ -27,6 +29,8 @@ __all__ = [
     "LeaseLost",
     "NewRun",
     "RunRecord",
+    "Segment",
+    "SegmentStart",
     "Store",
     "open_store",
     "resolve_url",
