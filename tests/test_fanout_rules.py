@@ -544,3 +544,39 @@ def test_detached_child_that_cannot_start_fails_its_state(client: Client, tmp_pa
     final = run_to_end(client, wf)
     assert final.status == "completed", final.error
     assert final.output == "ChildIdInUse"
+
+
+def test_continue_as_new_applies_the_parent_close_policy(client: Client, tmp_path: Path) -> None:
+    """A segment that continues as new ends: its detached child gets its policy then, once."""
+    write_workflow(
+        tmp_path,
+        """
+        name: kid
+        states:
+          work: {type: activity, activity: test.hang, end: true}
+        """,
+        name="kid.yaml",
+    )
+    wf = write_workflow(
+        tmp_path,
+        """
+        name: looper
+        input_schema: {type: object, properties: {round: {type: integer}}}
+        states:
+          first:
+            type: choice
+            choices: [{when: "{{ (input.round | default(0)) >= 1 }}", next: done}]
+            default: spawn
+          spawn: {type: child, workflow: kid, detached: true, id: "{{ run.id }}-kid", next: again}
+          again: {type: continue_as_new, input: {round: 1}}
+          done: {type: succeed, output: ended}
+        """,
+        name="looper.yaml",
+    )
+    final = run_to_end(client, wf, {})
+    assert final.status == "completed" and final.output == "ended"
+    kid = wait_for(lambda: (r := client.get(f"{final.id}-kid")).status != "running" and r)
+    assert kid.status == "terminated"
+    events = list(client.store.iter_events(final.id))
+    applied = [e for e in events if e["type"] == "ParentClosePolicyApplied"]
+    assert [e["payload"]["policy"] for e in applied] == ["terminate"]
