@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Duration = Annotated[
     str | int | float,
     Field(
         description="A duration: 100ms, 30s, 5m, 2h, 7d, combinations like 1h30m, "
-        "ISO 8601 (PT1H30M), or a number of seconds."
+        "ISO 8601 (PT1H30M), a number of seconds, or a template giving one (evaluated when "
+        "the state runs)."
     ),
 ]
 StateName = Annotated[str, Field(description="The name of a state in the same state machine.")]
@@ -24,6 +25,14 @@ VarName = Annotated[
     Field(
         description="A variable name: the value is stored as vars.<name>.",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    ),
+]
+VarPath = Annotated[
+    str,
+    Field(
+        description="Where the value is stored: a variable name (vars.<name>), or a dotted "
+        "path into a nested object (order.payment stores vars.order.payment).",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
     ),
 ]
 Template = Annotated[
@@ -117,7 +126,7 @@ class Catcher(_Strict):
     errors: list[str] = Field(
         description='Error types this catcher handles, or "*" for any.', min_length=1
     )
-    result: VarName | None = Field(
+    result: VarPath | None = Field(
         None, description="Store the error {type, message, details} as vars.<result>."
     )
     next: StateName = Field(description="The state to go to when the error is caught.")
@@ -149,7 +158,7 @@ class ActivityState(_Flow):
     type: Literal["activity"] = Field(description="State type.")
     activity: str = Field(description="A registered activity name, or the built-in http.")
     input: Template = Field(None, description="The activity input.")
-    result: VarName | None = Field(None, description="Store the result as vars.<result>.")
+    result: VarPath | None = Field(None, description="Store the result as vars.<result>.")
     timeout: Timeouts | None = Field(None, description="Timeouts (override defaults).")
     retry: RetryPolicy | None = Field(None, description="Retry policy (overrides defaults).")
     compensate: Compensation | None = Field(None, description="The saga undo step.")
@@ -189,17 +198,34 @@ class SleepState(_Flow):
     """Waits for a duration or until a timestamp (a durable timer)."""
 
     type: Literal["sleep"] = Field(description="State type.")
-    duration: Duration | None = Field(None, description="How long to sleep.")
+    duration: Duration | None = Field(None, description="How long to sleep (template allowed).")
     until: str | None = Field(None, description="An RFC 3339 timestamp (template allowed).")
 
 
 class WaitState(_Flow):
-    """Waits for a signal."""
+    """Waits for a signal, or for the first of several."""
 
     type: Literal["wait"] = Field(description="State type.")
-    signal: str = Field(description="The signal to wait for (declared under signals).")
-    timeout: Duration | None = Field(None, description="Give up after this long.")
-    result: VarName | None = Field(None, description="Store the payload as vars.<result>.")
+    signal: str | None = Field(
+        None,
+        description="The signal to wait for (declared under signals); the result is its payload.",
+    )
+    signals: list[str] | None = Field(
+        None,
+        description="Wait for the first of several signals (instead of signal); the result is "
+        "{signal, payload}.",
+        min_length=1,
+    )
+    timeout: Duration | None = Field(
+        None, description="Give up after this long (template allowed)."
+    )
+    until: str | None = Field(
+        None,
+        description="Give up at this RFC 3339 timestamp (template allowed); instead of timeout.",
+    )
+    result: VarPath | None = Field(
+        None, description="Store the payload (or {signal, payload}) as vars.<result>."
+    )
     on_timeout: StateName | None = Field(
         None, description="The state after a timeout; without it the timeout fails with Timeout."
     )
@@ -242,7 +268,7 @@ class ParallelState(_Flow):
 
     type: Literal["parallel"] = Field(description="State type.")
     branches: list[Branch] = Field(description="The branches.", min_length=1)
-    result: VarName | None = Field(
+    result: VarPath | None = Field(
         None, description="Store the list of branch outputs (branch order) as vars.<result>."
     )
     completion: Completion | None = Field(
@@ -264,12 +290,14 @@ class MapState(_Flow):
     as_: VarName | None = Field(
         None, alias="as", description="Name of the loop variable (default item)."
     )
-    concurrency: int | None = Field(
-        None, description="Iterations in flight at once (default 10).", ge=1
+    concurrency: Annotated[int, Field(ge=1)] | str | None = Field(
+        None,
+        description="Iterations in flight at once (default 10); a template giving a whole "
+        "number is evaluated when the map starts.",
     )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
     states: dict[str, State] = Field(description="The iteration's states.", min_length=1)
-    result: VarName | None = Field(
+    result: VarPath | None = Field(
         None, description="Store the per-item outputs (item order) as vars.<result>."
     )
     completion: Completion | None = Field(
@@ -290,7 +318,7 @@ class ChildState(_Flow):
     workflow: str = Field(description="A workflow name or a relative file path.")
     input: Template = Field(None, description="The child's input.")
     id: str | None = Field(None, description="Child run id template (default derived).")
-    result: VarName | None = Field(None, description="Store the child's output as vars.<result>.")
+    result: VarPath | None = Field(None, description="Store the child's output as vars.<result>.")
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
     detached: bool | None = Field(
@@ -322,7 +350,7 @@ class FailState(_StateBase):
     """Fails the run (compensations run first, newest first)."""
 
     type: Literal["fail"] = Field(description="State type.")
-    error: str = Field(description="The error type.")
+    error: str = Field(description="The error type (template allowed, e.g. a caught error's type).")
     message: str | None = Field(None, description="The error message (template allowed).")
     details: Template = Field(None, description="Extra error details (templates allowed).")
 
@@ -370,6 +398,19 @@ CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
 
 class Workflow(_Strict):
     """A tideflow workflow: a durable state machine."""
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        """Top-level keys starting with `x-` are the author's own (shared snippets for YAML
+        anchors, tool settings): allowed, and ignored."""
+        if isinstance(data, dict) and any(isinstance(k, str) and k.startswith("x-") for k in data):
+            return {
+                k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))
+            }
+        return data
 
     schema_ref: str | None = Field(
         None, alias="$schema", description="Optional: the JSON Schema this file follows."

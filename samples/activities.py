@@ -319,6 +319,19 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     }
 
 
+# --- deadline (the clock and several signals) ----------------------------------------------
+
+
+@sample_activity("deadline.hold")
+def hold(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Holds the order (here: says so); the message was computed from the run's clock."""
+    return {
+        "hold": f"hold-{_field(payload, 'order_id')}",
+        "until": _field(payload, "until"),
+        "message": _field(payload, "message"),
+    }
+
+
 # --- callback tasks (completion: callback) -------------------------------------------------
 
 
@@ -351,6 +364,24 @@ def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
         "checked": checked,
         "done": checked >= int(_field(payload, "finish_after")),
     }
+
+
+# --- data helpers and paths (samples/intake.yaml) --------------------------------------------
+
+
+@sample_activity("intake.lookup_customer")
+def lookup_customer(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """A CRM that answers with a JSON text in one field, as many HTTP APIs do."""
+    email = _field(payload, "email")
+    if str(email).startswith("blocked"):
+        raise ApplicationError(
+            f"customer {email} is blocked", type="CustomerBlocked", non_retryable=True
+        )
+    tier = "gold" if str(email).endswith("@example.com") else "basic"
+    profile: dict[str, Any] = {"tier": tier}
+    if tier == "gold":
+        profile["discount"] = {"percent": 10}
+    return {"id": "cus-" + str(email).split("@")[0], "profile_json": json.dumps(profile)}
 
 
 # --- completion rules (race, quorum) and detached children ---------------------------------

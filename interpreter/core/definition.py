@@ -177,7 +177,14 @@ class Definition:
         return retry
 
     def _resolve_retry(self, policy: RetryPolicy | None) -> Retry:
-        base = self.workflow.defaults.retry if self.workflow.defaults else None
+        return self.resolve_retry(
+            policy, self.workflow.defaults.retry if self.workflow.defaults else None
+        )
+
+    @staticmethod
+    def resolve_retry(policy: RetryPolicy | None, base: RetryPolicy | None) -> Retry:
+        """`policy` over `base` (the defaults), key by key, over the built-in defaults; the
+        durations must be literal (core/timing.py evaluates templated ones first)."""
 
         def pick(attr: str, default: Any) -> Any:
             for source in (policy, base):
@@ -202,7 +209,14 @@ class Definition:
         return dict(resolved)
 
     def _resolve_timeouts(self, timeouts: Timeouts | None) -> dict[str, float | None]:
-        base = self.workflow.defaults.timeout if self.workflow.defaults else None
+        defaults = self.workflow.defaults
+        return self.resolve_timeouts(timeouts, defaults.timeout if defaults else None)
+
+    @staticmethod
+    def resolve_timeouts(
+        timeouts: Timeouts | None, base: Timeouts | None
+    ) -> dict[str, float | None]:
+        """`timeouts` over `base` (the defaults), key by key, in seconds (literal durations)."""
         out: dict[str, float | None] = {}
         for attr in ("start_to_close", "schedule_to_close", "heartbeat"):
             value = None

@@ -14,6 +14,7 @@ from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, DEFAULT_PARENT_CLOSE
 from interpreter.core.records import Command, error, run_id_problem
 from interpreter.core.saga import drop, drop_frames_under
+from interpreter.core.timing import map_concurrency
 from interpreter.expressions import ExpressionError
 
 # Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's
@@ -44,6 +45,7 @@ def start_parallel(
 
 def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state: MapState) -> None:
     items = run.eval(frame, state.items, "items")
+    limit = map_concurrency(run, frame, state.concurrency)  # templated: evaluated once, here
     if not isinstance(items, list):
         raise ExpressionError(
             f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}"
@@ -56,6 +58,7 @@ def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state:
         "running": [],
         "next_index": 0,
         "total": len(items),
+        "concurrency": limit,
     }
     if completion.is_ruled(state):
         launch_iterations(run, frame)
@@ -117,7 +120,9 @@ def launch_iterations(run: Bookkeeping, frame: dict[str, Any]) -> None:
     state = run.state(frame)
     assert isinstance(state, MapState)
     wait = frame["wait"]
-    limit = state.concurrency or DEFAULT_MAP_CONCURRENCY
+    # Evaluated by start_map; a run started by an older version keeps the literal.
+    literal = state.concurrency if isinstance(state.concurrency, int) else None
+    limit: int = wait.get("concurrency") or literal or DEFAULT_MAP_CONCURRENCY
     path = [*frame["machine"], [frame["state"], -1]]
     while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
         index = wait["next_index"]
