@@ -90,6 +90,7 @@ def continue_as_new(
     segment = segment_of(run.s) + 1
     run.emit("ContinuedAsNew", frame["state"], payload={"segment": segment, "input": new_input})
     saga.drop_everything(run)  # a live child is cancelled: nothing would wait for it
+    saga.close_detached(run)  # the segment ends: detached children get their policy (as Temporal)
     first_event = len(run.events)
     run.commands.append(
         Command(SWITCH, {"segment": segment, "first_event": first_event, "input": new_input})
