@@ -20,6 +20,7 @@ from dsl.model import (
     AnyState,
     ChildState,
     ChoiceState,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -44,7 +45,7 @@ def one_line(text: str) -> str:
 class Node:
     id: str
     label: list[str]  # lines
-    kind: str  # start, end, state, choice, succeed, fail, compensation
+    kind: str  # start, end, state, callback, choice, succeed, fail, compensation
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Edge:
     source: str
     target: str
     label: str = ""
-    style: str = "next"  # next, choice, catch, timeout, compensation, fork
+    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart
 
 
 @dataclass
@@ -102,6 +103,8 @@ def _describe(state: AnyState) -> str:
         return f"map over items (concurrency {state.concurrency or 10})"
     if isinstance(state, FailState):
         return f"fail: {_short(state.error, 40)}"
+    if isinstance(state, ContinueAsNewState):
+        return "continue as new"
     return state.type
 
 
@@ -126,7 +129,14 @@ class _Builder:
             kind = {"choice": "choice", "succeed": "succeed", "fail": "fail"}.get(
                 state.type, "state"
             )
-            cluster.nodes.append(Node(ids[name], [name, _describe(state)], kind))
+            lines = [name, _describe(state)]
+            if isinstance(state, ActivityState) and state.completion == "callback":
+                kind = "callback"  # the activity sends a token out, then the state waits
+                lines.append("then waits for its callback")
+            cluster.nodes.append(Node(ids[name], lines, kind))
+            if isinstance(state, ContinueAsNewState):
+                # A new segment of the same run: back to this machine's start marker.
+                self.edges.append(Edge(ids[name], begin.id, "new segment", "restart"))
             for target, label, style in _transitions(state):
                 if target is None:
                     self.edges.append(Edge(ids[name], finish.id, label, style))
@@ -174,6 +184,8 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     if isinstance(state, FailState):
         yield None, "fail", "catch"
         return
+    if isinstance(state, ContinueAsNewState):
+        return  # drawn by the builder: an edge back to the start marker
     if isinstance(state, WaitState) and state.on_timeout is not None:
         yield state.on_timeout, "timeout", "timeout"
     if isinstance(state, ActivityState | ChildState | ParallelState | MapState):
@@ -207,6 +219,7 @@ _MERMAID_SHAPES = {
     "start": ('(("', '"))'),
     "end": ('((("', '")))'),
     "state": ('("', '")'),
+    "callback": ('[["', '"]]'),
     "choice": ('{"', '"}'),
     "succeed": ('(["', '"])'),
     "fail": ('{{"', '"}}'),
@@ -219,6 +232,7 @@ _MERMAID_ARROWS = {
     "fork": "==>",
     "catch": "-.->",
     "compensation": "-.->",
+    "restart": "-.->",
 }
 
 
@@ -272,6 +286,7 @@ _DOT_NODE = {
     "start": 'shape=circle, style=filled, fillcolor=black, fontcolor=white, width=0.3, label=""',
     "end": 'shape=doublecircle, style=filled, fillcolor=black, fontcolor=white, width=0.2, label=""',
     "state": "shape=box, style=rounded",
+    "callback": "shape=box, style=rounded, peripheries=2",
     "choice": "shape=diamond",
     "succeed": 'shape=box, style="rounded,filled", fillcolor="#d8f5d0"',
     "fail": 'shape=box, style="rounded,filled", fillcolor="#f8d0d0"',
@@ -284,6 +299,7 @@ _DOT_EDGE = {
     "fork": "style=bold",
     "catch": "style=dashed, color=red3, fontcolor=red3",
     "compensation": "style=dashed, color=gray40, fontcolor=gray40, arrowhead=empty",
+    "restart": "style=dashed, color=blue3, fontcolor=blue3",
 }
 
 

@@ -138,6 +138,13 @@ class ActivityState(_Flow):
     retry: RetryPolicy | None = Field(None, description="Retry policy (overrides defaults).")
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+    completion: Literal["return", "callback"] | None = Field(
+        None,
+        description="return (default): the activity's return value is the result. callback: "
+        "the activity gets ctx.callback_token, sends it out and returns; the state then waits "
+        "until someone completes that token (tideflow complete TOKEN). start_to_close bounds "
+        "the whole wait, heartbeat the gap between heartbeats.",
+    )
 
 
 class Choice(_Strict):
@@ -253,6 +260,17 @@ class FailState(_StateBase):
     details: Template = Field(None, description="Extra error details (templates allowed).")
 
 
+class ContinueAsNewState(_StateBase):
+    """Ends this segment of the run and starts the same workflow again, under the same run id
+    and pinned definition, with a new input and a fresh history."""
+
+    type: Literal["continue_as_new"] = Field(description="State type.")
+    input: Template = Field(
+        None,
+        description="The next segment's input (templates allowed); default: this segment's input.",
+    )
+
+
 State = Annotated[
     ActivityState
     | ChoiceState
@@ -264,7 +282,8 @@ State = Annotated[
     | ChildState
     | CompensateState
     | SucceedState
-    | FailState,
+    | FailState
+    | ContinueAsNewState,
     Field(discriminator="type"),
 ]
 
@@ -278,7 +297,7 @@ FLOW_STATES = (
     ChildState,
     CompensateState,
 )
-TERMINAL_STATES = (SucceedState, FailState)
+TERMINAL_STATES = (SucceedState, FailState, ContinueAsNewState)
 CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
 
 
@@ -323,6 +342,12 @@ class Workflow(_Strict):
     queries: dict[str, Template] | None = Field(
         None, description="Named read-only views of the run (templates)."
     )
+    history_limit: int | None = Field(
+        None,
+        description="The most events one segment of a run may record (default 51200, "
+        "allowed 20 to 1000000); at the cap the run fails with HistoryLimitExceeded. "
+        "Use a continue_as_new state to start a fresh segment.",
+    )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
     states: dict[str, State] = Field(description="The states, by name.", min_length=1)
 
@@ -347,4 +372,5 @@ AnyState = (
     | CompensateState
     | SucceedState
     | FailState
+    | ContinueAsNewState
 )

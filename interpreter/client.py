@@ -32,7 +32,7 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
-from interpreter.store import RunRecord, Store, open_store
+from interpreter.store import RunRecord, Segment, Store, open_store
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
 # and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and
@@ -129,13 +129,21 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _check_same_run(existing: RunRecord, defn: Definition, input: Any) -> None:
-    """Starting an existing id is idempotent only for the same workflow, definition and input."""
+def _check_same_run(
+    existing: RunRecord, defn: Definition, input: Any, store: Store | None = None
+) -> None:
+    """Starting an existing id is idempotent only for the same workflow, definition and input
+    (the input the run started with, before any continue-as-new)."""
+    started_with = existing.input
+    if store is not None and existing.state.get("run", {}).get("segment", 1) > 1:
+        from interpreter.history import first_input
+
+        started_with = first_input(store, existing.id)
     if existing.workflow != defn.name:
         differs = f", not {defn.name!r}"
     elif existing.def_hash != defn.hash:
         differs = " with a different definition"
-    elif _canonical(existing.input) != _canonical(input):
+    elif _canonical(started_with) != _canonical(input):
         differs = " with a different input"
     else:
         return
@@ -215,14 +223,14 @@ class Client:
         if run_id is not None:
             existing = self.store.get_run(run_id)
             if existing is not None:
-                _check_same_run(existing, defn, input)
+                _check_same_run(existing, defn, input, self.store)
                 return existing, False
         run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
         from interpreter.new_runs import started_run  # the engine: not for every command
 
         record, created = self.store.create_run(started_run(defn, run_id, input))
         if not created:  # another process created it in between
-            _check_same_run(record, defn, input)
+            _check_same_run(record, defn, input, self.store)
         return record, created
 
     def execute(
@@ -333,6 +341,41 @@ class Client:
                 exc.message, hint="change the query's template in the workflow"
             ) from None
 
+    # ------------------------------------------------------- callbacks (completion: callback)
+    # Each takes the token exactly as the activity got it (ctx.callback_token) and returns
+    # {run_id, state, attempt} of the attempt it addressed: what a web handler answers with.
+    # A malformed token is InputInvalid; an unknown, used or late one CallbackRefused
+    # (interpreter.errors); either way nothing changed.
+    def complete_callback(self, token: str, result: Any = None) -> dict[str, Any]:
+        """Complete the attempt of `token` with `result` (the state's result)."""
+        check_json_data(result, "the callback result")
+        return self._send_callback(token, {"kind": "complete", "result": result})
+
+    def fail_callback(
+        self, token: str, error_type: str, message: str = "", details: Any = None
+    ) -> dict[str, Any]:
+        """Fail the attempt of `token` with an error of type `error_type`; the state's retry
+        policy and catchers handle it as any activity error (a retry gets a new token)."""
+        if not isinstance(error_type, str) or not error_type.strip():
+            raise InputInvalid(
+                "the callback error needs a type", hint="give --error TYPE, e.g. Rejected"
+            )
+        check_json_data(details, "the callback error details")
+        error = {"type": error_type, "message": message, "details": details}
+        return self._send_callback(token, {"kind": "fail", "error": error})
+
+    def heartbeat_callback(self, token: str, details: Any = None) -> dict[str, Any]:
+        """Tell the waiting attempt of `token` that its outside party is alive (its heartbeat
+        timeout starts again); `details` reach the next attempt as ctx.heartbeat_details."""
+        check_json_data(details, "the heartbeat details")
+        return self._send_callback(token, {"kind": "heartbeat", "details": details})
+
+    def _send_callback(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from interpreter.callbacks import hash_token
+
+        target = self.store.send_callback(hash_token(token), body, time.time())
+        return {"run_id": target.run_id, "state": target.state, "attempt": target.attempt}
+
     def cancel(self, run_id: str) -> None:
         self.get(run_id)
         self.store.request_cancel(run_id, time.time())
@@ -343,12 +386,28 @@ class Client:
 
     # ----------------------------------------------------------------- inspection
     def status(self, run_id: str) -> dict[str, Any]:
-        record = self.get(run_id)
-        return describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
+        from interpreter.history import history_info
 
-    def history(self, run_id: str) -> Iterator[dict[str, Any]]:
+        record = self.get(run_id)
+        info = describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
+        source, _file = self.store.load_definition(record.def_hash)
+        info["history"] = history_info(record, source, len(self.store.list_segments(run_id)))
+        return info
+
+    def history(
+        self, run_id: str, *, segment: int | None = None, all_segments: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """The run's events: by default those of its current segment; `segment=N` those of
+        segment N; `all_segments` the whole chain, each event with its `segment` number."""
+        from interpreter.history import segment_events
+
         self.get(run_id)
-        return self.store.iter_events(run_id)
+        return segment_events(self.store, run_id, segment=segment, all_segments=all_segments)
+
+    def segments(self, run_id: str) -> list[Segment]:
+        """The run's history segments, oldest first (one unless it continued as new)."""
+        self.get(run_id)
+        return self.store.list_segments(run_id)
 
     def list_runs(
         self, *, status: str | None = None, workflow: str | None = None

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from interpreter.activities.context import ActivityContext
+from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
+from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event
@@ -27,7 +29,7 @@ from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, SegmentStart, Store
 from interpreter.store.leases import new_owner_id
 
 # A run is kept (not released) while its next timer is at most this far away.
@@ -255,6 +257,8 @@ def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decisio
 
     if kind == "child":
         return child_finished
+    if kind == "callback":
+        return lambda engine: engine.callback_input(item_id, name, payload)
     return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
@@ -278,6 +282,7 @@ class _RunDriver:
         self._unsaved_hb: dict[str, Any] = {}
         self._committed_shape: list[tuple[str, str | None, str]] = []
         self.map_rows = MapRowTracker()
+        self.callbacks = CallbackTokens()
         self.decisions = DecisionLog(worker.slow_decisions)
 
     def wake_up(self) -> None:
@@ -379,6 +384,7 @@ class _RunDriver:
         state = self.run.state
         rows = self.w.store.load_map_rows(self.run.id) if MapRowTracker.needs_rows(state) else None
         self.map_rows.restore(state, self.run.input, rows)
+        self.callbacks.restore(state)
         engine = self._engine()
         self._committed_shape = _frame_shape(engine)
         engine, _ = await self._decide(engine, Engine.restart_interrupted)
@@ -398,6 +404,7 @@ class _RunDriver:
                 engine, started = await self._decide(
                     engine, lambda e: e.start_due_tasks(self.w.can_run)
                 )
+                self.callbacks.issue(started)
             commands = engine.commands
             await self._commit(engine, commands)
             for task in started:
@@ -480,7 +487,9 @@ class _RunDriver:
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
+        counted = segments.seal(engine)  # the history limit (may end the run, so: first)
         new_runs, cancel_runs, consumed = [], [], []
+        new_segment = None
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
         # (a catch, the next map iteration) may append commands that belong to this commit.
         index = 0
@@ -497,8 +506,12 @@ class _RunDriver:
                 cancel_runs.append(command.data["id"])
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
+            elif command.kind == segments.SWITCH:
+                new_segment = SegmentStart(**command.data)
+        segments.count_late(engine, counted)  # a child that could not start added events
         state = engine.s
         split = self.map_rows.split(state)
+        opened, closed, pending = self.callbacks.changes(state)
         status = state["status"]
         notify = None
         if status != "running" and self.run.parent_id:
@@ -520,11 +533,15 @@ class _RunDriver:
             notify_parent=notify,
             map_rows=split.rows,
             map_frames_done=split.done_frames,
+            callbacks_opened=opened,
+            callbacks_closed=closed,
+            new_segment=new_segment,
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)
         self.decisions.committed()
         self.map_rows.committed(split)
+        self.callbacks.committed(pending)
         self.run.state = state  # the store keeps the split document; the engine the whole one
         self._committed_shape = _frame_shape(engine)
         engine.events.clear()
@@ -572,6 +589,7 @@ class _RunDriver:
             idempotency_key=task["key"],
             heartbeat_details=details,
             on_heartbeat=on_heartbeat,
+            callback_token=self.callbacks.token_for(task_id),
         )
         self.running[task_id] = (asyncio.ensure_future(self.w.runner.run(task, ctx)), ctx)
 
@@ -597,7 +615,9 @@ class _RunDriver:
     def _cancel_unwanted(self) -> None:
         """Attempts whose task the engine dropped (sibling failed, run cancelled) see ctx.cancelled."""
         for task_id, (future, ctx) in list(self.running.items()):
-            if task_id not in self.run.state["tasks"]:
+            # Gone, or no longer running (a callback completed while its activity still ran).
+            task = self.run.state["tasks"].get(task_id)
+            if task is None or task["status"] != "running":
                 ctx._request_cancel()
                 future.cancel()
                 del self.running[task_id]

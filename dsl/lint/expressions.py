@@ -14,6 +14,7 @@ from dsl.model import (
     ActivityState,
     ChildState,
     ChoiceState,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -57,6 +58,8 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.append(((*path, "until"), state.until))
         elif isinstance(state, SucceedState):
             fields.append(((*path, "output"), state.output))
+        elif isinstance(state, ContinueAsNewState):
+            fields.append(((*path, "input"), state.input))
         elif isinstance(state, FailState):
             fields.append(((*path, "error"), state.error))
             fields.append(((*path, "message"), state.message))

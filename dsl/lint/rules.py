@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import data_rules, expressions, flow, references, values
+from dsl.lint import callbacks, data_rules, expressions, flow, references, segments, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -69,6 +69,26 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF259": E}, "child workflow is invalid", references.check_child_validity),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+    Rule({"TF268": E}, "callback on the built-in http activity", callbacks.check_callback_http),
+    Rule(
+        {"TF269": W, "TF270": W}, "callback wait without a bound", callbacks.check_callback_bounds
+    ),
+    Rule(
+        {"TF271": W},
+        "callback per map item, default concurrency",
+        callbacks.check_callback_map_concurrency,
+    ),
+    Rule(
+        {"TF290": E},
+        "continue_as_new inside a parallel branch or map body",
+        segments.check_continue_as_new_scope,
+    ),
+    Rule(
+        {"TF291": E},
+        "continue_as_new input does not satisfy input_schema",
+        segments.check_continue_as_new_input,
+    ),
+    Rule({"TF292": E}, "history_limit out of range", segments.check_history_limit),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

@@ -43,4 +43,11 @@ TITLES: dict[str, str] = {
     "TF257": "a `set` key that is not a valid variable path, or a dotted top-level `vars` key",
     "TF258": "a regular expression or glob in a template that cannot be used",
     "TF259": "a child workflow that is found but invalid",
+    "TF268": "`completion: callback` on the built-in `http` activity",
+    "TF269": "a callback wait that no timeout bounds",
+    "TF270": "a callback wait that only `heartbeat` bounds",
+    "TF271": "a callback per map item with the default concurrency (10)",
+    "TF290": "a `continue_as_new` state inside a parallel branch or map body",
+    "TF291": "a literal `continue_as_new` input that `input_schema` rejects",
+    "TF292": "`history_limit` outside 20 to 1,000,000",
 }

@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.graph_cmd",
     "interpreter.cli.run_cmds",
     "interpreter.cli.inspect_cmds",
+    "interpreter.cli.callback_cmds",
 )
 
 

@@ -32,7 +32,18 @@ def register(subparsers: Any) -> None:
     command(
         "status", "show a run: status, current state(s), vars, output, error, version", cmd_status
     )
-    command("history", "show a run's event history", cmd_history)
+    hist = command(
+        "history",
+        "show a run's event history (its current segment; --segment N or --all for earlier ones)",
+        cmd_history,
+    )
+    which = hist.add_mutually_exclusive_group()
+    which.add_argument(
+        "--segment", type=_segment_arg, metavar="N", help="the events of segment N (1 = first)"
+    )
+    which.add_argument(
+        "--all", action="store_true", dest="all_segments", help="every segment, oldest first"
+    )
     lst = command("list", "list runs", cmd_list, run_id=False)
     lst.add_argument(
         "--status", choices=STATUSES, help=f"only runs with this status: {', '.join(STATUSES)}"
@@ -48,6 +59,12 @@ def register(subparsers: Any) -> None:
     sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
     qry.add_argument("name", metavar="NAME", type=text_arg)
+
+
+def _segment_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a segment number (1, 2, ...), got {text!r}")
+    return int(text)
 
 
 def _time(ts: float | None) -> str:
@@ -74,6 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "ready": "not started: needs a worker that offers it",
                 "backoff": "waiting to retry",
                 "running": "running",
+                "callback": "waiting for its callback (tideflow complete TOKEN)",
             }.get(cur.get("task_status", ""), cur.get("task_status", ""))
             detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
         elif cur.get("signal"):
@@ -85,6 +103,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
         print(f"child      {child}")
+    history = info["history"]
+    earlier = history["segments"] - 1
+    print(
+        f"history    segment {history['segment']}"
+        + (f" ({earlier} earlier: history --segment N or --all)" if earlier else "")
+        + f", {history['events']:,} of at most {history['limit']:,} events"
+    )
+    if history["warning"]:
+        print(f"warning    {history['warning']}")
     print(f"created    {_time(info['created_at'])}")
     print(f"updated    {_time(info['updated_at'])}")
     if info["ended_at"]:
@@ -99,7 +126,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     client = rt.open_client(args, create=False)
-    events = rt.call(lambda: client.history(args.run_id))
+    chain = rt.call(lambda: client.segments(args.run_id))
+    events = rt.call(
+        lambda: client.history(args.run_id, segment=args.segment, all_segments=args.all_segments)
+    )
     # The history is read page by page while it prints: a store error can come mid-way.
     with rt.translated_errors():
         if args.json:
@@ -110,6 +140,12 @@ def cmd_history(args: argparse.Namespace) -> int:
                 out.write(("," if index else "") + "\n" + json.dumps(event, ensure_ascii=False))
             out.write("\n]\n")
             return EXIT_OK
+        if len(chain) > 1 and not args.all_segments:
+            shown = args.segment or chain[-1].segment
+            print(
+                f"segment {shown} of {len(chain)} (continue-as-new); the others: "
+                "--segment N, or --all for the whole chain"
+            )
         print(f"{'SEQ':>5}  {'TIME':<24} {'TYPE':<22} {'STATE':<18} {'ATT':>3}  PAYLOAD")
         for event in events:
             payload = json.dumps(event["payload"], ensure_ascii=False)

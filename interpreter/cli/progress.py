@@ -20,6 +20,7 @@ _SHOWN = {
     "ChildStarted",
     "SignalReceived",
     "ErrorCaught",
+    "ContinuedAsNew",
 }
 
 

@@ -26,6 +26,7 @@ from dsl.model import (
     ChoiceState,
     CompensateState,
     Compensation,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -34,7 +35,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import fanout, saga, var_paths
+from interpreter.core import callbacks, fanout, saga, segments, var_paths
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.fail_state import failure_of
@@ -68,7 +69,7 @@ class Engine(Bookkeeping):
         """Step every ready frame until all of them wait on something."""
         while self.s["status"] == "running":
             ready = [f for f in self.s["frames"].values() if f["status"] == "ready"]
-            if not ready:
+            if not ready or segments.switched(self):
                 return
             for frame in ready:
                 if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
@@ -111,6 +112,9 @@ class Engine(Bookkeeping):
         return ids
 
     def task_completed(self, task_id: str, result: Any) -> None:
+        waiting = self.s["tasks"].get(task_id)
+        if waiting is not None and callbacks.activity_returned(self, waiting, result):
+            return  # the state now waits for its callback token (core/callbacks.py)
         task = self.s["tasks"].pop(task_id, None)
         if task is None:
             return  # cancelled meanwhile; the outcome is no longer wanted
@@ -184,6 +188,7 @@ class Engine(Bookkeeping):
         self.advance()
 
     def fire_due_timers(self) -> None:
+        callbacks.expire_due(self, self)
         for timer_id, timer in sorted(self.s["timers"].items(), key=lambda kv: kv[1]["due"]):
             if timer["due"] > self.now or timer_id not in self.s["timers"]:
                 continue
@@ -241,6 +246,11 @@ class Engine(Bookkeeping):
                 return True
         return False
 
+    def callback_input(self, item_id: Any, task_id: str, body: Any) -> None:
+        """A completion, failure or heartbeat sent with a callback token (core/callbacks.py)."""
+        callbacks.apply(self, self, item_id, task_id, body)
+        self.advance()
+
     def child_finished(self, child_id: str, status: str, output: Any, err: Any) -> None:
         frame_id = self.s["children"].pop(child_id, None)
         frame = self.s["frames"].get(frame_id) if frame_id else None
@@ -284,7 +294,9 @@ class Engine(Bookkeeping):
         saga.begin_compensation(self, self, "cancelled", error("Cancelled", reason))
 
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
-        times = [t["due"] for t in self.s["timers"].values()]
+        if any(f["status"] == "ready" for f in self.s["frames"].values()):
+            return self.now  # a new segment's first state waits to run (see segments.py)
+        times = [t["due"] for t in self.s["timers"].values()] + callbacks.wakeups(self)
         times += [
             t["due"]
             for t in self.s["tasks"].values()
@@ -351,6 +363,8 @@ class Engine(Bookkeeping):
                 self._frame_done(frame, self.eval(frame, state.output, "output"))
             else:
                 self._frame_done(frame, self._fallback_output(frame))
+        elif isinstance(state, ContinueAsNewState):
+            segments.continue_as_new(self, self, frame, state, self.start)
         elif isinstance(state, FailState):
             self.frame_failed(frame, failure_of(self, frame, state))
 
@@ -370,6 +384,8 @@ class Engine(Bookkeeping):
             timeouts=self.defn.timeouts_for(state.timeout),
             key=self.idempotency_key(frame),
         )
+        if state.completion == callbacks.CALLBACK:
+            task["completion"] = callbacks.CALLBACK
         frame["status"] = "waiting"
         frame["wait"] = {"kind": "task", "task": task["id"]}
         self.emit(

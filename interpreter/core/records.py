@@ -55,6 +55,7 @@ def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dic
             "workflow": defn.name,
             "version": defn.version,
             "started_at": iso(now),
+            "segment": 1,  # continue-as-new starts segment 2, 3, ... (core/segments.py)
         },
         "frames": {},
         "tasks": {},

@@ -7,11 +7,14 @@ from pathlib import Path
 
 from interpreter.errors import StoreError, StoreNotFound
 from interpreter.store.base import (
+    CallbackTarget,
     Commit,
     InboxItem,
     LeaseLost,
     NewRun,
     RunRecord,
+    Segment,
+    SegmentStart,
     Store,
 )
 from interpreter.store.migrations import SCHEMA_VERSION
@@ -20,11 +23,14 @@ DEFAULT_DB = ".tideflow/tideflow.db"
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CallbackTarget",
     "Commit",
     "InboxItem",
     "LeaseLost",
     "NewRun",
     "RunRecord",
+    "Segment",
+    "SegmentStart",
     "Store",
     "open_store",
     "resolve_url",

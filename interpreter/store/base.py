@@ -197,6 +197,26 @@ class InboxItem:
 
 
 @dataclass
+class SegmentStart:
+    """A commit that continues the run as new: its events from index `first_event` on belong
+    to segment `segment`, which starts with `input` (see interpreter/core/segments.py)."""
+
+    segment: int
+    first_event: int
+    input: Any
+
+
+@dataclass
+class Segment:
+    """One segment of a run's history: its events are those from `first_seq` up to the next
+    segment's first_seq."""
+
+    segment: int
+    first_seq: int
+    started_at: float
+
+
+@dataclass
 class Commit:
     """One atomic step of a run, written under the run's lease."""
 
@@ -215,6 +235,22 @@ class Commit:
     # rows to write, as (frame, index, "item" | "result", value), and map frames whose rows go.
     map_rows: list[tuple[str, int, str, Any]] = field(default_factory=list)
     map_frames_done: list[str] = field(default_factory=list)
+    # Callback tokens (interpreter/callbacks.py): the attempts started in this step, as
+    # (task, attempt, state, token sha256), and the attempts whose wait ended, as (task, attempt).
+    callbacks_opened: list[tuple[str, int, str, str]] = field(default_factory=list)
+    callbacks_closed: list[tuple[str, int]] = field(default_factory=list)
+    # Continue-as-new: a new segment of the run starts within this commit's events.
+    new_segment: SegmentStart | None = None
+
+
+@dataclass
+class CallbackTarget:
+    """The attempt a callback token addresses (what `complete` and `heartbeat` report)."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    state: str | None
 
 
 def needs_of(state: dict[str, Any]) -> list[str] | None:
@@ -247,6 +283,7 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[RunRecord]: ...
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]: ...
+    def list_segments(self, run_id: str) -> list[Segment]: ...
 
     # work distribution
     def claim(
@@ -281,3 +318,9 @@ class Store(Protocol):
     def terminate(self, run_id: str, reason: str, now: float) -> RunRecord: ...
     def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None: ...
     def heartbeat_details(self, run_id: str, task_id: str) -> Any: ...
+    def send_callback(self, token_hash: str, body: dict[str, Any], now: float) -> CallbackTarget:
+        """Apply a callback request to the pending attempt of `token_hash` (sha256 of the
+        token): `body["kind"]` is "complete" (with `result`), "fail" (with `error`) or
+        "heartbeat" (with `details`). Committed with an inbox item for the run, so a worker
+        applies it whenever one comes. CallbackRefused (unknown, used, late): nothing changed."""
+        ...

@@ -96,7 +96,28 @@ CREATE INDEX runs_running_due ON runs(status, due_at) WHERE due_at IS NOT NULL;
 DROP INDEX IF EXISTS runs_due
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# Version 7: callback tokens (`completion: callback`), kept only as their sha256. One row per
+# token: the attempt it addresses and whether it is still pending, completed or closed (its
+# attempt ended), so a late or reused token is refused with the reason.
+_V7 = """
+CREATE TABLE callbacks (
+    token_hash TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL, state TEXT, status TEXT NOT NULL, created_at {real} NOT NULL,
+    heartbeat_at {real}, ended_at {real}
+) {without_rowid};
+CREATE INDEX callbacks_pending ON callbacks(run_id, task_id, attempt) WHERE status = 'pending'
+"""
+
+# Version 8: continue-as-new. Segment 2 on of a run's history (segment 1 starts at seq 1 and
+# has no row): the seq its events start at. Events keep one seq order per run.
+_V8 = """
+CREATE TABLE segments (
+    run_id TEXT NOT NULL, segment INTEGER NOT NULL, first_seq {bigint} NOT NULL,
+    started_at {real} NOT NULL, PRIMARY KEY (run_id, segment)
+) {without_rowid}
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

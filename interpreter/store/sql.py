@@ -28,6 +28,7 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    Segment,
     definition_missing,
     dumps,
     event_from_row,
@@ -40,6 +41,7 @@ from interpreter.store.base import (
     termination,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.sqlcallbacks import CallbackSQL
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -48,7 +50,6 @@ from interpreter.store.sqlcore import (
     VALUES_ROWS,
     Cursor,
     Session,
-    SQLCore,
     chunks,
     has_effects,
     run_columns,
@@ -56,7 +57,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLCore):
+class SQLStore(CallbackSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -127,6 +128,24 @@ class SQLStore(SQLCore):
             if len(rows) < EVENT_PAGE:
                 return
             last = rows[-1][0]
+
+    def list_segments(self, run_id: str) -> list[Segment]:
+        def op(q: Session) -> list[Segment]:
+            run = q.execute(self.sql("SELECT created_at FROM runs WHERE id=?"), (run_id,))
+            created = run.fetchone()
+            if created is None:
+                return []
+            rows = q.execute(
+                self.sql(
+                    "SELECT segment, first_seq, started_at FROM segments WHERE run_id=? "
+                    "ORDER BY segment"
+                ),
+                (run_id,),
+            ).fetchall()
+            first = Segment(1, 1, float(created[0]))
+            return [first, *(Segment(int(r[0]), int(r[1]), float(r[2])) for r in rows)]
+
+        return self._read(op)
 
     # ----------------------------------------------------------------- work distribution
     def _dead_owners(self, now: float, run_id: str | None) -> list[str]:
@@ -284,6 +303,8 @@ class SQLStore(SQLCore):
                 run.next_seq += len(commit.events)
                 run.status = commit.status
                 run.state = commit.state
+                if commit.new_segment is not None:
+                    run.input = commit.new_segment.input
         return written
 
     def _queue_step(
@@ -316,6 +337,7 @@ class SQLStore(SQLCore):
         """The writes of a step that hold only if its fenced update did (see GUARD)."""
         fence = step_fence(run, owner, commit)
         self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
+        self._queue_callbacks(q, run, commit, fence, now)
         for ids in chunks(commit.consumed, VALUES_ROWS):
             marks = ",".join("?" * len(ids))
             q.execute(
@@ -323,6 +345,23 @@ class SQLStore(SQLCore):
                     f"UPDATE inbox SET consumed=TRUE WHERE id IN ({marks}) AND run_id=? AND {GUARD}"
                 ),
                 [*ids, run.id, *fence],
+            )
+        segment = commit.new_segment
+        if segment is not None:
+            # Continue-as-new: the next segment's row, its input, and no old heartbeats.
+            q.execute(
+                self.sql(
+                    "INSERT INTO segments(run_id, segment, first_seq, started_at) "
+                    f"SELECT ?, ?, ?, ? WHERE {GUARD}"
+                ),
+                (run.id, segment.segment, run.next_seq + segment.first_event, now, *fence),
+            )
+            q.execute(
+                self.sql(f"UPDATE run_inputs SET input=? WHERE run_id=? AND {GUARD}"),
+                (dumps(segment.input), run.id, *fence),
+            )
+            q.execute(
+                self.sql(f"DELETE FROM heartbeats WHERE run_id=? AND {GUARD}"), (run.id, *fence)
             )
         if commit.status in TERMINAL_STATUSES:
             for table in ("heartbeats", "map_rows"):
@@ -467,6 +506,7 @@ class SQLStore(SQLCore):
                 self._insert_events(q, current, row[1], [event], now)
                 for table in ("map_rows", "heartbeats"):
                     q.execute(self.sql(f"DELETE FROM {table} WHERE run_id=?"), (current,))
+                self._close_run_callbacks(q, current, now)
                 # A parent terminated with it needs no news; the run's own parent does.
                 if current == run_id and row[2]:
                     self._post(q, row[2], "child", current, terminated_news(error), now)
