@@ -83,14 +83,15 @@ def _duration(value: str | int | float) -> str:
         return str(value)
 
 
-def _describe(state: AnyState) -> str:
-    """The second line of a state's box."""
+def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
+    """The second line of a state's box (`updates`: the names declared under updates)."""
     if isinstance(state, ActivityState):
         return f"activity: {state.activity}"
     if isinstance(state, ChildState):
         return f"child: {state.workflow}"
     if isinstance(state, WaitState):
-        return f"wait for signal: {state.signal}"
+        what = "update" if state.signal in updates else "signal"
+        return f"wait for {what}: {state.signal}"
     if isinstance(state, SleepState):
         if state.duration is not None:
             return f"sleep {_duration(state.duration)}"
@@ -109,7 +110,8 @@ def _describe(state: AnyState) -> str:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, updates: frozenset[str] = frozenset()) -> None:
+        self.updates = updates  # a wait for one of these is woken by that update
         self._ids = itertools.count(1)
         self.edges: list[Edge] = []
 
@@ -129,7 +131,7 @@ class _Builder:
             kind = {"choice": "choice", "succeed": "succeed", "fail": "fail"}.get(
                 state.type, "state"
             )
-            lines = [name, _describe(state)]
+            lines = [name, _describe(state, self.updates)]
             if isinstance(state, ActivityState) and state.completion == "callback":
                 kind = "callback"  # the activity sends a token out, then the state waits
                 lines.append("then waits for its callback")
@@ -199,7 +201,7 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
 
 def describe(workflow: Workflow) -> Diagram:
     """The drawing of a workflow, independent of the output format."""
-    builder = _Builder()
+    builder = _Builder(frozenset(workflow.updates or {}))
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
     return Diagram(workflow.name, root, builder.edges)

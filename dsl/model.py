@@ -95,6 +95,30 @@ class SignalDef(_Strict):
     description: str | None = Field(None, description="What the signal means.")
 
 
+class UpdateDef(_Strict):
+    """An update the run accepts: a checked, durable request that changes the run's top-level
+    vars (and/or wakes a wait of its name) and returns a value to the caller."""
+
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="JSON Schema the update payload must satisfy."
+    )
+    description: str | None = Field(None, description="What the update does.")
+    validator: str | None = Field(
+        None,
+        description="One {{ ... }} expression over vars, input, run and payload: false (or "
+        "an error) rejects the update, changing nothing.",
+    )
+    message: Template = Field(
+        None, description="The rejection message when the validator is false (template)."
+    )
+    vars: dict[VarName, Template] | None = Field(
+        None, description="Top-level variables to set (templates over vars, input, run, payload)."
+    )
+    returns: Template = Field(
+        None, description="The value returned to the caller, rendered after vars are set."
+    )
+
+
 class Catcher(_Strict):
     """Handles errors of a state by moving to another state."""
 
@@ -340,7 +364,10 @@ class Workflow(_Strict):
         None, description="Signals the run accepts, each with a payload schema."
     )
     queries: dict[str, Template] | None = Field(
-        None, description="Named read-only views of the run (templates)."
+        None, description="Named read-only views of the run (templates; args: the caller's)."
+    )
+    updates: dict[str, UpdateDef] | None = Field(
+        None, description="Updates the run accepts: validated, applied once, returning a value."
     )
     history_limit: int | None = Field(
         None,

@@ -316,7 +316,28 @@ class Client:
         check_against_schema(declared[name].schema_, payload, f"the payload of signal {name!r}")
         return self.store.add_signal(run_id, name, payload, time.time())
 
-    def query(self, run_id: str, name: str) -> Any:
+    def update(
+        self,
+        run_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        update_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send update `name` and wait until the run applied it; return its value. Raises
+        InputInvalid (nothing stored) for an undeclared update or a payload that fails its
+        schema, UpdateRejected when the run rejects it, RunFinished when the run ends before
+        applying it, UpdateTimeout after `timeout` seconds. The same `update_id` again returns
+        the same outcome; the update is never applied twice."""
+        from interpreter import updates
+
+        record = self.get(run_id)
+        updates.check_update(self.definition_of(record), record, name, data)
+        stored = updates.submit(self.store, record, name, data, update_id)
+        return updates.wait_for(self.store, stored, timeout)
+
+    def query(self, run_id: str, name: str, args: Any = None) -> Any:
         from interpreter.expressions import ExpressionError, evaluate
 
         record = self.get(run_id)
@@ -326,12 +347,14 @@ class Client:
                 f"workflow {record.workflow!r} declares no query {name!r}",
                 hint=f"declared queries: {', '.join(sorted(queries)) or 'none'}",
             )
+        check_json_data(args, f"the args of query {name!r}")
         state = record.state
         root = state["frames"].get(state.get("root") or "", {"vars": {}, "locals": {}})
         context = {
             "input": record.input,  # the state's copy is left out once a worker wrote it
             "vars": root["vars"],
             "run": {**state["run"], "status": record.status},
+            "args": args,  # the caller's (`tideflow query ... --data`)
         }
         try:
             # evaluate() refuses values JSON cannot show (NaN, huge integers, ...) as well.

@@ -319,24 +319,6 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     }
 
 
-# --- data helpers and paths (samples/intake.yaml) --------------------------------------------
-
-
-@sample_activity("intake.lookup_customer")
-def lookup_customer(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
-    """A CRM that answers with a JSON text in one field, as many HTTP APIs do."""
-    email = _field(payload, "email")
-    if str(email).startswith("blocked"):
-        raise ApplicationError(
-            f"customer {email} is blocked", type="CustomerBlocked", non_retryable=True
-        )
-    tier = "gold" if str(email).endswith("@example.com") else "basic"
-    profile: dict[str, Any] = {"tier": tier}
-    if tier == "gold":
-        profile["discount"] = {"percent": 10}
-    return {"id": "cus-" + str(email).split("@")[0], "profile_json": json.dumps(profile)}
-
-
 # --- callback tasks (completion: callback) -------------------------------------------------
 
 
@@ -369,3 +351,21 @@ def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
         "checked": checked,
         "done": checked >= int(_field(payload, "finish_after")),
     }
+
+
+# --- data helpers and paths (samples/intake.yaml) --------------------------------------------
+
+
+@sample_activity("intake.lookup_customer")
+def lookup_customer(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """A CRM that answers with a JSON text in one field, as many HTTP APIs do."""
+    email = _field(payload, "email")
+    if str(email).startswith("blocked"):
+        raise ApplicationError(
+            f"customer {email} is blocked", type="CustomerBlocked", non_retryable=True
+        )
+    tier = "gold" if str(email).endswith("@example.com") else "basic"
+    profile: dict[str, Any] = {"tier": tier}
+    if tier == "gold":
+        profile["discount"] = {"percent": 10}
+    return {"id": "cus-" + str(email).split("@")[0], "profile_json": json.dumps(profile)}

@@ -9,7 +9,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import callbacks, data_rules, expressions, flow, references, segments, values
+from dsl.lint import (
+    callbacks,
+    data_rules,
+    expressions,
+    flow,
+    references,
+    segments,
+    updates,
+    values,
+)
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -89,6 +98,14 @@ RULES: tuple[Rule, ...] = (
         segments.check_continue_as_new_input,
     ),
     Rule({"TF292": E}, "history_limit out of range", segments.check_history_limit),
+    Rule({"TF262": E}, "update and signal share a name", updates.check_update_names),
+    Rule({"TF263": E}, "update validator is not one expression", updates.check_validators),
+    Rule({"TF264": W}, "unknown name in an update's template", updates.check_update_templates),
+    Rule(
+        {"TF265": W, "TF266": W},
+        "update that does nothing / message without validator",
+        updates.check_update_effects,
+    ),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.run_cmds",
     "interpreter.cli.inspect_cmds",
     "interpreter.cli.callback_cmds",
+    "interpreter.cli.update_cmd",
 )
 
 

@@ -1,5 +1,5 @@
 """`status`, `history`, `list`, `cancel`, `terminate`, `signal`, `query`: looking at and steering
-runs that already exist."""
+runs that already exist (`update` is in update_cmd.py)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def register(subparsers: Any) -> None:
     sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
     qry.add_argument("name", metavar="NAME", type=text_arg)
+    qry.add_argument(
+        "--data", metavar="JSON|@FILE", help="the query's args: JSON text or @file.json"
+    )
 
 
 def _segment_arg(text: str) -> int:
@@ -210,8 +213,9 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    query_args = parse_json_arg(args.data, "--data")
     client = rt.open_client(args, create=False)
-    value = rt.call(lambda: client.query(args.run_id, args.name))
+    value = rt.call(lambda: client.query(args.run_id, args.name, query_args))
     if args.json:
         print_json({"run_id": args.run_id, "query": args.name, "value": value})
     else:

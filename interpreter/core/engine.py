@@ -35,7 +35,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import callbacks, fanout, saga, segments, var_paths
+from interpreter.core import callbacks, fanout, saga, segments, updates, var_paths
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.fail_state import failure_of
@@ -69,7 +69,11 @@ class Engine(Bookkeeping):
         """Step every ready frame until all of them wait on something."""
         while self.s["status"] == "running":
             ready = [f for f in self.s["frames"].values() if f["status"] == "ready"]
-            if not ready or segments.switched(self):
+            if segments.switched(self):
+                return  # the new segment's first state runs in the next step
+            if not ready:
+                if updates.wake_buffered(self, self):
+                    continue  # an applied update woke a wait that began since
                 return
             for frame in ready:
                 if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
@@ -223,6 +227,14 @@ class Engine(Bookkeeping):
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
         """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered."""
+        if self.deliver_signal(signal_id, name, payload):
+            self.advance()
+            return True
+        return False
+
+    def deliver_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
+        """offer_signal without advancing. `signal_id` None: an update of that name wakes the
+        wait (core/updates.py), with no inbox item to consume."""
         for frame in self.s["frames"].values():
             wait = frame.get("wait")
             if (
@@ -231,7 +243,8 @@ class Engine(Bookkeeping):
                 and wait["kind"] == "signal"
                 and wait["signal"] == name
             ):
-                self.commands.append(Command("consume_signal", {"id": signal_id}))
+                if signal_id is not None:
+                    self.commands.append(Command("consume_signal", {"id": signal_id}))
                 self.emit(
                     "SignalReceived",
                     frame["state"],
@@ -242,7 +255,6 @@ class Engine(Bookkeeping):
                 frame["status"] = "ready"
                 frame["wait"] = None
                 self.complete_state(frame, payload)
-                self.advance()
                 return True
         return False
 

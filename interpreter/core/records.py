@@ -40,7 +40,8 @@ class Event:
 
 @dataclass
 class Command:
-    """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`."""
+    """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`
+    (an inbox item), `update_outcome` (an update's decision, see core/updates.py)."""
 
     kind: str
     data: dict[str, Any]

@@ -191,7 +191,7 @@ class NewRun:
 @dataclass
 class InboxItem:
     id: int
-    kind: str  # "signal" or "child"
+    kind: str  # "signal", "child" or "update"
     name: str
     payload: Any
 
@@ -214,6 +214,32 @@ class Segment:
     segment: int
     first_seq: int
     started_at: float
+
+
+@dataclass
+class UpdateRecord:
+    """One update of a run (see interpreter/updates.py): `status` is "pending" until the step
+    that decided it commits, then "applied" (with `result`) or "rejected" (with `message`)."""
+
+    run_id: str
+    id: str
+    name: str
+    payload: Any
+    status: str
+    result: Any
+    message: str | None
+    created_at: float
+    decided_at: float | None
+
+
+@dataclass
+class UpdateOutcome:
+    """The decision on an update, committed with the step that made it."""
+
+    id: str
+    status: str  # "applied" or "rejected"
+    result: Any = None
+    message: str | None = None
 
 
 @dataclass
@@ -241,6 +267,8 @@ class Commit:
     callbacks_closed: list[tuple[str, int]] = field(default_factory=list)
     # Continue-as-new: a new segment of the run starts within this commit's events.
     new_segment: SegmentStart | None = None
+    # Updates decided by this step (their inbox items are in `consumed`).
+    updates: list[UpdateOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -324,3 +352,8 @@ class Store(Protocol):
         "heartbeat" (with `details`). Committed with an inbox item for the run, so a worker
         applies it whenever one comes. CallbackRefused (unknown, used, late): nothing changed."""
         ...
+
+    def add_update(
+        self, run_id: str, update_id: str, name: str, payload: Any, now: float
+    ) -> tuple[UpdateRecord, bool]: ...
+    def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None: ...

@@ -117,7 +117,19 @@ CREATE TABLE segments (
 ) {without_rowid}
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+# Version 9: updates (Client.update / `tideflow update`): one row per update id of a run, with
+# its outcome, written in the same transaction as the step that applied or rejected it.
+_V9 = """
+CREATE TABLE updates (
+    run_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT,
+    status TEXT NOT NULL, result TEXT, message TEXT,
+    created_at {real} NOT NULL, decided_at {real},
+    PRIMARY KEY (run_id, id)
+) {without_rowid}
+"""
+
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

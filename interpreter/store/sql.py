@@ -41,7 +41,8 @@ from interpreter.store.base import (
     termination,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
-from interpreter.store.sqlcallbacks import CallbackSQL
+from interpreter.store.sql_callbacks import CallbackSQL
+from interpreter.store.sql_updates import UpdateSQL
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -57,7 +58,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(CallbackSQL):
+class SQLStore(CallbackSQL, UpdateSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -363,6 +364,8 @@ class SQLStore(CallbackSQL):
             q.execute(
                 self.sql(f"DELETE FROM heartbeats WHERE run_id=? AND {GUARD}"), (run.id, *fence)
             )
+        if commit.updates:
+            self._queue_update_outcomes(q, run, commit.updates, fence, now)
         if commit.status in TERMINAL_STATUSES:
             for table in ("heartbeats", "map_rows"):
                 q.execute(
