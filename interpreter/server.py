@@ -98,7 +98,10 @@ class Api:
 
     # ----------------------------------------------------------------- plumbing
     def _authorised(self, request: Request) -> bool:
-        if self.token is None or request.url.path.startswith("/callbacks/"):
+        path = request.url.path
+        # Callbacks carry their own unguessable token; the page and its assets hold no data
+        # (the UI asks for the token and sends it with every API call).
+        if self.token is None or path == "/" or path.startswith(("/callbacks/", "/ui/")):
             return True
         header = request.headers.get("authorization", "")
         given = header[7:] if header.lower().startswith("bearer ") else ""
@@ -419,7 +422,7 @@ class Api:
     def app(self) -> Starlette:
         r = self.route
         routes = [
-            Route("/", r(self.page_unauthenticated), methods=["GET"]),
+            Route("/", r(self.page), methods=["GET"]),
             Route("/ui/{name}", r(self.asset), methods=["GET"]),
             Route("/openapi.json", r(self.openapi), methods=["GET"]),
             Route("/runs", r(self.start), methods=["POST"]),
@@ -438,9 +441,6 @@ class Api:
             Route("/definitions", r(self.definitions), methods=["GET"]),
         ]
         return Starlette(routes=routes, lifespan=self._lifespan)
-
-    async def page_unauthenticated(self, request: Request) -> Response:
-        return await self.page(request)
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
