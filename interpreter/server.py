@@ -245,8 +245,11 @@ class Api:
 
             record = self.client.get(request.path_params["run_id"])
             defn = self.client.definition_of(record)
-            diagram = asdict(describe_graph(defn.workflow))
-            return {"definition_hash": record.def_hash, "graph": diagram}
+            workflow = defn.workflow
+            diagram = asdict(describe_graph(workflow))
+            signals = {n: {"schema": s.schema_} for n, s in (workflow.signals or {}).items()}
+            declared = {"signals": signals, "queries": sorted(workflow.queries or {})}
+            return {"definition_hash": record.def_hash, "graph": diagram, "workflow": declared}
 
         return JSONResponse(await self.call(load))
 
