@@ -11,7 +11,9 @@ from interpreter.store.base import (
     InboxItem,
     LeaseLost,
     NewRun,
+    RunFilter,
     RunRecord,
+    RunSummary,
     Store,
 )
 from interpreter.store.migrations import SCHEMA_VERSION
@@ -24,7 +26,9 @@ __all__ = [
     "InboxItem",
     "LeaseLost",
     "NewRun",
+    "RunFilter",
     "RunRecord",
+    "RunSummary",
     "Store",
     "open_store",
     "resolve_url",

@@ -96,7 +96,15 @@ CREATE INDEX runs_running_due ON runs(status, due_at) WHERE due_at IS NOT NULL;
 DROP INDEX IF EXISTS runs_due
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# Version 7: operating runs from the CLI. `paused`: a paused run is claimed by no worker until it
+# is resumed (`tideflow pause`); runs(created_at, id): `tideflow list` pages newest first by
+# (created_at, id) without sorting the whole table.
+_V7 = """
+ALTER TABLE runs ADD COLUMN paused {bool} NOT NULL DEFAULT {false};
+CREATE INDEX runs_created ON runs(created_at, id)
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -40,6 +40,7 @@ from interpreter.store.base import (
     termination,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.sqladmin import SQLAdmin
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -48,7 +49,6 @@ from interpreter.store.sqlcore import (
     VALUES_ROWS,
     Cursor,
     Session,
-    SQLCore,
     chunks,
     has_effects,
     run_columns,
@@ -56,7 +56,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLCore):
+class SQLStore(SQLAdmin):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -162,7 +162,7 @@ class SQLStore(SQLCore):
         """WHERE terms (and their arguments) for the runs a claim may take now."""
         dead = self._dead_owners(now, run_id)
         where = (
-            "r.status='running' AND (r.lease_owner IS NULL OR r.lease_expires IS NULL "
+            "r.status='running' AND NOT r.paused AND (r.lease_owner IS NULL OR r.lease_expires IS NULL "
             "OR r.lease_expires < ?"
         )
         where += f" OR r.lease_owner IN ({','.join('?' * len(dead))}))" if dead else ")"
