@@ -15,6 +15,8 @@ from interpreter import jsondata
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run ended otherwise, or the checked files have errors
 EXIT_USAGE = 2  # invalid file, input or arguments; nothing was created
+EXIT_STILL_RUNNING = 3  # `result --timeout` passed and the run has not ended
+EXIT_NOT_FOUND = 4  # no run with that id in the store (not "the run failed")
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 

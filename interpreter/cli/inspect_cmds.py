@@ -1,19 +1,17 @@
-"""`status`, `history`, `list`, `cancel`, `terminate`, `signal`, `query`: looking at and steering
-runs that already exist."""
+"""`status`, `history`, `signal`, `query`: looking at and talking to runs that already exist
+(`list`, `cancel`, `terminate` and `prune` are in list_cmds.py, following in watch_cmds.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from interpreter.cli import _runtime as rt
+from interpreter.cli import _ux
 from interpreter.cli._common import EXIT_OK, parse_json_arg, print_json, run_id_arg, text_arg
-from interpreter.core.records import TERMINAL_STATUSES
-
-STATUSES = ("running", *sorted(TERMINAL_STATUSES))
 
 
 def register(subparsers: Any) -> None:
@@ -22,51 +20,70 @@ def register(subparsers: Any) -> None:
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_)
         if run_id:
-            parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+            parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg, help="the run")
         rt.add_db(parser)
         if json_:
             rt.add_json(parser)
         parser.set_defaults(handler=handler)
         return parser
 
-    command(
+    status = command(
         "status", "show a run: status, current state(s), vars, output, error, version", cmd_status
     )
-    command("history", "show a run's event history", cmd_history)
-    lst = command("list", "list runs", cmd_list, run_id=False)
-    lst.add_argument(
-        "--status", choices=STATUSES, help=f"only runs with this status: {', '.join(STATUSES)}"
+    status.add_argument(
+        "--watch", action="store_true", help="then show each new event until the run ends"
     )
-    lst.add_argument("--workflow", type=text_arg, help="only runs of this workflow")
-    command(
-        "cancel", "cancel a run cooperatively (compensations run; status cancelled)", cmd_cancel
+    rt.add_readable(status)
+    history = command(
+        "history", "show a run's event history, with each step's duration", cmd_history
     )
-    term = command("terminate", "end a run at once (no compensation)", cmd_terminate)
-    term.add_argument("--reason", type=text_arg, default="terminated by user")
+    history.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events as they are written until the run ends (--json: JSON Lines)",
+    )
+    rt.add_readable(history)
     sig = command("signal", "send a signal to a run", cmd_signal)
-    sig.add_argument("name", metavar="NAME", type=text_arg)
+    sig.add_argument("name", metavar="NAME", type=text_arg, help="a signal the workflow declares")
     sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
-    qry.add_argument("name", metavar="NAME", type=text_arg)
-
-
-def _time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    qry.add_argument("name", metavar="NAME", type=text_arg, help="a query the workflow declares")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = rt.open_client(args, create=False)
-    info = rt.call(lambda: client.status(args.run_id))
-    if args.json:
-        print_json(info)
-        return EXIT_OK
+
+    def show() -> None:
+        info = rt.call(lambda: client.status(args.run_id))
+        if args.json:
+            print_json(info)
+        else:
+            _show_status(info, args)
+        sys.stdout.flush()
+
+    if args.watch:
+        from interpreter.cli.watch_cmds import watch_status
+
+        return watch_status(client, args, show)
+    show()
+    return EXIT_OK
+
+
+def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
+    colour = _ux.colour_enabled()
+    now = time.time()
+
+    def when(ts: float | None) -> str:
+        return _ux.show_time(ts, relative=args.relative, now=now)
+
+    width = _ux.terminal_width() - 11
     print(f"run        {info['run_id']}")
     print(
         f"workflow   {info['workflow']} (version {info['version'] or '-'}, definition {info['definition_hash'][:12]})"
     )
-    print(f"status     {info['status']}")
+    shown = "paused" if info.get("paused") else info["status"]
+    print(f"status     {_ux.paint(shown, _ux.STATUS_COLOURS.get(shown), colour)}")
     for cur in info["current"]:
         detail = cur["waiting_for"] or "nothing"
         if cur.get("activity"):
@@ -81,85 +98,49 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif cur.get("child"):
             detail = f"child run {cur['child']}"
         print(f"current    {cur['state']} (waiting for {detail})")
+    if info["status"] == "running":
+        print(f"worker     {_worker_line(info)}")
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
         print(f"child      {child}")
-    print(f"created    {_time(info['created_at'])}")
-    print(f"updated    {_time(info['updated_at'])}")
+    print(f"created    {when(info['created_at'])}")
+    print(f"updated    {when(info['updated_at'])}")
     if info["ended_at"]:
-        print(f"ended      {_time(info['ended_at'])}")
-    print(f"vars       {json.dumps(info['vars'], ensure_ascii=False)}")
-    if info["output"] is not None:
-        print(f"output     {json.dumps(info['output'], ensure_ascii=False)}")
+        print(f"ended      {when(info['ended_at'])}")
+        print(f"took       {_ux.duration(info['ended_at'] - info['created_at'])}")
+    for label, value in (("vars", info["vars"]), ("output", info["output"])):
+        if label == "output" and value is None:
+            continue
+        lines = _ux.fold_json(value, width, wide=args.wide)
+        print(f"{label:<10} {lines[0]}")
+        for line in lines[1:]:
+            print(" " * 11 + line)
     if info["error"]:
-        print(f"error      {info['error']['type']}: {info['error']['message']}")
-    return EXIT_OK
+        error = f"{info['error']['type']}: {info['error']['message']}"
+        print(f"error      {_ux.paint(error, 'red', colour)}")
+
+
+def _worker_line(info: dict[str, Any]) -> str:
+    """Who drives the run, or why nobody does."""
+    if info.get("paused"):
+        return "none: paused (`tideflow unpause` lets it go on)"
+    if info.get("worker"):
+        return str(info["worker"])
+    waits_for_events = any(
+        cur.get("waiting_for") in ("signal", "timer", "child") for cur in info["current"]
+    )
+    if waits_for_events and not any(cur.get("activity") for cur in info["current"]):
+        return "none needed until what it waits for comes"
+    return "none: waiting for a worker (start one with `tideflow worker --activities ...`)"
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    client = rt.open_client(args, create=False)
-    events = rt.call(lambda: client.history(args.run_id))
-    # The history is read page by page while it prints: a store error can come mid-way.
-    with rt.translated_errors():
-        if args.json:
-            # Streamed: one array, written event by event, so huge histories stay cheap.
-            out = sys.stdout
-            out.write("[")
-            for index, event in enumerate(events):
-                out.write(("," if index else "") + "\n" + json.dumps(event, ensure_ascii=False))
-            out.write("\n]\n")
-            return EXIT_OK
-        print(f"{'SEQ':>5}  {'TIME':<24} {'TYPE':<22} {'STATE':<18} {'ATT':>3}  PAYLOAD")
-        for event in events:
-            payload = json.dumps(event["payload"], ensure_ascii=False)
-            if len(payload) > 100:
-                payload = payload[:97] + "..."
-            print(
-                f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}"
-            )
-    return EXIT_OK
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from interpreter.client import describe
+    from interpreter.cli.watch_cmds import print_history
 
     client = rt.open_client(args, create=False)
-    runs = rt.call(lambda: client.list_runs(status=args.status, workflow=args.workflow))
-    if args.json:
-        print_json(
-            [
-                {k: v for k, v in describe(r).items() if k not in ("vars", "input", "current")}
-                for r in runs
-            ]
-        )
-        return EXIT_OK
-    print(f"{'RUN ID':<40} {'WORKFLOW':<18} {'STATUS':<10} {'CREATED':<24} PARENT")
-    for r in runs:
-        print(
-            f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {r.parent_id or ''}"
-        )
-    return EXIT_OK
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    client = rt.open_client(args, create=False)
-    rt.call(lambda: client.cancel(args.run_id))
-    if args.json:
-        print_json({"run_id": args.run_id, "cancel_requested": True})
-    else:
-        print(f"cancel requested for {args.run_id}; compensations run when a worker picks it up")
-    return EXIT_OK
-
-
-def cmd_terminate(args: argparse.Namespace) -> int:
-    client = rt.open_client(args, create=False)
-    record = rt.call(lambda: client.terminate(args.run_id, args.reason))
-    if args.json:
-        print_json({"run_id": record.id, "status": record.status})
-    else:
-        print(f"run {record.id} {record.status}")
-    return EXIT_OK
+    rt.call(lambda: client.get(args.run_id))
+    return print_history(client, args)
 
 
 def cmd_signal(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ class RunFilter:
     since: float | None = None
     until: float | None = None
     ended_before: float | None = None
+    paused: bool | None = None
 
 
 @dataclass

@@ -60,6 +60,9 @@ class SQLAdmin(SQLCore):
         if where.until is not None:
             terms.append("r.created_at<?")
             args.append(where.until)
+        if where.paused is not None:
+            terms.append("r.paused=?")
+            args.append(where.paused)
         if where.ended_before is not None:
             terms.append("r.ended_at<?")
             args.append(where.ended_before)

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
+from conformance.conformance_kit import create, step
 from interpreter.errors import RunFinished, RunNotFound
 from interpreter.store import RunFilter, Store
-from conformance.conformance_kit import create, step
 
 
-def _ids(store: Store, where: RunFilter = RunFilter(), **options: object) -> list[str]:
-    return [r.id for r in store.find_runs(where, limit=100, **options)]  # type: ignore[arg-type]
+def _ids(store: Store, where: RunFilter | None = None) -> list[str]:
+    return [r.id for r in store.find_runs(where or RunFilter(), limit=100)]
 
 
 def test_find_runs_is_newest_first_and_pages_by_keyset(store: Store) -> None:
