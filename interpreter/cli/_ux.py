@@ -117,8 +117,8 @@ def _json_tokens(text: str) -> Iterable[str]:
 
 
 def fold_json(value: Any, width: int, *, wide: bool, max_lines: int = FOLD_LINES) -> list[str]:
-    """`value` as compact JSON in lines of at most `width` characters, broken only after a
-    `,` or `:` (a single longer token gets its own line). With `wide`, one line, whole. More
+    """`value` as compact JSON in lines of at most `width` characters, broken after a `,` or
+    `:` (a token longer than a line, such as a long string, is broken at the width). With `wide`, one line, whole. More
     than `max_lines`: the last line says how much is left out and how to see it."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if wide or len(text) <= width:
@@ -126,16 +126,18 @@ def fold_json(value: Any, width: int, *, wide: bool, max_lines: int = FOLD_LINES
     lines: list[str] = []
     current = ""
     consumed = 0
-    for token in _json_tokens(text):
-        if current and len(current) + len(token) > width:
-            lines.append(current)
-            consumed += len(current)
-            current = ""
-            if len(lines) == max_lines:
-                left = len(text) - consumed
-                lines.append(f"… {left:,} more characters (--wide shows them)")
-                return lines
-        current += token
+    for whole in _json_tokens(text):
+        # A token longer than a line (a long string) is folded too: nothing is dropped.
+        for token in [whole[i : i + width] for i in range(0, len(whole), width)]:
+            if current and len(current) + len(token) > width:
+                lines.append(current)
+                consumed += len(current)
+                current = ""
+                if len(lines) == max_lines:
+                    left = len(text) - consumed
+                    lines.append(f"… {left:,} more characters (--wide shows them)")
+                    return lines
+            current += token
     if current:
         lines.append(current)
     return lines

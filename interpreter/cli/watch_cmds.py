@@ -243,15 +243,21 @@ class HistoryTable:
             self.started[(kind, state if kind != "RunStarted" else None)] = at
         when = _ux.show_time(at, relative=self.relative, now=time.time())
         tint = "red" if "Failed" in kind or kind in ("RunTerminated", "RunTimedOut") else None
-        room = max(60, self.width - self.fixed)
-        payload = _ux.fold_json(event["payload"], room, wide=self.wide)
-        first = (
+        columns = (
             f"{event['seq']:>5}  {when:<24} {_ux.paint(f'{kind:<22}', tint, self.colour)} "
-            f"{state or '':<18} {event['attempt'] or '':>3}  {took:>8}  {payload[0]}"
+            f"{state or '':<18} {event['attempt'] or '':>3}  {took:>8}"
         )
-        yield first
-        for more in payload[1:]:
-            yield " " * self.fixed + more
+        room = self.width - self.fixed
+        if room >= 40:  # the payload beside the columns, folded to what is left
+            payload = _ux.fold_json(event["payload"], room, wide=self.wide)
+            yield f"{columns}  {payload[0]}"
+            indent = self.fixed
+        else:  # a narrow terminal: the payload below the row
+            yield columns.rstrip()
+            indent = 7
+            payload = _ux.fold_json(event["payload"], self.width - indent, wide=self.wide)
+        for more in payload[0 if indent == 7 else 1 :]:
+            yield " " * indent + more
 
 
 def print_history(client: Client, args: argparse.Namespace) -> int:
