@@ -94,7 +94,7 @@ def test_signal_errors_are_clear(client: Client, store_url: str, tmp_path: Path)
     with pytest.raises(RunNotFound):
         client.signal("no-such-run", "go", {"n": 1})
     proc = run_cli("signal", "no-such-run", "go", "--data", '{"n": 1}', "--db", store_url)
-    assert proc.returncode == 1 and "no run with id 'no-such-run'" in proc.stderr
+    assert proc.returncode == 4 and "no run with id 'no-such-run'" in proc.stderr
     assert_no_traceback(proc)
 
     proc = run_cli("signal", run_id, "go", "--data", "{not json", "--db", store_url)

@@ -298,6 +298,8 @@ def summary_json(run: RunSummary) -> dict[str, Any]:
     return {
         "run_id": run.id,
         "workflow": run.workflow,
+        "version": run.version,
+        "definition_hash": run.def_hash,
         "status": run.status,
         "paused": run.paused,
         "parent_id": run.parent_id,

@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
     resume = subparsers.add_parser(
         "resume", help="execute an existing run in the foreground until it ends"
     )
-    resume.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+    resume.add_argument("run_id", metavar="RUN_ID", type=run_id_arg, help="the run to go on with")
     rt.add_activities(resume)
     rt.add_db(resume)
     _add_workflows(resume)

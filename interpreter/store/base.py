@@ -71,6 +71,8 @@ class RunSummary:
     paused: bool
     cancel_requested: bool
     lease_owner: str | None
+    def_hash: str
+    version: str | None
 
 
 # One encoder for every write: json.dumps with options builds a new encoder per call, and a
