@@ -364,3 +364,34 @@ def test_run_with_the_id_of_an_ended_run_says_so(store_url: str) -> None:
     )
     assert_clean(again, 0)
     assert "already ended (completed); not run again" in again.stderr
+
+
+def test_a_paused_run_stays_paused_when_its_worker_is_sigkilled(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The pause is durable: a worker killed with SIGKILL mid-activity after the pause leaves
+    the run paused; no other worker takes it until it is unpaused, then it completes."""
+    log = tmp_path / "log"
+    run_id = start(store_url, SLOW, {"seconds": 2.0, "path": str(log)})
+    doomed = cli_popen("worker", *ACT, "--db", store_url)
+    try:
+        wait_for(lambda: log.exists() and "start" in log.read_text(), 30)
+        assert_clean(run_cli("pause", run_id, "--db", store_url), 0)
+    finally:
+        doomed.kill()  # SIGKILL, with the first activity in flight
+        doomed.wait()
+    worker = cli_popen("worker", *ACT, "--db", store_url)
+    try:
+        pending = run_cli("result", run_id, "--db", store_url, "--timeout", "2")
+        assert_clean(pending, EXIT_STILL_RUNNING)
+        status = one_json(run_cli("status", run_id, "--db", store_url, "--json"))
+        assert status["paused"] is True
+        assert "ActivityCompleted" not in history_types(store_url, run_id)
+        assert_clean(run_cli("unpause", run_id, "--db", store_url), 0)
+        done = run_cli("result", run_id, "--db", store_url, "--timeout", "60", "--json")
+    finally:
+        stop(worker)
+    assert_clean(done, 0)
+    assert one_json(done)["status"] == "completed"
+    starts = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [s["event"] for s in starts].count("start") == 3  # first (killed, again), second

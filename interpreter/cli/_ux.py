@@ -9,10 +9,8 @@ in ways that break copying a run id out of the output.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -48,6 +46,8 @@ def paint(text: str, colour: str | None, enabled: bool) -> str:
 
 def terminal_width() -> int:
     """The terminal's width (COLUMNS wins, as for every tool); 120 when not a terminal."""
+    import shutil  # with its compression modules: only for commands that print tables
+
     return max(40, shutil.get_terminal_size((120, 24)).columns)
 
 
@@ -192,5 +192,7 @@ def table(
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of `choices` to a misspelt `word`, if one is close enough."""
+    import difflib  # only on a mistake: not part of every command's start-up
+
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None

@@ -85,7 +85,7 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
     shown = "paused" if info.get("paused") else info["status"]
     print(f"status     {_ux.paint(shown, _ux.STATUS_COLOURS.get(shown), colour)}")
     for cur in info["current"]:
-        detail = cur["waiting_for"] or "nothing"
+        detail = cur["waiting_for"] or ("its worker" if info.get("worker") else "a worker")
         if cur.get("activity"):
             progress = {
                 "ready": "not started: needs a worker that offers it",

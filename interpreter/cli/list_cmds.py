@@ -4,7 +4,6 @@ page) and acting on every run a filter matches, one run per transaction."""
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import re
 import sys
@@ -79,11 +78,15 @@ def limit_arg(value: str) -> int:
 
 
 def encode_cursor(run: RunSummary) -> str:
+    import base64
+
     raw = json.dumps([run.created_at, run.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def cursor_arg(value: str) -> tuple[float, str]:
+    import base64
+
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         created, run_id = json.loads(raw)

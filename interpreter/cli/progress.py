@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +30,12 @@ _SHOWN = {
 
 class Progress:
     def __init__(self, enabled: bool) -> None:
+        import threading  # not part of every command's start-up
+
         self.enabled = enabled
         self._lock = threading.Lock()
         self._waiting: tuple[str, float] | None = None  # (what, until) of the countdown
-        self._ticker: threading.Thread | None = None
+        self._ticker: Any = None  # the countdown's thread, started on the first wait
         self._countdown_shown = False
 
     def begin(self, run: RunRecord) -> None:
@@ -73,6 +74,8 @@ class Progress:
             return
         self._waiting = (what, time.monotonic() + delay)
         if self._ticker is None:
+            import threading
+
             self._ticker = threading.Thread(target=self._tick, daemon=True)
             self._ticker.start()
 

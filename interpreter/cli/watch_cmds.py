@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -164,6 +163,8 @@ class _Waiter:
     """Sleeps between reads; a PostgreSQL store's notifications end the sleep early."""
 
     def __init__(self, client: Client) -> None:
+        import threading
+
         self._event = threading.Event()
         subscribe = getattr(client.store, "subscribe", None)
         self._unsubscribe: Callable[[], None] | None = (
