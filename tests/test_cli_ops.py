@@ -281,7 +281,7 @@ def test_pause_lets_the_activity_in_flight_finish_and_starts_nothing_new(
     store_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "log"
-    run_id = start(store_url, SLOW, {"seconds": 1.0, "path": str(log)})
+    run_id = start(store_url, SLOW, {"seconds": 4.0, "path": str(log)})
     worker = cli_popen("worker", *ACT, "--db", store_url)
     try:
         wait_for(lambda: log.exists() and "start" in log.read_text(), 30)
@@ -372,7 +372,7 @@ def test_a_paused_run_stays_paused_when_its_worker_is_sigkilled(
     """The pause is durable: a worker killed with SIGKILL mid-activity after the pause leaves
     the run paused; no other worker takes it until it is unpaused, then it completes."""
     log = tmp_path / "log"
-    run_id = start(store_url, SLOW, {"seconds": 2.0, "path": str(log)})
+    run_id = start(store_url, SLOW, {"seconds": 4.0, "path": str(log)})
     doomed = cli_popen("worker", *ACT, "--db", store_url)
     try:
         wait_for(lambda: log.exists() and "start" in log.read_text(), 30)

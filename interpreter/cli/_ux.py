@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # ----------------------------------------------------------------- colour
@@ -57,6 +56,8 @@ def terminal_width() -> int:
 def absolute_time(ts: float | None) -> str:
     if ts is None:
         return "-"
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 

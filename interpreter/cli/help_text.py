@@ -4,7 +4,6 @@ examples for every command, and "did you mean" for misspelt commands, flags and 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any, NoReturn
 
@@ -69,7 +68,7 @@ def _help_of(subparsers: Any, name: str) -> str | None:
     return None
 
 
-_INVALID_CHOICE = re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)")
+_INVALID_CHOICE = r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)"
 
 
 def _choices(text: str) -> list[str]:
@@ -80,7 +79,9 @@ class Parser(argparse.ArgumentParser):
     """argparse with "did you mean" on misspelt commands, choices and flags."""
 
     def error(self, message: str) -> NoReturn:
-        match = _INVALID_CHOICE.search(message)
+        import re  # only on a mistake
+
+        match = re.search(_INVALID_CHOICE, message)
         if match:
             close = _ux.did_you_mean(match.group(2), _choices(match.group(3)))
             if close:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from interpreter.cli import _runtime as rt
@@ -33,7 +31,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 100_000
 PRUNE_BATCH = 500
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
+_DURATION = r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$"
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -42,7 +40,9 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def duration_arg(value: str) -> float:
     """`30d`, `12h`, `90m`, `45s`, `2w`: a number of seconds."""
-    match = _DURATION.match(value.strip())
+    import re
+
+    match = re.match(_DURATION, value.strip())
     if not match:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a duration; write a number and a unit: 45s, 90m, 12h, 30d, 2w"
@@ -53,8 +53,12 @@ def duration_arg(value: str) -> float:
 def time_arg(value: str) -> float:
     """A point in time: ISO 8601 (`2026-12-01`, `2026-12-01T10:00:00Z`) or a duration ago
     (`2h`: two hours ago)."""
-    if _DURATION.match(value.strip()):
+    import re
+
+    if re.match(_DURATION, value.strip()):
         return time.time() - duration_arg(value)
+    from datetime import UTC, datetime
+
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
