@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dsl.diagnostics import Diagnostic, Severity
 from dsl.loader import LOADER_CODES
@@ -117,58 +120,108 @@ def format_github(results: Sequence[ValidationResult]) -> str:
 # --- sarif -------------------------------------------------------------------------------------
 
 
+# Where the documentation lives: the rule help links of SARIF output point into it. The same
+# address is the project URL in pyproject.toml and the pre-commit `repo:` in docs/diagnostics.md.
+PROJECT_URL = "https://github.com/tideflow/tideflow"
+DOCS_URL = PROJECT_URL + "/blob/main/docs"
+
+
 def code_titles() -> dict[str, str]:
-    """A short title for every known code (lint's when `dsl.lint` is present)."""
+    """One title per known code: the loader's, the schema check's, and lint's own line per code
+    (dsl/lint/titles.py, when lint is installed)."""
     titles = {**LOADER_CODES, **SCHEMA_CODES, **INTERNAL_CODES}
     try:
-        rules = importlib.import_module("dsl.lint.rules").RULES
+        lint_titles: dict[str, str] = importlib.import_module("dsl.lint.titles").TITLES
     except ImportError:
         return titles
-    for rule in rules:
-        for code in getattr(rule, "codes", {}):
-            titles.setdefault(code, str(getattr(rule, "summary", code)))
+    titles.update(lint_titles)
     return titles
 
 
-def _rule_doc(code: str) -> str:
-    page = "docs/lint.md" if code.startswith("TF2") else "docs/diagnostics.md"
-    return f"See {page}#{code.lower()} in the tideflow documentation."
+def _rule_page(code: str) -> str:
+    return "lint.md" if code.startswith("TF2") else "diagnostics.md"
+
+
+def _sarif_rule(code: str, title: str, severity: Severity) -> dict[str, Any]:
+    """A rule as the SARIF multitool wants it: an opaque id, a readable Pascal-case name, a
+    short and a full description that no other rule shares, and a help link."""
+    plain = title.replace("`", "")
+    sentence = plain[0].upper() + plain[1:]
+    help_uri = f"{DOCS_URL}/{_rule_page(code)}#{code.lower()}"
+    stage = {"0": "loading", "1": "schema check", "2": "lint", "9": "internal"}.get(
+        code[2], "check"
+    )
+    full = f"{code} ({stage}, {severity.value}): {sentence}. Explained at {help_uri}"
+    return {
+        "id": code,
+        "name": _pascal_case(plain),
+        "shortDescription": {"text": sentence},
+        "fullDescription": {"text": full},
+        "helpUri": help_uri,
+        "help": {"text": f"{sentence}. See {help_uri}", "markdown": f"[{code}]({help_uri})"},
+        "defaultConfiguration": {"level": _sarif_level(severity)},
+    }
+
+
+def _pascal_case(text: str) -> str:
+    # Acronyms become capitalised words and one-letter placeholders (`vars.X`) are dropped:
+    # the multitool wants no two capitals in a row.
+    words = [w for w in re.findall(r"[A-Za-z0-9]+", text) if len(w) > 1 or w.isdigit()]
+    skip = {"a", "an", "the"}
+    return "".join(w.capitalize() for w in words if w.lower() not in skip) or "Rule"
+
+
+def _sarif_level(severity: Severity) -> str:
+    return "error" if severity is Severity.ERROR else "warning"
+
+
+def _artifact(file: str, base: Path) -> dict[str, Any]:
+    """A path under the working directory becomes a relative URI against %SRCROOT% (so the
+    report does not depend on where it was made); any other path an absolute file URI."""
+    path = Path(file)
+    absolute = path if path.is_absolute() else base / path
+    try:
+        relative = absolute.resolve().relative_to(base.resolve())
+    except (ValueError, OSError):
+        return {"uri": absolute.as_uri() if absolute.is_absolute() else quote(file)}
+    return {"uri": quote(relative.as_posix()), "uriBaseId": "SRCROOT"}
 
 
 def format_sarif(results: Sequence[ValidationResult]) -> str:
     """SARIF 2.1.0 with one rule per code seen (for GitHub code scanning and other tools)."""
     titles = code_titles()
     diagnostics: list[Diagnostic] = [d for r in results for d in r.diagnostics]
-    codes = sorted({d.code for d in diagnostics})
+    severities = {d.code: d.severity for d in diagnostics}
+    codes = sorted(severities)
     index = {code: i for i, code in enumerate(codes)}
-    rules = [
-        {
-            "id": code,
-            "name": code,
-            "shortDescription": {"text": titles.get(code, code)},
-            "help": {"text": _rule_doc(code)},
-        }
-        for code in codes
-    ]
+    rules = [_sarif_rule(code, titles.get(code, code), severities[code]) for code in codes]
+    base = Path.cwd()
     sarif_results: list[dict[str, Any]] = []
-    for d in diagnostics:
-        text = d.message + (f" (hint: {d.hint})" if d.hint else "")
-        sarif_results.append(
-            {
-                "ruleId": d.code,
-                "ruleIndex": index[d.code],
-                "level": "error" if d.severity is Severity.ERROR else "warning",
-                "message": {"text": text},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": d.file.replace("\\", "/")},
-                            "region": {"startLine": d.line, "startColumn": d.column},
-                        }
-                    }
-                ],
-            }
-        )
+    for result in results:
+        lines = _source_lines(result, None)
+        for d in result.diagnostics:
+            text = d.message + (f" (hint: {d.hint})" if d.hint else "")
+            region: dict[str, Any] = {"startLine": d.line, "startColumn": d.column}
+            location: dict[str, Any] = {"artifactLocation": _artifact(d.file, base)}
+            if lines is not None and 0 < d.line <= len(lines):
+                region["snippet"] = {"text": lines[d.line - 1].rstrip("\r")}
+                first, last = max(1, d.line - 2), min(len(lines), d.line + 2)
+                context = "\n".join(line.rstrip("\r") for line in lines[first - 1 : last])
+                location["contextRegion"] = {
+                    "startLine": first,
+                    "endLine": last,
+                    "snippet": {"text": context},
+                }
+            location["region"] = region
+            sarif_results.append(
+                {
+                    "ruleId": d.code,
+                    "ruleIndex": index[d.code],
+                    "level": _sarif_level(d.severity),
+                    "message": {"text": text},
+                    "locations": [{"physicalLocation": location}],
+                }
+            )
     document = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -178,9 +231,11 @@ def format_sarif(results: Sequence[ValidationResult]) -> str:
                     "driver": {
                         "name": "tideflow",
                         "version": _version(),
+                        "informationUri": PROJECT_URL,
                         "rules": rules,
                     }
                 },
+                "originalUriBaseIds": {"SRCROOT": {"uri": base.as_uri() + "/"}},
                 "results": sarif_results,
             }
         ],

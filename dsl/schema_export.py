@@ -23,7 +23,9 @@ from typing import Any
 
 from dsl.model import Workflow
 
-SCHEMA_ID = "https://tideflow.dev/schemas/workflow-1.0.schema.json"
+# The schema's identity and where it can be fetched (docs/editors.md): the committed file on the
+# main branch of the project repository (PROJECT_URL in dsl/formatters.py).
+SCHEMA_ID = "https://raw.githubusercontent.com/tideflow/tideflow/main/schemas/workflow.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_FILE = "workflow.schema.json"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "schemas" / SCHEMA_FILE

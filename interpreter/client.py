@@ -11,10 +11,13 @@ run = client.result(run_id, timeout=30)   # waits for a worker (or call client.e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,16 +42,43 @@ if TYPE_CHECKING:
     from interpreter.worker import EventSink, Worker
 
 
+# Definitions already validated in this process, by (file, its bytes' digest, workflow dirs):
+# `Client.start` in a loop re-reads the file (cheap) but does not parse, validate and lint it
+# again unless its bytes changed. Bounded: a process that starts many files keeps the newest.
+_LOADED: OrderedDict[tuple[str, str, tuple[str, ...]], Definition] = OrderedDict()
+_LOADED_MAX = 64
+_LOADED_LOCK = threading.Lock()
+
+
 def load_definition(path: str | Path, workflow_dirs: Sequence[Path] = ()) -> Definition:
     """Validate a workflow file and return its pinned definition; WorkflowInvalid on errors.
-    `workflow_dirs`: where child workflows named by `workflow:` are looked up (`--workflows`)."""
+    `workflow_dirs`: where child workflows named by `workflow:` are looked up (`--workflows`).
+    A file already loaded in this process with the same bytes is not validated again (a child
+    file's own changes are checked when the child starts)."""
     from dsl import validate_file
     from interpreter.core.definition import Definition
 
+    resolved = str(Path(path).resolve())
+    try:
+        digest = hashlib.sha256(Path(resolved).read_bytes()).hexdigest()
+    except OSError:
+        digest = ""  # validate_file reports why the file cannot be read
+    key = (resolved, digest, tuple(str(Path(d).resolve()) for d in workflow_dirs))
+    with _LOADED_LOCK:
+        cached = _LOADED.get(key) if digest else None
+        if cached is not None:
+            _LOADED.move_to_end(key)
+            return cached
     result = validate_file(path, workflow_dirs=workflow_dirs)
     if not result.ok or result.document is None:
         raise WorkflowInvalid(f"{path} has errors", result.diagnostics)
-    return Definition.from_data(result.document.data, str(Path(path).resolve()))
+    defn = Definition.from_data(result.document.data, resolved)
+    if digest and hashlib.sha256(result.document.text.encode("utf-8")).hexdigest() == digest:
+        with _LOADED_LOCK:  # only when what was validated is exactly what was hashed
+            _LOADED[key] = defn
+            while len(_LOADED) > _LOADED_MAX:
+                _LOADED.popitem(last=False)
+    return defn
 
 
 def check_against_schema(schema: dict[str, Any] | None, value: Any, what: str) -> None:

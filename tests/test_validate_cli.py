@@ -281,3 +281,73 @@ def test_subprocess_schema_to_a_closed_pipe(tmp_path: Path) -> None:
     )
     assert done.stdout == "{\n"
     assert "Traceback" not in done.stderr
+
+
+def test_pre_commit_hook_checks_only_workflows(tmp_path: Path) -> None:
+    """The hook as pre-commit runs it: its `entry` plus every changed file its `files` pattern
+    matches. A repository of non-workflow YAML passes; a broken workflow among them fails."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    from ruamel.yaml import YAML
+
+    root = Path(__file__).resolve().parent.parent
+    (hook,) = YAML(typ="safe").load((root / ".pre-commit-hooks.yaml").read_text())
+    repo = tmp_path / "repo"
+    files = {
+        ".pre-commit-config.yaml": "repos:\n  - repo: local\n    hooks: []\n",
+        ".github/workflows/ci.yml": "on: [push]\njobs: {build: {runs-on: ubuntu-latest}}\n",
+        "config/app.json": '{"debug": true}\n',
+        "docker-compose.yaml": "services: {db: {image: postgres}}\n",
+        "flows/ok.yaml": GOOD,
+    }
+    for name, text in files.items():
+        _write(repo, name, text)
+
+    def run_hook() -> subprocess.CompletedProcess[str]:
+        matched = sorted(
+            str(p.relative_to(repo))
+            for p in repo.rglob("*")
+            if p.is_file() and re.search(hook["files"], str(p.relative_to(repo)))
+        )
+        argv = [sys.executable, "-m", "interpreter", *shlex.split(hook["entry"])[1:], *matched]
+        return subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=60)
+
+    proc = run_hook()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 errors, 0 warnings in 1 file" in proc.stdout
+    _write(repo, "flows/broken.yaml", BAD)
+    proc = run_hook()
+    assert proc.returncode == 1 and "flows/broken.yaml:" in proc.stdout
+    (repo / "flows" / "ok.yaml").unlink()
+    (repo / "flows" / "broken.yaml").unlink()
+    proc = run_hook()
+    assert proc.returncode == 0 and "no workflow files among 4" in proc.stderr
+
+
+def test_schema_output_writes_the_committed_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "new" / "dir" / "workflow.schema.json"
+    code = main(["schema", "--output", str(target)])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "" and "wrote" in err
+    assert target.read_text(encoding="utf-8") == (ROOT / "schemas/workflow.schema.json").read_text(
+        encoding="utf-8"
+    )
+    assert json.loads(target.read_text())["$id"].startswith("https://")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["schema", "--output", str(blocker / "schema.json")])
+    out, err = capsys.readouterr()
+    assert code == 2 and "cannot write the schema to" in err and "Traceback" not in err
+    assert list(tmp_path.glob("**/.schema.json.tmp-*")) == []
+
+
+def test_editor_docs_name_the_schema_id() -> None:
+    from dsl.schema_export import SCHEMA_ID
+
+    editors = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
+    assert f"$schema={SCHEMA_ID}" in editors and f'"url": "{SCHEMA_ID}"' in editors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -68,12 +69,25 @@ def register(subparsers: Any) -> None:
         metavar="JSON|@FILE",
         help="also check this run input against each workflow's input_schema",
     )
+    parser.add_argument(
+        "--only-workflows",
+        action="store_true",
+        help="skip named files that do not declare dsl: too, not only files found in "
+        "directories; no workflow at all is then not an error (the pre-commit hook uses this)",
+    )
     parser.set_defaults(handler=cmd_validate)
 
     schema = subparsers.add_parser(
         "schema",
         help="print the JSON Schema of workflow files",
-        description="Print the JSON Schema (draft 2020-12) that workflow files follow.",
+        description="Print the JSON Schema (draft 2020-12) that workflow files follow, or write "
+        "it to a file that editors can point at (docs/editors.md). Example: tideflow schema "
+        "--output .tideflow/workflow.schema.json",
+    )
+    schema.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the schema to FILE (its directory is created) instead of stdout",
     )
     schema.set_defaults(handler=cmd_schema)
 
@@ -81,7 +95,25 @@ def register(subparsers: Any) -> None:
 def cmd_schema(args: argparse.Namespace) -> int:
     from dsl import load_schema
 
-    _write(json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        _write(text)
+        return EXIT_OK
+    target = Path(args.output)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)  # an editor never reads half a schema
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise CliError(
+            f"cannot write the schema to {args.output}: {exc.strerror or exc}",
+            hint="choose a file in a directory you can write to",
+            exit_code=EXIT_USAGE,
+        ) from None
+    print(f"wrote {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -101,7 +133,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dsl.formatters import FORMATTERS
     from dsl.validate import _MISSING
 
-    files, skipped = collect_files(args.paths)
+    files, skipped = collect_files(args.paths, only_workflows=args.only_workflows)
+    if not files and args.only_workflows:
+        print(f"note: no workflow files among {len(skipped)} file(s)", file=sys.stderr)
+        return EXIT_OK
     if not files:
         where = ", ".join(args.paths)
         raise CliError(
@@ -131,9 +166,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Path]]:
+def collect_files(
+    paths: Sequence[str], *, only_workflows: bool = False
+) -> tuple[list[Path], list[Path]]:
     """(files to check, files skipped because they do not declare dsl:). Files named on the
-    command line are always checked; missing paths are a usage error."""
+    command line are checked whatever they hold unless `only_workflows`; missing paths are a
+    usage error."""
     files: list[Path] = []
     skipped: list[Path] = []
     seen: set[Path] = set()
@@ -148,7 +186,7 @@ def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Path]]:
         elif path.exists():
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                files.append(path)
+                (files if not only_workflows or _declares_dsl(path) else skipped).append(path)
         else:
             raise CliError(f"{raw}: no such file or directory", hint="check the path")
     return files, skipped
