@@ -395,3 +395,13 @@ def test_a_paused_run_stays_paused_when_its_worker_is_sigkilled(
     assert one_json(done)["status"] == "completed"
     starts = [json.loads(line) for line in log.read_text().splitlines()]
     assert [s["event"] for s in starts].count("start") == 3  # first (killed, again), second
+
+
+def test_status_of_a_run_no_worker_took_says_waiting_for_a_worker(store_url: str) -> None:
+    run_id = start(store_url, GREET, {"name": "W"})
+    proc = run_cli("status", run_id, "--db", store_url, "--relative")
+    assert_clean(proc, 0)
+    assert "waiting for a worker" in proc.stdout
+    assert "ago" in proc.stdout or "just now" in proc.stdout
+    info = one_json(run_cli("status", run_id, "--db", store_url, "--json"))
+    assert info["worker"] is None and info["paused"] is False

@@ -127,11 +127,13 @@ def _worker_line(info: dict[str, Any]) -> str:
         return "none: paused (`tideflow unpause` lets it go on)"
     if info.get("worker"):
         return str(info["worker"])
-    waits_for_events = any(
-        cur.get("waiting_for") in ("signal", "timer", "child") for cur in info["current"]
+    current = info["current"]
+    needs_one = not current or any(
+        cur.get("activity") or cur.get("waiting_for") is None for cur in current
     )
-    if waits_for_events and not any(cur.get("activity") for cur in info["current"]):
-        return "none needed until what it waits for comes"
+    if not needs_one:  # timers, signals, children: a worker takes it up when one comes
+        kinds = sorted({str(cur["waiting_for"]) for cur in current})
+        return f"none needed until its {' / '.join(kinds)} comes"
     return "none: waiting for a worker (start one with `tideflow worker --activities ...`)"
 
 
