@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +406,30 @@ def test_status_of_a_run_no_worker_took_says_waiting_for_a_worker(store_url: str
     assert "ago" in proc.stdout or "just now" in proc.stdout
     info = one_json(run_cli("status", run_id, "--db", store_url, "--json"))
     assert info["worker"] is None and info["paused"] is False
+
+
+@pytest.mark.parametrize(("answer", "code", "left_running"), [("y\n", 0, 0), ("n\n", 1, 2)])
+def test_bulk_terminate_on_a_terminal_asks_and_follows_the_answer(
+    store_url: str, answer: str, code: int, left_running: int
+) -> None:
+    import os
+    import pty
+
+    from run_helpers import cli_env
+
+    for n in range(2):
+        start(store_url, GREET, {"name": str(n)})
+    leader, follower = pty.openpty()  # stdin is a terminal: the command asks
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "interpreter", "terminate", "--workflow", "greet_twice", "--db", store_url],
+            stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+        )  # fmt: skip
+        os.write(leader, answer.encode())
+        done = finish(proc, timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert_clean(done, code)
+    assert "terminate 2 run(s)? [y/N]" in done.stderr
+    assert len(listed(store_url, "--status", "running")) == left_running
