@@ -41,3 +41,18 @@ def slow(payload: Any) -> dict[str, Any]:
     time.sleep(0.1)
     _side("end", index)
     return {"i": index}
+
+
+# --- callback tasks (bench/callbacks.py) ---------------------------------------------------
+TOKEN_FILE_ENV = "TIDEFLOW_BENCH_TOKEN_FILE"
+
+
+@activity("bench.send_token")
+def send_token(ctx: Any, payload: Any) -> dict[str, Any]:
+    """Hand the callback token to the benchmark (one `item token` line, one O_APPEND write)."""
+    fd = os.open(os.environ[TOKEN_FILE_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{payload['i']} {ctx.callback_token}\n".encode())
+    finally:
+        os.close(fd)
+    return {"i": payload["i"]}

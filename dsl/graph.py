@@ -44,7 +44,7 @@ def one_line(text: str) -> str:
 class Node:
     id: str
     label: list[str]  # lines
-    kind: str  # start, end, state, choice, succeed, fail, compensation
+    kind: str  # start, end, state, callback, choice, succeed, fail, compensation
 
 
 @dataclass
@@ -126,7 +126,11 @@ class _Builder:
             kind = {"choice": "choice", "succeed": "succeed", "fail": "fail"}.get(
                 state.type, "state"
             )
-            cluster.nodes.append(Node(ids[name], [name, _describe(state)], kind))
+            lines = [name, _describe(state)]
+            if isinstance(state, ActivityState) and state.completion == "callback":
+                kind = "callback"  # the activity sends a token out, then the state waits
+                lines.append("then waits for its callback")
+            cluster.nodes.append(Node(ids[name], lines, kind))
             for target, label, style in _transitions(state):
                 if target is None:
                     self.edges.append(Edge(ids[name], finish.id, label, style))
@@ -207,6 +211,7 @@ _MERMAID_SHAPES = {
     "start": ('(("', '"))'),
     "end": ('((("', '")))'),
     "state": ('("', '")'),
+    "callback": ('[["', '"]]'),
     "choice": ('{"', '"}'),
     "succeed": ('(["', '"])'),
     "fail": ('{{"', '"}}'),
@@ -272,6 +277,7 @@ _DOT_NODE = {
     "start": 'shape=circle, style=filled, fillcolor=black, fontcolor=white, width=0.3, label=""',
     "end": 'shape=doublecircle, style=filled, fillcolor=black, fontcolor=white, width=0.2, label=""',
     "state": "shape=box, style=rounded",
+    "callback": "shape=box, style=rounded, peripheries=2",
     "choice": "shape=diamond",
     "succeed": 'shape=box, style="rounded,filled", fillcolor="#d8f5d0"',
     "fail": 'shape=box, style="rounded,filled", fillcolor="#f8d0d0"',

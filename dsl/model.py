@@ -130,6 +130,13 @@ class ActivityState(_Flow):
     retry: RetryPolicy | None = Field(None, description="Retry policy (overrides defaults).")
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+    completion: Literal["return", "callback"] | None = Field(
+        None,
+        description="return (default): the activity's return value is the result. callback: "
+        "the activity gets ctx.callback_token, sends it out and returns; the state then waits "
+        "until someone completes that token (tideflow complete TOKEN). start_to_close bounds "
+        "the whole wait, heartbeat the gap between heartbeats.",
+    )
 
 
 class Choice(_Strict):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from interpreter.errors import (
     ApplicationError,
+    CallbackRefused,
     InputInvalid,
     ResultTimeout,
     RunFinished,
@@ -47,6 +48,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ActivityContext",
     "ApplicationError",
+    "CallbackRefused",
     "Client",
     "InputInvalid",
     "ResultTimeout",

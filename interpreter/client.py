@@ -318,6 +318,41 @@ class Client:
                 exc.message, hint="change the query's template in the workflow"
             ) from None
 
+    # ------------------------------------------------------- callbacks (completion: callback)
+    # Each takes the token exactly as the activity got it (ctx.callback_token) and returns
+    # {run_id, state, attempt} of the attempt it addressed: what a web handler answers with.
+    # A malformed token is InputInvalid; an unknown, used or late one CallbackRefused
+    # (interpreter.errors); either way nothing changed.
+    def complete_callback(self, token: str, result: Any = None) -> dict[str, Any]:
+        """Complete the attempt of `token` with `result` (the state's result)."""
+        check_json_data(result, "the callback result")
+        return self._send_callback(token, {"kind": "complete", "result": result})
+
+    def fail_callback(
+        self, token: str, error_type: str, message: str = "", details: Any = None
+    ) -> dict[str, Any]:
+        """Fail the attempt of `token` with an error of type `error_type`; the state's retry
+        policy and catchers handle it as any activity error (a retry gets a new token)."""
+        if not isinstance(error_type, str) or not error_type.strip():
+            raise InputInvalid(
+                "the callback error needs a type", hint="give --error TYPE, e.g. Rejected"
+            )
+        check_json_data(details, "the callback error details")
+        error = {"type": error_type, "message": message, "details": details}
+        return self._send_callback(token, {"kind": "fail", "error": error})
+
+    def heartbeat_callback(self, token: str, details: Any = None) -> dict[str, Any]:
+        """Tell the waiting attempt of `token` that its outside party is alive (its heartbeat
+        timeout starts again); `details` reach the next attempt as ctx.heartbeat_details."""
+        check_json_data(details, "the heartbeat details")
+        return self._send_callback(token, {"kind": "heartbeat", "details": details})
+
+    def _send_callback(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        from interpreter.callbacks import hash_token
+
+        target = self.store.send_callback(hash_token(token), body, time.time())
+        return {"run_id": target.run_id, "state": target.state, "attempt": target.attempt}
+
     def cancel(self, run_id: str) -> None:
         self.get(run_id)
         self.store.request_cancel(run_id, time.time())

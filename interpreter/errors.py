@@ -14,6 +14,8 @@ TideflowError
 │   ├── StoreBusy           locked longer than the busy timeout
 │   └── StoreDamaged        the store's file is corrupt, or was deleted or replaced under us
 ├── RunNotFound
+├── CallbackRefused         a callback token that is unknown, already used or late (its
+│                           attempt ended); a malformed one is InputInvalid
 ├── RunFinished             a signal/cancel aimed at a run that already ended
 └── ResultTimeout           Client.result waited longer than asked
 """
@@ -106,6 +108,16 @@ class RunFinished(TideflowError):
 
 class ResultTimeout(TideflowError):
     pass
+
+
+class CallbackRefused(TideflowError):
+    """`complete`/`heartbeat` named a token that cannot be applied; nothing was changed.
+    `reason`: "unknown" (no such token), "used" (already completed), "late" (its attempt
+    ended: timed out, retried, cancelled, or the run ended)."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 def safe_text(value: object, render: Callable[[object], str] = str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from interpreter.activities.context import ActivityContext
+from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
@@ -255,6 +256,8 @@ def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decisio
 
     if kind == "child":
         return child_finished
+    if kind == "callback":
+        return lambda engine: engine.callback_input(item_id, name, payload)
     return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
@@ -279,6 +282,7 @@ class _RunDriver:
         self._unsaved_hb: dict[str, Any] = {}
         self._committed_shape: list[tuple[str, str | None, str]] = []
         self.map_rows = MapRowTracker()
+        self.callbacks = CallbackTokens()
         self.decisions = DecisionLog(worker.slow_decisions)
 
     def wake_up(self) -> None:
@@ -380,6 +384,7 @@ class _RunDriver:
         state = self.run.state
         rows = self.w.store.load_map_rows(self.run.id) if MapRowTracker.needs_rows(state) else None
         self.map_rows.restore(state, self.run.input, rows)
+        self.callbacks.restore(state)
         engine = self._engine()
         self._committed_shape = _frame_shape(engine)
         engine, _ = await self._decide(engine, Engine.restart_interrupted)
@@ -400,6 +405,7 @@ class _RunDriver:
                 engine, started = await self._decide(
                     engine, lambda e: e.start_due_tasks(self.w.can_run)
                 )
+                self.callbacks.issue(started)
             commands = engine.commands
             await self._commit(engine, commands)
             for task in started:
@@ -503,6 +509,7 @@ class _RunDriver:
                 consumed.append(command.data["id"])
         state = engine.s
         split = self.map_rows.split(state)
+        opened, closed, pending = self.callbacks.changes(state)
         status = state["status"]
         notify = None
         if status != "running" and self.run.parent_id:
@@ -524,11 +531,14 @@ class _RunDriver:
             notify_parent=notify,
             map_rows=split.rows,
             map_frames_done=split.done_frames,
+            callbacks_opened=opened,
+            callbacks_closed=closed,
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)
         self.decisions.committed()
         self.map_rows.committed(split)
+        self.callbacks.committed(pending)
         self.run.state = state  # the store keeps the split document; the engine the whole one
         self._committed_shape = _frame_shape(engine)
         engine.events.clear()
@@ -576,6 +586,7 @@ class _RunDriver:
             idempotency_key=task["key"],
             heartbeat_details=details,
             on_heartbeat=on_heartbeat,
+            callback_token=self.callbacks.token_for(task_id),
         )
         self.running[task_id] = (asyncio.ensure_future(self.w.runner.run(task, ctx)), ctx)
 
@@ -601,7 +612,9 @@ class _RunDriver:
     def _cancel_unwanted(self) -> None:
         """Attempts whose task the engine dropped (sibling failed, run cancelled) see ctx.cancelled."""
         for task_id, (future, ctx) in list(self.running.items()):
-            if task_id not in self.run.state["tasks"]:
+            # Gone, or no longer running (a callback completed while its activity still ran).
+            task = self.run.state["tasks"].get(task_id)
+            if task is None or task["status"] != "running":
                 ctx._request_cancel()
                 future.cancel()
                 del self.running[task_id]

@@ -28,6 +28,7 @@ import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from interpreter import ActivityContext, ApplicationError, activity
@@ -316,3 +317,23 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
         "count": len(squares),
         "total": sum(entry["square"] for entry in squares),
     }
+
+
+# --- callback tasks (completion: callback) -------------------------------------------------
+
+
+@sample_activity("approval.request_callback")
+def request_callback(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Sends the approver their callback token. Here the "mail" is a file in the `outbox`
+    directory the run's input names (`<outbox>/<approver>.token`); a real one would mail a
+    link that calls `tideflow complete TOKEN` (or the web endpoint)."""
+    approver = str(_field(payload, "approver"))
+    outbox = Path(str(_field(payload, "outbox")))
+    outbox.mkdir(parents=True, exist_ok=True)
+    token = ctx.callback_token
+    if token is None:
+        raise ApplicationError("needs completion: callback", type="NotACallback")
+    part = outbox / f"{approver}.token.part"
+    part.write_text(token, encoding="utf-8")
+    part.replace(outbox / f"{approver}.token")  # whole or absent: the reader never sees half
+    return {"sent_to": approver}

@@ -100,6 +100,7 @@ def test_fresh_schema_gets_current_version_and_reopens(pg_url: str) -> None:
         "inbox",
         "heartbeats",
         "map_rows",
+        "callbacks",
     }
     PostgresStore(pg_url).close()  # opening again migrates nothing and fails nothing
 

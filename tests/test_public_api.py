@@ -13,6 +13,7 @@ import interpreter
 from interpreter import (
     ActivityContext,
     ApplicationError,
+    CallbackRefused,
     Client,
     InputInvalid,
     ResultTimeout,
@@ -27,6 +28,7 @@ from interpreter import (
 INTERPRETER_API = [
     "ActivityContext",
     "ApplicationError",
+    "CallbackRefused",
     "Client",
     "InputInvalid",
     "ResultTimeout",
@@ -55,6 +57,9 @@ DSL_API = [
 CLIENT_METHODS = {
     "cancel",
     "close",
+    "complete_callback",
+    "fail_callback",
+    "heartbeat_callback",
     "execute",
     "get",
     "history",
@@ -84,6 +89,7 @@ def test_dsl_all_is_pinned() -> None:
 def test_exception_tree() -> None:
     for error in (
         ApplicationError,
+        CallbackRefused,
         InputInvalid,
         ResultTimeout,
         RunFinished,

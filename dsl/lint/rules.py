@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import expressions, flow, references, values
+from dsl.lint import callbacks, expressions, flow, references, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -56,6 +56,15 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF241": E}, "child workflow not found", references.check_children),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
+    Rule({"TF268": E}, "callback on the built-in http activity", callbacks.check_callback_http),
+    Rule(
+        {"TF269": W, "TF270": W}, "callback wait without a bound", callbacks.check_callback_bounds
+    ),
+    Rule(
+        {"TF271": W},
+        "callback per map item, default concurrency",
+        callbacks.check_callback_map_concurrency,
+    ),
 )
 
 CODES: dict[str, Severity] = {code: sev for rule in RULES for code, sev in rule.codes.items()}

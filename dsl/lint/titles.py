@@ -37,4 +37,8 @@ TITLES: dict[str, str] = {
     "TF241": "a child workflow that cannot be found",
     "TF242": "a workflow that starts itself through child states",
     "TF243": 'a catch-all `"*"` that is not the last catcher',
+    "TF268": "`completion: callback` on the built-in `http` activity",
+    "TF269": "a callback wait that no timeout bounds",
+    "TF270": "a callback wait that only `heartbeat` bounds",
+    "TF271": "a callback per map item with the default concurrency (10)",
 }

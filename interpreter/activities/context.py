@@ -14,6 +14,8 @@ class ActivityContext:
 
     `idempotency_key` is the same for every attempt of one step visit, so side effects can be
     made idempotent. `heartbeat_details` holds what the previous attempt last reported.
+    `callback_token` (states with `completion: callback`, else None) is the token that
+    completes this attempt: send it to whoever answers (`tideflow complete TOKEN`).
     """
 
     def __init__(
@@ -26,6 +28,7 @@ class ActivityContext:
         idempotency_key: str,
         heartbeat_details: Any = None,
         on_heartbeat: Callable[[Any], None] | None = None,
+        callback_token: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.workflow = workflow
@@ -33,6 +36,7 @@ class ActivityContext:
         self.attempt = attempt
         self.idempotency_key = idempotency_key
         self.heartbeat_details = heartbeat_details
+        self.callback_token = callback_token
         self._on_heartbeat = on_heartbeat
         # A flag, not a threading.Event: only ever set (on the worker's loop) and read (by the
         # activity); nobody waits on it, and an Event (a lock and a condition) cost a few

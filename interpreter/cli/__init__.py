@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.list_cmds",
     "interpreter.cli.watch_cmds",
     "interpreter.cli.completion_cmd",
+    "interpreter.cli.callback_cmds",
 )
 
 

@@ -43,6 +43,11 @@ EXAMPLES: dict[str, list[str]] = {
         'tideflow signal approval-1a2b3c approve --data \'{"approved": true, "by": "ana"}\''
     ],
     "query": ["tideflow query approval-1a2b3c status"],
+    "complete": [
+        'tideflow complete "$TOKEN" --result \'{"approved": true}\'',
+        "tideflow complete \"$TOKEN\" --error Declined --message 'card refused'",
+    ],
+    "heartbeat": ['tideflow heartbeat "$TOKEN" --details \'{"done": 40}\''],
     "completion": [
         'eval "$(tideflow completion bash)"',
         "tideflow completion fish > ~/.config/fish/completions/tideflow.fish",
@@ -50,9 +55,20 @@ EXAMPLES: dict[str, list[str]] = {
 }
 
 
+# What an argument is, where the command that defines it says nothing.
+ARGUMENT_HELP = {
+    "token": "the callback token the activity handed out",
+    "run_id": "the run",
+}
+
+
 def add_examples(subparsers: Any) -> None:
-    """Give every subcommand a description and examples (those that have none yet)."""
+    """Give every subcommand a description and examples (those that have none yet), and
+    every argument a description."""
     for name, parser in subparsers.choices.items():
+        for action in parser._actions:
+            if action.help is None and action.dest in ARGUMENT_HELP:
+                action.help = ARGUMENT_HELP[action.dest]
         if parser.description is None:
             parser.description = _help_of(subparsers, name)
         if parser.epilog is None and name in EXAMPLES:

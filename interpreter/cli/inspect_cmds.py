@@ -91,6 +91,7 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
                 "ready": "not started: needs a worker that offers it",
                 "backoff": "waiting to retry",
                 "running": "running",
+                "callback": "waiting for its callback (tideflow complete TOKEN)",
             }.get(cur.get("task_status", ""), cur.get("task_status", ""))
             detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
         elif cur.get("signal"):
@@ -129,7 +130,9 @@ def _worker_line(info: dict[str, Any]) -> str:
         return str(info["worker"])
     current = info["current"]
     needs_one = not current or any(
-        cur.get("activity") or cur.get("waiting_for") is None for cur in current
+        (cur.get("activity") and cur.get("task_status") != "callback")
+        or cur.get("waiting_for") is None
+        for cur in current
     )
     if not needs_one:  # timers, signals, children: a worker takes it up when one comes
         kinds = sorted({str(cur["waiting_for"]) for cur in current})

@@ -34,7 +34,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import fanout, saga
+from interpreter.core import callbacks, fanout, saga
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
@@ -110,6 +110,9 @@ class Engine(Bookkeeping):
         return ids
 
     def task_completed(self, task_id: str, result: Any) -> None:
+        waiting = self.s["tasks"].get(task_id)
+        if waiting is not None and callbacks.activity_returned(self, waiting, result):
+            return  # the state now waits for its callback token (core/callbacks.py)
         task = self.s["tasks"].pop(task_id, None)
         if task is None:
             return  # cancelled meanwhile; the outcome is no longer wanted
@@ -183,6 +186,7 @@ class Engine(Bookkeeping):
         self.advance()
 
     def fire_due_timers(self) -> None:
+        callbacks.expire_due(self, self)
         for timer_id, timer in sorted(self.s["timers"].items(), key=lambda kv: kv[1]["due"]):
             if timer["due"] > self.now or timer_id not in self.s["timers"]:
                 continue
@@ -240,6 +244,11 @@ class Engine(Bookkeeping):
                 return True
         return False
 
+    def callback_input(self, item_id: Any, task_id: str, body: Any) -> None:
+        """A completion, failure or heartbeat sent with a callback token (core/callbacks.py)."""
+        callbacks.apply(self, self, item_id, task_id, body)
+        self.advance()
+
     def child_finished(self, child_id: str, status: str, output: Any, err: Any) -> None:
         frame_id = self.s["children"].pop(child_id, None)
         frame = self.s["frames"].get(frame_id) if frame_id else None
@@ -283,7 +292,7 @@ class Engine(Bookkeeping):
         saga.begin_compensation(self, self, "cancelled", error("Cancelled", reason))
 
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
-        times = [t["due"] for t in self.s["timers"].values()]
+        times = [t["due"] for t in self.s["timers"].values()] + callbacks.wakeups(self)
         times += [
             t["due"]
             for t in self.s["tasks"].values()
@@ -371,6 +380,8 @@ class Engine(Bookkeeping):
             timeouts=self.defn.timeouts_for(state.timeout),
             key=self.idempotency_key(frame),
         )
+        if state.completion == callbacks.CALLBACK:
+            task["completion"] = callbacks.CALLBACK
         frame["status"] = "waiting"
         frame["wait"] = {"kind": "task", "task": task["id"]}
         self.emit(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from interpreter.errors import StoreError, StoreNotFound
 from interpreter.store.base import (
+    CallbackTarget,
     Commit,
     InboxItem,
     LeaseLost,
@@ -22,6 +23,7 @@ DEFAULT_DB = ".tideflow/tideflow.db"
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CallbackTarget",
     "Commit",
     "InboxItem",
     "LeaseLost",

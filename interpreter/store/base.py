@@ -250,6 +250,20 @@ class Commit:
     # rows to write, as (frame, index, "item" | "result", value), and map frames whose rows go.
     map_rows: list[tuple[str, int, str, Any]] = field(default_factory=list)
     map_frames_done: list[str] = field(default_factory=list)
+    # Callback tokens (interpreter/callbacks.py): the attempts started in this step, as
+    # (task, attempt, state, token sha256), and the attempts whose wait ended, as (task, attempt).
+    callbacks_opened: list[tuple[str, int, str, str]] = field(default_factory=list)
+    callbacks_closed: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class CallbackTarget:
+    """The attempt a callback token addresses (what `complete` and `heartbeat` report)."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    state: str | None
 
 
 def needs_of(state: dict[str, Any]) -> list[str] | None:
@@ -333,3 +347,9 @@ class Store(Protocol):
     def terminate(self, run_id: str, reason: str, now: float) -> RunRecord: ...
     def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None: ...
     def heartbeat_details(self, run_id: str, task_id: str) -> Any: ...
+    def send_callback(self, token_hash: str, body: dict[str, Any], now: float) -> CallbackTarget:
+        """Apply a callback request to the pending attempt of `token_hash` (sha256 of the
+        token): `body["kind"]` is "complete" (with `result`), "fail" (with `error`) or
+        "heartbeat" (with `details`). Committed with an inbox item for the run, so a worker
+        applies it whenever one comes. CallbackRefused (unknown, used, late): nothing changed."""
+        ...

@@ -96,12 +96,24 @@ CREATE INDEX runs_running_due ON runs(status, due_at) WHERE due_at IS NOT NULL;
 DROP INDEX IF EXISTS runs_due
 """
 
-# Version 7: operating runs from the CLI. `paused`: a paused run is claimed by no worker until it
+# Version 7: callback tokens (`completion: callback`), kept only as their sha256. One row per
+# token: the attempt it addresses and whether it is still pending, completed or closed (its
+# attempt ended), so a late or reused token is refused with the reason.
+_V7 = """
+CREATE TABLE callbacks (
+    token_hash TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL, state TEXT, status TEXT NOT NULL, created_at {real} NOT NULL,
+    heartbeat_at {real}, ended_at {real}
+) {without_rowid};
+CREATE INDEX callbacks_pending ON callbacks(run_id, task_id, attempt) WHERE status = 'pending'
+"""
+
+# Version 8: operating runs from the CLI. `paused`: a paused run is claimed by no worker until it
 # is resumed (`tideflow pause`). `tideflow list` pages newest first by (created_at, id): with
 # the id in the index, a page filtered by status or workflow is an index walk that stops
 # after the page instead of a sort of every matching run (2,000 of 10,000 took PostgreSQL 11
 # ms to sort before the first row).
-_V7 = """
+_V8 = """
 ALTER TABLE runs ADD COLUMN paused {bool} NOT NULL DEFAULT {false};
 CREATE INDEX runs_created ON runs(created_at, id);
 DROP INDEX IF EXISTS runs_status;
@@ -110,7 +122,7 @@ DROP INDEX IF EXISTS runs_workflow;
 CREATE INDEX runs_workflow ON runs(workflow, created_at, id)
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

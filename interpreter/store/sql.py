@@ -41,6 +41,7 @@ from interpreter.store.base import (
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
 from interpreter.store.sqladmin import SQLAdmin
+from interpreter.store.sqlcallbacks import CallbackSQL
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -56,7 +57,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLAdmin):
+class SQLStore(SQLAdmin, CallbackSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -316,6 +317,7 @@ class SQLStore(SQLAdmin):
         """The writes of a step that hold only if its fenced update did (see GUARD)."""
         fence = step_fence(run, owner, commit)
         self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
+        self._queue_callbacks(q, run, commit, fence, now)
         for ids in chunks(commit.consumed, VALUES_ROWS):
             marks = ",".join("?" * len(ids))
             q.execute(
@@ -467,6 +469,7 @@ class SQLStore(SQLAdmin):
                 self._insert_events(q, current, row[1], [event], now)
                 for table in ("map_rows", "heartbeats"):
                     q.execute(self.sql(f"DELETE FROM {table} WHERE run_id=?"), (current,))
+                self._close_run_callbacks(q, current, now)
                 # A parent terminated with it needs no news; the run's own parent does.
                 if current == run_id and row[2]:
                     self._post(q, row[2], "child", current, terminated_news(error), now)

@@ -18,7 +18,7 @@ SUMMARY_COLUMNS = (
 )
 
 # Tables that hold a run's rows besides `runs` itself, deleted with it by `prune_runs`.
-RUN_TABLES = ("events", "inbox", "map_rows", "heartbeats", "run_inputs")
+RUN_TABLES = ("events", "inbox", "map_rows", "heartbeats", "callbacks", "run_inputs")
 
 
 def _summary(row: Any) -> RunSummary:
