@@ -20,6 +20,7 @@ from dsl.model import (
     AnyState,
     ChildState,
     ChoiceState,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -52,7 +53,7 @@ class Edge:
     source: str
     target: str
     label: str = ""
-    style: str = "next"  # next, choice, catch, timeout, compensation, fork
+    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart
 
 
 @dataclass
@@ -82,14 +83,15 @@ def _duration(value: str | int | float) -> str:
         return str(value)
 
 
-def _describe(state: AnyState) -> str:
-    """The second line of a state's box."""
+def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
+    """The second line of a state's box (`updates`: the names declared under updates)."""
     if isinstance(state, ActivityState):
         return f"activity: {state.activity}"
     if isinstance(state, ChildState):
         return f"child: {state.workflow}"
     if isinstance(state, WaitState):
-        return f"wait for signal: {state.signal}"
+        what = "update" if state.signal in updates else "signal"
+        return f"wait for {what}: {state.signal}"
     if isinstance(state, SleepState):
         if state.duration is not None:
             return f"sleep {_duration(state.duration)}"
@@ -102,11 +104,14 @@ def _describe(state: AnyState) -> str:
         return f"map over items (concurrency {state.concurrency or 10})"
     if isinstance(state, FailState):
         return f"fail: {state.error}"
+    if isinstance(state, ContinueAsNewState):
+        return "continue as new"
     return state.type
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, updates: frozenset[str] = frozenset()) -> None:
+        self.updates = updates  # a wait for one of these is woken by that update
         self._ids = itertools.count(1)
         self.edges: list[Edge] = []
 
@@ -126,11 +131,14 @@ class _Builder:
             kind = {"choice": "choice", "succeed": "succeed", "fail": "fail"}.get(
                 state.type, "state"
             )
-            lines = [name, _describe(state)]
+            lines = [name, _describe(state, self.updates)]
             if isinstance(state, ActivityState) and state.completion == "callback":
                 kind = "callback"  # the activity sends a token out, then the state waits
                 lines.append("then waits for its callback")
             cluster.nodes.append(Node(ids[name], lines, kind))
+            if isinstance(state, ContinueAsNewState):
+                # A new segment of the same run: back to this machine's start marker.
+                self.edges.append(Edge(ids[name], begin.id, "new segment", "restart"))
             for target, label, style in _transitions(state):
                 if target is None:
                     self.edges.append(Edge(ids[name], finish.id, label, style))
@@ -178,6 +186,8 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     if isinstance(state, FailState):
         yield None, "fail", "catch"
         return
+    if isinstance(state, ContinueAsNewState):
+        return  # drawn by the builder: an edge back to the start marker
     if isinstance(state, WaitState) and state.on_timeout is not None:
         yield state.on_timeout, "timeout", "timeout"
     if isinstance(state, ActivityState | ChildState | ParallelState | MapState):
@@ -191,7 +201,7 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
 
 def describe(workflow: Workflow) -> Diagram:
     """The drawing of a workflow, independent of the output format."""
-    builder = _Builder()
+    builder = _Builder(frozenset(workflow.updates or {}))
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
     return Diagram(workflow.name, root, builder.edges)
@@ -224,6 +234,7 @@ _MERMAID_ARROWS = {
     "fork": "==>",
     "catch": "-.->",
     "compensation": "-.->",
+    "restart": "-.->",
 }
 
 
@@ -290,6 +301,7 @@ _DOT_EDGE = {
     "fork": "style=bold",
     "catch": "style=dashed, color=red3, fontcolor=red3",
     "compensation": "style=dashed, color=gray40, fontcolor=gray40, arrowhead=empty",
+    "restart": "style=dashed, color=blue3, fontcolor=blue3",
 }
 
 

@@ -87,6 +87,30 @@ class SignalDef(_Strict):
     description: str | None = Field(None, description="What the signal means.")
 
 
+class UpdateDef(_Strict):
+    """An update the run accepts: a checked, durable request that changes the run's top-level
+    vars (and/or wakes a wait of its name) and returns a value to the caller."""
+
+    schema_: dict[str, Any] | None = Field(
+        None, alias="schema", description="JSON Schema the update payload must satisfy."
+    )
+    description: str | None = Field(None, description="What the update does.")
+    validator: str | None = Field(
+        None,
+        description="One {{ ... }} expression over vars, input, run and payload: false (or "
+        "an error) rejects the update, changing nothing.",
+    )
+    message: Template = Field(
+        None, description="The rejection message when the validator is false (template)."
+    )
+    vars: dict[VarName, Template] | None = Field(
+        None, description="Top-level variables to set (templates over vars, input, run, payload)."
+    )
+    returns: Template = Field(
+        None, description="The value returned to the caller, rendered after vars are set."
+    )
+
+
 class Catcher(_Strict):
     """Handles errors of a state by moving to another state."""
 
@@ -252,6 +276,17 @@ class FailState(_StateBase):
     details: Template = Field(None, description="Extra error details (templates allowed).")
 
 
+class ContinueAsNewState(_StateBase):
+    """Ends this segment of the run and starts the same workflow again, under the same run id
+    and pinned definition, with a new input and a fresh history."""
+
+    type: Literal["continue_as_new"] = Field(description="State type.")
+    input: Template = Field(
+        None,
+        description="The next segment's input (templates allowed); default: this segment's input.",
+    )
+
+
 State = Annotated[
     ActivityState
     | ChoiceState
@@ -263,7 +298,8 @@ State = Annotated[
     | ChildState
     | CompensateState
     | SucceedState
-    | FailState,
+    | FailState
+    | ContinueAsNewState,
     Field(discriminator="type"),
 ]
 
@@ -277,7 +313,7 @@ FLOW_STATES = (
     ChildState,
     CompensateState,
 )
-TERMINAL_STATES = (SucceedState, FailState)
+TERMINAL_STATES = (SucceedState, FailState, ContinueAsNewState)
 CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
 
 
@@ -307,7 +343,16 @@ class Workflow(_Strict):
         None, description="Signals the run accepts, each with a payload schema."
     )
     queries: dict[str, Template] | None = Field(
-        None, description="Named read-only views of the run (templates)."
+        None, description="Named read-only views of the run (templates; args: the caller's)."
+    )
+    updates: dict[str, UpdateDef] | None = Field(
+        None, description="Updates the run accepts: validated, applied once, returning a value."
+    )
+    history_limit: int | None = Field(
+        None,
+        description="The most events one segment of a run may record (default 51200, "
+        "allowed 20 to 1000000); at the cap the run fails with HistoryLimitExceeded. "
+        "Use a continue_as_new state to start a fresh segment.",
     )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
     states: dict[str, State] = Field(description="The states, by name.", min_length=1)
@@ -333,4 +378,5 @@ AnyState = (
     | CompensateState
     | SucceedState
     | FailState
+    | ContinueAsNewState
 )

@@ -20,6 +20,8 @@ from interpreter.errors import (
     RunNotFound,
     StoreError,
     TideflowError,
+    UpdateRejected,
+    UpdateTimeout,
     WorkflowInvalid,
 )
 
@@ -57,6 +59,8 @@ __all__ = [
     "RunNotFound",
     "StoreError",
     "TideflowError",
+    "UpdateRejected",
+    "UpdateTimeout",
     "WorkflowInvalid",
     "activity",
     "load_activity_modules",

@@ -32,7 +32,7 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
-from interpreter.store import RunRecord, Store, open_store
+from interpreter.store import RunRecord, Segment, Store, open_store
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
 # and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and
@@ -114,13 +114,21 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _check_same_run(existing: RunRecord, defn: Definition, input: Any) -> None:
-    """Starting an existing id is idempotent only for the same workflow, definition and input."""
+def _check_same_run(
+    existing: RunRecord, defn: Definition, input: Any, store: Store | None = None
+) -> None:
+    """Starting an existing id is idempotent only for the same workflow, definition and input
+    (the input the run started with, before any continue-as-new)."""
+    started_with = existing.input
+    if store is not None and existing.state.get("run", {}).get("segment", 1) > 1:
+        from interpreter.history import first_input
+
+        started_with = first_input(store, existing.id)
     if existing.workflow != defn.name:
         differs = f", not {defn.name!r}"
     elif existing.def_hash != defn.hash:
         differs = " with a different definition"
-    elif _canonical(existing.input) != _canonical(input):
+    elif _canonical(started_with) != _canonical(input):
         differs = " with a different input"
     else:
         return
@@ -199,7 +207,7 @@ class Client:
         if run_id is not None:
             existing = self.store.get_run(run_id)
             if existing is not None:
-                _check_same_run(existing, defn, input)
+                _check_same_run(existing, defn, input, self.store)
                 return existing, False
         check_against_schema(defn.workflow.input_schema, input, "the input")
         run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
@@ -207,7 +215,7 @@ class Client:
 
         record, created = self.store.create_run(started_run(defn, run_id, input))
         if not created:  # another process created it in between
-            _check_same_run(record, defn, input)
+            _check_same_run(record, defn, input, self.store)
         return record, created
 
     def execute(
@@ -293,7 +301,28 @@ class Client:
         check_against_schema(declared[name].schema_, payload, f"the payload of signal {name!r}")
         return self.store.add_signal(run_id, name, payload, time.time())
 
-    def query(self, run_id: str, name: str) -> Any:
+    def update(
+        self,
+        run_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        update_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send update `name` and wait until the run applied it; return its value. Raises
+        InputInvalid (nothing stored) for an undeclared update or a payload that fails its
+        schema, UpdateRejected when the run rejects it, RunFinished when the run ends before
+        applying it, UpdateTimeout after `timeout` seconds. The same `update_id` again returns
+        the same outcome; the update is never applied twice."""
+        from interpreter import updates
+
+        record = self.get(run_id)
+        updates.check_update(self.definition_of(record), record, name, data)
+        stored = updates.submit(self.store, record, name, data, update_id)
+        return updates.wait_for(self.store, stored, timeout)
+
+    def query(self, run_id: str, name: str, args: Any = None) -> Any:
         from interpreter.expressions import ExpressionError, evaluate
 
         record = self.get(run_id)
@@ -303,12 +332,14 @@ class Client:
                 f"workflow {record.workflow!r} declares no query {name!r}",
                 hint=f"declared queries: {', '.join(sorted(queries)) or 'none'}",
             )
+        check_json_data(args, f"the args of query {name!r}")
         state = record.state
         root = state["frames"].get(state.get("root") or "", {"vars": {}, "locals": {}})
         context = {
             "input": record.input,  # the state's copy is left out once a worker wrote it
             "vars": root["vars"],
             "run": {**state["run"], "status": record.status},
+            "args": args,  # the caller's (`tideflow query ... --data`)
         }
         try:
             # evaluate() refuses values JSON cannot show (NaN, huge integers, ...) as well.
@@ -374,15 +405,30 @@ class Client:
 
     # ----------------------------------------------------------------- inspection
     def status(self, run_id: str) -> dict[str, Any]:
+        from interpreter.history import history_info
+
         record = self.get(run_id)
         info = describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
+        source, _file = self.store.load_definition(record.def_hash)
+        info["history"] = history_info(record, source, len(self.store.list_segments(run_id)))
         info["paused"] = record.status == "running" and self.store.is_paused(run_id)
         info["worker"] = record.lease_owner if record.status == "running" else None
         return info
 
-    def history(self, run_id: str) -> Iterator[dict[str, Any]]:
+    def history(
+        self, run_id: str, *, segment: int | None = None, all_segments: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """The run's events: by default those of its current segment; `segment=N` those of
+        segment N; `all_segments` the whole chain, each event with its `segment` number."""
+        from interpreter.history import segment_events
+
         self.get(run_id)
-        return self.store.iter_events(run_id)
+        return segment_events(self.store, run_id, segment=segment, all_segments=all_segments)
+
+    def segments(self, run_id: str) -> list[Segment]:
+        """The run's history segments, oldest first (one unless it continued as new)."""
+        self.get(run_id)
+        return self.store.list_segments(run_id)
 
     def list_runs(
         self, *, status: str | None = None, workflow: str | None = None

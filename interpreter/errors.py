@@ -16,8 +16,11 @@ TideflowError
 ├── RunNotFound
 ├── CallbackRefused         a callback token that is unknown, already used or late (its
 │                           attempt ended); a malformed one is InputInvalid
-├── RunFinished             a signal/cancel aimed at a run that already ended
+├── RunFinished             a signal/cancel aimed at a run that already ended (or an update
+│                           whose run ended before applying it)
+├── UpdateRejected          the update's validator (or one of its templates) rejected it
 └── ResultTimeout           Client.result waited longer than asked
+    └── UpdateTimeout       Client.update waited longer than asked (the update stays stored)
 """
 
 from __future__ import annotations
@@ -118,6 +121,15 @@ class CallbackRefused(TideflowError):
     def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
+
+
+class UpdateRejected(TideflowError):
+    """The run rejected the update (its validator was false or failed): nothing changed."""
+
+
+class UpdateTimeout(ResultTimeout):
+    """The update was stored but not applied within the timeout; it may still be applied, and
+    a call with the same update id waits for it again."""
 
 
 def safe_text(value: object, render: Callable[[object], str] = str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import new_run_state
@@ -27,6 +28,7 @@ def started_run(
     state = new_run_state(defn, run_id, input_, now)
     engine = Engine(defn, state, now)
     engine.start()
+    segments.count_new_run(engine)
     return NewRun(
         id=run_id,
         workflow=defn.name,

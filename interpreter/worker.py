@@ -19,16 +19,26 @@ from typing import Any
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
+from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command, Event
+from interpreter.core.updates import apply_update
 from interpreter.decisions import Decision, DecisionLog
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import Commit, LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.base import (
+    Commit,
+    LeaseLost,
+    NewRun,
+    RunRecord,
+    SegmentStart,
+    Store,
+    UpdateOutcome,
+)
 from interpreter.store.leases import new_owner_id
 
 # A run is kept (not released) while its next timer is at most this far away.
@@ -258,6 +268,11 @@ def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decisio
         return child_finished
     if kind == "callback":
         return lambda engine: engine.callback_input(item_id, name, payload)
+    if kind == "update":
+        body = payload or {}
+        return lambda engine: apply_update(
+            engine, engine, item_id, body["id"], name, body.get("payload")
+        )
     return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
@@ -490,7 +505,9 @@ class _RunDriver:
         if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
-        new_runs, cancel_runs, consumed = [], [], []
+        counted = segments.seal(engine)  # the history limit (may end the run, so: first)
+        new_runs, cancel_runs, consumed, decided = [], [], [], []
+        new_segment = None
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
         # (a catch, the next map iteration) may append commands that belong to this commit.
         index = 0
@@ -507,6 +524,11 @@ class _RunDriver:
                 cancel_runs.append(command.data["id"])
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
+            elif command.kind == segments.SWITCH:
+                new_segment = SegmentStart(**command.data)
+            elif command.kind == "update_outcome":
+                decided.append(UpdateOutcome(**command.data))
+        segments.count_late(engine, counted)  # a child that could not start added events
         state = engine.s
         split = self.map_rows.split(state)
         opened, closed, pending = self.callbacks.changes(state)
@@ -533,6 +555,8 @@ class _RunDriver:
             map_frames_done=split.done_frames,
             callbacks_opened=opened,
             callbacks_closed=closed,
+            new_segment=new_segment,
+            updates=decided,
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)

@@ -337,3 +337,17 @@ def request_callback(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     part.write_text(token, encoding="utf-8")
     part.replace(outbox / f"{approver}.token")  # whole or absent: the reader never sees half
     return {"sent_to": approver}
+
+
+# --- continue-as-new poller (samples/poller.yaml) ------------------------------------------
+
+
+@sample_activity("jobs.check")
+def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """The job is done after `finish_after` checks in all (counted over every segment)."""
+    checked = int(_field(payload, "checked")) + 1
+    return {
+        "job": _field(payload, "job"),
+        "checked": checked,
+        "done": checked >= int(_field(payload, "finish_after")),
+    }

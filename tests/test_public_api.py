@@ -22,6 +22,8 @@ from interpreter import (
     RunNotFound,
     StoreError,
     TideflowError,
+    UpdateRejected,
+    UpdateTimeout,
     WorkflowInvalid,
 )
 
@@ -37,6 +39,8 @@ INTERPRETER_API = [
     "RunNotFound",
     "StoreError",
     "TideflowError",
+    "UpdateRejected",
+    "UpdateTimeout",
     "WorkflowInvalid",
     "activity",
     "load_activity_modules",
@@ -71,6 +75,7 @@ CLIENT_METHODS = {
     "start_run",
     "status",
     "terminate",
+    "update",
 }
 
 
@@ -96,9 +101,12 @@ def test_exception_tree() -> None:
         RunIdConflict,
         RunNotFound,
         StoreError,
+        UpdateRejected,
+        UpdateTimeout,
         WorkflowInvalid,
     ):
         assert issubclass(error, TideflowError)
+    assert issubclass(UpdateTimeout, ResultTimeout)
     err = ApplicationError("nope", type="Declined", non_retryable=True, details={"a": 1})
     assert (err.message, err.type, err.non_retryable, err.details) == (
         "nope",

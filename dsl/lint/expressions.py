@@ -14,6 +14,7 @@ from dsl.model import (
     ActivityState,
     ChildState,
     ChoiceState,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -27,6 +28,7 @@ from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
 from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
 
 BUILTIN_NAMES = frozenset({"input", "vars", "run"})
+QUERY_NAMES = frozenset({"args"})  # a query's templates also see the caller's args
 
 
 def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
@@ -39,6 +41,13 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
         yield root, ("output",), workflow.output
     for key, value in (workflow.queries or {}).items():
         yield root, ("queries", key), value
+    for name, update in (workflow.updates or {}).items():
+        for field_name in ("validator", "message", "returns"):
+            value = getattr(update, field_name)
+            if value is not None:
+                yield root, ("updates", name, field_name), value
+        for key, value in (update.vars or {}).items():
+            yield root, ("updates", name, "vars", key), value
     for scope, name, state in ctx.states():
         path = scope.state_path(name)
         fields: list[tuple[JsonPath, Any]] = []
@@ -57,6 +66,8 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.append(((*path, "until"), state.until))
         elif isinstance(state, SucceedState):
             fields.append(((*path, "output"), state.output))
+        elif isinstance(state, ContinueAsNewState):
+            fields.append(((*path, "input"), state.input))
         elif isinstance(state, FailState):
             fields.append(((*path, "message"), state.message))
             fields.append(((*path, "details"), state.details))
@@ -122,6 +133,9 @@ def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
 
     for name in ctx.workflow.vars or {}:
         add(name, ctx.root)
+    for update in (ctx.workflow.updates or {}).values():
+        for name in update.vars or {}:
+            add(name, ctx.root)
     for scope, _name, state in ctx.states():
         if isinstance(state, SetState):
             for key in state.vars:
@@ -169,12 +183,14 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
 def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF223 (warning): a template uses a name the engine never provides."""
     for scope, path, text in _template_strings(ctx):
-        if not is_template(text):
-            continue
+        if not is_template(text) or path[0] == "updates":
+            continue  # an update's templates: TF264 (dsl/lint/updates.py)
         facts = ctx.templates(text)
         if not facts.readable:
             continue  # TF220
         known = BUILTIN_NAMES | set(scope.map_names) | set(ENVIRONMENT.globals)
+        if path[0] == "queries":
+            known |= QUERY_NAMES
         for name in sorted(facts.undeclared - known):
             yield ctx.warning(
                 "TF223",

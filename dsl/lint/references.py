@@ -19,15 +19,16 @@ from dsl.templates import is_template
 
 
 def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:
-    """TF230: a wait names a signal declared under `signals`."""
-    declared = ctx.workflow.signals or {}
+    """TF230: a wait names a signal declared under `signals` (or an update under `updates`:
+    an update wakes a wait of its name the way a signal does)."""
+    declared = {**(ctx.workflow.signals or {}), **(ctx.workflow.updates or {})}
     for scope, name, state in ctx.states():
         if isinstance(state, WaitState) and state.signal not in declared:
             yield ctx.error(
                 "TF230",
                 (*scope.state_path(name), "signal"),
                 f"wait state {name!r} waits for signal {state.signal!r}, which is not "
-                "declared under signals",
+                "declared under signals (or updates)",
                 join_hints(
                     did_you_mean(state.signal, declared),
                     f"declare it: signals: {{{state.signal}: {{schema: {{type: object}}}}}}",
@@ -48,13 +49,16 @@ def _schema_problem(schema: dict[str, Any]) -> tuple[str, tuple[str | int, ...]]
 
 
 def check_schemas(ctx: LintContext) -> Iterator[Diagnostic]:
-    """TF231: input and signal schemas are valid JSON Schemas (draft 2020-12)."""
+    """TF231: input, signal and update schemas are valid JSON Schemas (draft 2020-12)."""
     schemas: list[tuple[JsonPath, dict[str, Any]]] = []
     if ctx.workflow.input_schema is not None:
         schemas.append((("input_schema",), ctx.workflow.input_schema))
     for name, signal in (ctx.workflow.signals or {}).items():
         if signal.schema_ is not None:
             schemas.append((("signals", name, "schema"), signal.schema_))
+    for name, update in (ctx.workflow.updates or {}).items():
+        if update.schema_ is not None:
+            schemas.append((("updates", name, "schema"), update.schema_))
     for path, schema in schemas:
         problem = _schema_problem(schema)
         if problem is not None:

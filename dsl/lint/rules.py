@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import callbacks, expressions, flow, references, values
+from dsl.lint import callbacks, expressions, flow, references, segments, updates, values
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -64,6 +64,25 @@ RULES: tuple[Rule, ...] = (
         {"TF271": W},
         "callback per map item, default concurrency",
         callbacks.check_callback_map_concurrency,
+    ),
+    Rule(
+        {"TF290": E},
+        "continue_as_new inside a parallel branch or map body",
+        segments.check_continue_as_new_scope,
+    ),
+    Rule(
+        {"TF291": E},
+        "continue_as_new input does not satisfy input_schema",
+        segments.check_continue_as_new_input,
+    ),
+    Rule({"TF292": E}, "history_limit out of range", segments.check_history_limit),
+    Rule({"TF262": E}, "update and signal share a name", updates.check_update_names),
+    Rule({"TF263": E}, "update validator is not one expression", updates.check_validators),
+    Rule({"TF264": W}, "unknown name in an update's template", updates.check_update_templates),
+    Rule(
+        {"TF265": W, "TF266": W},
+        "update that does nothing / message without validator",
+        updates.check_update_effects,
     ),
 )
 

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.watch_cmds",
     "interpreter.cli.completion_cmd",
     "interpreter.cli.callback_cmds",
+    "interpreter.cli.update_cmd",
 )
 
 

@@ -48,6 +48,10 @@ EXAMPLES: dict[str, list[str]] = {
         "tideflow complete \"$TOKEN\" --error Declined --message 'card refused'",
     ],
     "heartbeat": ['tideflow heartbeat "$TOKEN" --details \'{"done": 40}\''],
+    "update": [
+        'tideflow update order-1a2b3c add_item --data \'{"sku": "KB-01"}\'',
+        "tideflow update order-1a2b3c add_item --data @item.json --id add-1 --timeout 30 --json",
+    ],
     "completion": [
         'eval "$(tideflow completion bash)"',
         "tideflow completion fish > ~/.config/fish/completions/tideflow.fish",

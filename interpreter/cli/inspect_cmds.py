@@ -1,5 +1,6 @@
 """`status`, `history`, `signal`, `query`: looking at and talking to runs that already exist
-(`list`, `cancel`, `terminate` and `prune` are in list_cmds.py, following in watch_cmds.py)."""
+(`list`, `cancel`, `terminate` and `prune` are in list_cmds.py, following in watch_cmds.py,
+`update` in update_cmd.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from typing import Any
 
 from interpreter.cli import _runtime as rt
 from interpreter.cli import _ux
-from interpreter.cli._common import EXIT_OK, parse_json_arg, print_json, run_id_arg, text_arg
+from interpreter.cli._common import (
+    EXIT_OK,
+    CliError,
+    parse_json_arg,
+    print_json,
+    run_id_arg,
+    text_arg,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +43,17 @@ def register(subparsers: Any) -> None:
     )
     rt.add_readable(status)
     history = command(
-        "history", "show a run's event history, with each step's duration", cmd_history
+        "history",
+        "show a run's event history with each step's duration (its current segment; "
+        "--segment N or --all for earlier ones)",
+        cmd_history,
+    )
+    which = history.add_mutually_exclusive_group()
+    which.add_argument(
+        "--segment", type=_segment_arg, metavar="N", help="the events of segment N (1 = first)"
+    )
+    which.add_argument(
+        "--all", action="store_true", dest="all_segments", help="every segment, oldest first"
     )
     history.add_argument(
         "--follow",
@@ -49,6 +67,15 @@ def register(subparsers: Any) -> None:
     sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
     qry.add_argument("name", metavar="NAME", type=text_arg, help="a query the workflow declares")
+    qry.add_argument(
+        "--data", metavar="JSON|@FILE", help="the query's args: JSON text or @file.json"
+    )
+
+
+def _segment_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a segment number (1, 2, ...), got {text!r}")
+    return int(text)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -105,6 +132,15 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
         print(f"child      {child}")
+    history = info["history"]
+    earlier = history["segments"] - 1
+    print(
+        f"history    segment {history['segment']}"
+        + (f" ({earlier} earlier: history --segment N or --all)" if earlier else "")
+        + f", {history['events']:,} of at most {history['limit']:,} events"
+    )
+    if history["warning"]:
+        print(f"warning    {history['warning']}")
     print(f"created    {when(info['created_at'])}")
     print(f"updated    {when(info['updated_at'])}")
     if info["ended_at"]:
@@ -143,9 +179,24 @@ def _worker_line(info: dict[str, Any]) -> str:
 def cmd_history(args: argparse.Namespace) -> int:
     from interpreter.cli.watch_cmds import print_history
 
+    if args.follow and (args.segment is not None or args.all_segments):
+        raise CliError(
+            "--follow shows the current segment as it grows; it cannot be combined with "
+            "--segment or --all",
+            hint="drop --follow to see an earlier segment",
+        )
     client = rt.open_client(args, create=False)
-    rt.call(lambda: client.get(args.run_id))
-    return print_history(client, args)
+    chain = rt.call(lambda: client.segments(args.run_id))
+    events = rt.call(
+        lambda: client.history(args.run_id, segment=args.segment, all_segments=args.all_segments)
+    )
+    if len(chain) > 1 and not args.all_segments and not args.json:
+        shown = args.segment or chain[-1].segment
+        print(
+            f"segment {shown} of {len(chain)} (continue-as-new); the others: "
+            "--segment N, or --all for the whole chain"
+        )
+    return print_history(client, args, events)
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
@@ -160,8 +211,9 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    query_args = parse_json_arg(args.data, "--data")
     client = rt.open_client(args, create=False)
-    value = rt.call(lambda: client.query(args.run_id, args.name))
+    value = rt.call(lambda: client.query(args.run_id, args.name, query_args))
     if args.json:
         print_json({"run_id": args.run_id, "query": args.name, "value": value})
     else:

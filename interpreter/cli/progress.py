@@ -25,6 +25,7 @@ _SHOWN = {
     "ChildStarted",
     "SignalReceived",
     "ErrorCaught",
+    "ContinuedAsNew",
 }
 
 

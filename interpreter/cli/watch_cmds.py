@@ -181,17 +181,25 @@ class _Waiter:
 
 
 def follow_events(
-    client: Client, run_id: str, emit: Callable[[dict[str, Any]], None], *, follow: bool
+    client: Client,
+    run_id: str,
+    emit: Callable[[dict[str, Any]], None],
+    *,
+    follow: bool,
+    initial: Iterable[dict[str, Any]] | None = None,
 ) -> None:
-    """Every event of the run through `emit`; with `follow`, then the new ones as they are
-    written, until the run has ended and its last event was shown."""
+    """The run's events through `emit` (`initial`, else all of them); with `follow`, then the
+    new ones as they are written, until the run has ended and its last event was shown."""
     last = 0
     waiter = _Waiter(client) if follow else None
     try:
         while True:
             ended = follow and rt.call(lambda: client.get(run_id)).status in TERMINAL_STATUSES
             with rt.translated_errors():
-                for event in client.store.iter_events(run_id, after=last):
+                source = client.store.iter_events(run_id, after=last)
+                if initial is not None:
+                    source, initial = iter(initial), None
+                for event in source:
                     emit(event)
                     last = event["seq"]
             if not follow or ended:
@@ -261,7 +269,10 @@ class HistoryTable:
             yield " " * indent + more
 
 
-def print_history(client: Client, args: argparse.Namespace) -> int:
+def print_history(
+    client: Client, args: argparse.Namespace, events: Iterable[dict[str, Any]] | None = None
+) -> int:
+    """`history`: `events` (default: the whole history), then with --follow the new ones."""
     follow = getattr(args, "follow", False)
     if args.json and follow:
         # Following: one object a line (JSON Lines), flushed as each event comes.
@@ -269,7 +280,7 @@ def print_history(client: Client, args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
             sys.stdout.flush()
 
-        follow_events(client, args.run_id, emit_jsonl, follow=True)
+        follow_events(client, args.run_id, emit_jsonl, follow=True, initial=events)
         return EXIT_OK
     if args.json:
         # Streamed: one array, written event by event, so huge histories stay cheap.
@@ -282,7 +293,7 @@ def print_history(client: Client, args: argparse.Namespace) -> int:
             out.write(("" if first else ",") + "\n" + json.dumps(event, ensure_ascii=False))
             first = False
 
-        follow_events(client, args.run_id, emit_json, follow=False)
+        follow_events(client, args.run_id, emit_json, follow=False, initial=events)
         out.write("\n]\n")
         return EXIT_OK
     view = HistoryTable(wide=args.wide, relative=args.relative)
@@ -294,7 +305,7 @@ def print_history(client: Client, args: argparse.Namespace) -> int:
         if follow:
             sys.stdout.flush()
 
-    follow_events(client, args.run_id, emit, follow=follow)
+    follow_events(client, args.run_id, emit, follow=follow, initial=events)
     return EXIT_OK
 
 

@@ -26,6 +26,7 @@ from dsl.model import (
     ChoiceState,
     CompensateState,
     Compensation,
+    ContinueAsNewState,
     FailState,
     MapState,
     ParallelState,
@@ -34,7 +35,7 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import callbacks, fanout, saga
+from interpreter.core import callbacks, fanout, saga, segments, updates
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
@@ -67,7 +68,11 @@ class Engine(Bookkeeping):
         """Step every ready frame until all of them wait on something."""
         while self.s["status"] == "running":
             ready = [f for f in self.s["frames"].values() if f["status"] == "ready"]
+            if segments.switched(self):
+                return  # the new segment's first state runs in the next step
             if not ready:
+                if updates.wake_buffered(self, self):
+                    continue  # an applied update woke a wait that began since
                 return
             for frame in ready:
                 if frame["status"] == "ready" and frame["id"] in self.s["frames"]:
@@ -221,6 +226,14 @@ class Engine(Bookkeeping):
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
         """Deliver a stored signal to the oldest frame waiting for it; False to keep it buffered."""
+        if self.deliver_signal(signal_id, name, payload):
+            self.advance()
+            return True
+        return False
+
+    def deliver_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
+        """offer_signal without advancing. `signal_id` None: an update of that name wakes the
+        wait (core/updates.py), with no inbox item to consume."""
         for frame in self.s["frames"].values():
             wait = frame.get("wait")
             if (
@@ -229,7 +242,8 @@ class Engine(Bookkeeping):
                 and wait["kind"] == "signal"
                 and wait["signal"] == name
             ):
-                self.commands.append(Command("consume_signal", {"id": signal_id}))
+                if signal_id is not None:
+                    self.commands.append(Command("consume_signal", {"id": signal_id}))
                 self.emit(
                     "SignalReceived",
                     frame["state"],
@@ -240,7 +254,6 @@ class Engine(Bookkeeping):
                 frame["status"] = "ready"
                 frame["wait"] = None
                 self.complete_state(frame, payload)
-                self.advance()
                 return True
         return False
 
@@ -292,6 +305,8 @@ class Engine(Bookkeeping):
         saga.begin_compensation(self, self, "cancelled", error("Cancelled", reason))
 
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
+        if any(f["status"] == "ready" for f in self.s["frames"].values()):
+            return self.now  # a new segment's first state waits to run (see segments.py)
         times = [t["due"] for t in self.s["timers"].values()] + callbacks.wakeups(self)
         times += [
             t["due"]
@@ -359,6 +374,8 @@ class Engine(Bookkeeping):
                 self._frame_done(frame, self.eval(frame, state.output, "output"))
             else:
                 self._frame_done(frame, self._fallback_output(frame))
+        elif isinstance(state, ContinueAsNewState):
+            segments.continue_as_new(self, self, frame, state, self.start)
         elif isinstance(state, FailState):
             message = self.eval(frame, state.message, "message") if state.message else state.error
             details = self.eval(frame, state.details, "details")

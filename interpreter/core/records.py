@@ -40,7 +40,8 @@ class Event:
 
 @dataclass
 class Command:
-    """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`."""
+    """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`
+    (an inbox item), `update_outcome` (an update's decision, see core/updates.py)."""
 
     kind: str
     data: dict[str, Any]
@@ -55,6 +56,7 @@ def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dic
             "workflow": defn.name,
             "version": defn.version,
             "started_at": iso(now),
+            "segment": 1,  # continue-as-new starts segment 2, 3, ... (core/segments.py)
         },
         "frames": {},
         "tasks": {},

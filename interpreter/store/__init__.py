@@ -15,6 +15,8 @@ from interpreter.store.base import (
     RunFilter,
     RunRecord,
     RunSummary,
+    Segment,
+    SegmentStart,
     Store,
 )
 from interpreter.store.migrations import SCHEMA_VERSION
@@ -31,6 +33,8 @@ __all__ = [
     "RunFilter",
     "RunRecord",
     "RunSummary",
+    "Segment",
+    "SegmentStart",
     "Store",
     "open_store",
     "resolve_url",

@@ -226,9 +226,55 @@ class NewRun:
 @dataclass
 class InboxItem:
     id: int
-    kind: str  # "signal" or "child"
+    kind: str  # "signal", "child" or "update"
     name: str
     payload: Any
+
+
+@dataclass
+class SegmentStart:
+    """A commit that continues the run as new: its events from index `first_event` on belong
+    to segment `segment`, which starts with `input` (see interpreter/core/segments.py)."""
+
+    segment: int
+    first_event: int
+    input: Any
+
+
+@dataclass
+class Segment:
+    """One segment of a run's history: its events are those from `first_seq` up to the next
+    segment's first_seq."""
+
+    segment: int
+    first_seq: int
+    started_at: float
+
+
+@dataclass
+class UpdateRecord:
+    """One update of a run (see interpreter/updates.py): `status` is "pending" until the step
+    that decided it commits, then "applied" (with `result`) or "rejected" (with `message`)."""
+
+    run_id: str
+    id: str
+    name: str
+    payload: Any
+    status: str
+    result: Any
+    message: str | None
+    created_at: float
+    decided_at: float | None
+
+
+@dataclass
+class UpdateOutcome:
+    """The decision on an update, committed with the step that made it."""
+
+    id: str
+    status: str  # "applied" or "rejected"
+    result: Any = None
+    message: str | None = None
 
 
 @dataclass
@@ -254,6 +300,10 @@ class Commit:
     # (task, attempt, state, token sha256), and the attempts whose wait ended, as (task, attempt).
     callbacks_opened: list[tuple[str, int, str, str]] = field(default_factory=list)
     callbacks_closed: list[tuple[str, int]] = field(default_factory=list)
+    # Continue-as-new: a new segment of the run starts within this commit's events.
+    new_segment: SegmentStart | None = None
+    # Updates decided by this step (their inbox items are in `consumed`).
+    updates: list[UpdateOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -296,6 +346,7 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[RunRecord]: ...
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]: ...
+    def list_segments(self, run_id: str) -> list[Segment]: ...
 
     # operating runs (interpreter/store/sqladmin.py)
     def find_runs(
@@ -353,3 +404,8 @@ class Store(Protocol):
         "heartbeat" (with `details`). Committed with an inbox item for the run, so a worker
         applies it whenever one comes. CallbackRefused (unknown, used, late): nothing changed."""
         ...
+
+    def add_update(
+        self, run_id: str, update_id: str, name: str, payload: Any, now: float
+    ) -> tuple[UpdateRecord, bool]: ...
+    def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None: ...

@@ -108,12 +108,32 @@ CREATE TABLE callbacks (
 CREATE INDEX callbacks_pending ON callbacks(run_id, task_id, attempt) WHERE status = 'pending'
 """
 
-# Version 8: operating runs from the CLI. `paused`: a paused run is claimed by no worker until it
+# Version 8: continue-as-new. Segment 2 on of a run's history (segment 1 starts at seq 1 and
+# has no row): the seq its events start at. Events keep one seq order per run.
+_V8 = """
+CREATE TABLE segments (
+    run_id TEXT NOT NULL, segment INTEGER NOT NULL, first_seq {bigint} NOT NULL,
+    started_at {real} NOT NULL, PRIMARY KEY (run_id, segment)
+) {without_rowid}
+"""
+
+# Version 9: updates (Client.update / `tideflow update`): one row per update id of a run, with
+# its outcome, written in the same transaction as the step that applied or rejected it.
+_V9 = """
+CREATE TABLE updates (
+    run_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT,
+    status TEXT NOT NULL, result TEXT, message TEXT,
+    created_at {real} NOT NULL, decided_at {real},
+    PRIMARY KEY (run_id, id)
+) {without_rowid}
+"""
+
+# Version 10: operating runs from the CLI. `paused`: a paused run is claimed by no worker until it
 # is resumed (`tideflow pause`). `tideflow list` pages newest first by (created_at, id): with
 # the id in the index, a page filtered by status or workflow is an index walk that stops
 # after the page instead of a sort of every matching run (2,000 of 10,000 took PostgreSQL 11
 # ms to sort before the first row).
-_V8 = """
+_V10 = """
 ALTER TABLE runs ADD COLUMN paused {bool} NOT NULL DEFAULT {false};
 CREATE INDEX runs_created ON runs(created_at, id);
 DROP INDEX IF EXISTS runs_status;
@@ -122,7 +142,7 @@ DROP INDEX IF EXISTS runs_workflow;
 CREATE INDEX runs_workflow ON runs(workflow, created_at, id)
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -28,6 +28,7 @@ from interpreter.store.base import (
     LeaseLost,
     NewRun,
     RunRecord,
+    Segment,
     definition_missing,
     dumps,
     event_from_row,
@@ -40,8 +41,9 @@ from interpreter.store.base import (
     termination,
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.sql_callbacks import CallbackSQL
+from interpreter.store.sql_updates import UpdateSQL
 from interpreter.store.sqladmin import SQLAdmin
-from interpreter.store.sqlcallbacks import CallbackSQL
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -57,7 +59,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLAdmin, CallbackSQL):
+class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -128,6 +130,24 @@ class SQLStore(SQLAdmin, CallbackSQL):
             if len(rows) < EVENT_PAGE:
                 return
             last = rows[-1][0]
+
+    def list_segments(self, run_id: str) -> list[Segment]:
+        def op(q: Session) -> list[Segment]:
+            run = q.execute(self.sql("SELECT created_at FROM runs WHERE id=?"), (run_id,))
+            created = run.fetchone()
+            if created is None:
+                return []
+            rows = q.execute(
+                self.sql(
+                    "SELECT segment, first_seq, started_at FROM segments WHERE run_id=? "
+                    "ORDER BY segment"
+                ),
+                (run_id,),
+            ).fetchall()
+            first = Segment(1, 1, float(created[0]))
+            return [first, *(Segment(int(r[0]), int(r[1]), float(r[2])) for r in rows)]
+
+        return self._read(op)
 
     # ----------------------------------------------------------------- work distribution
     def _dead_owners(self, now: float, run_id: str | None) -> list[str]:
@@ -285,6 +305,8 @@ class SQLStore(SQLAdmin, CallbackSQL):
                 run.next_seq += len(commit.events)
                 run.status = commit.status
                 run.state = commit.state
+                if commit.new_segment is not None:
+                    run.input = commit.new_segment.input
         return written
 
     def _queue_step(
@@ -326,6 +348,25 @@ class SQLStore(SQLAdmin, CallbackSQL):
                 ),
                 [*ids, run.id, *fence],
             )
+        segment = commit.new_segment
+        if segment is not None:
+            # Continue-as-new: the next segment's row, its input, and no old heartbeats.
+            q.execute(
+                self.sql(
+                    "INSERT INTO segments(run_id, segment, first_seq, started_at) "
+                    f"SELECT ?, ?, ?, ? WHERE {GUARD}"
+                ),
+                (run.id, segment.segment, run.next_seq + segment.first_event, now, *fence),
+            )
+            q.execute(
+                self.sql(f"UPDATE run_inputs SET input=? WHERE run_id=? AND {GUARD}"),
+                (dumps(segment.input), run.id, *fence),
+            )
+            q.execute(
+                self.sql(f"DELETE FROM heartbeats WHERE run_id=? AND {GUARD}"), (run.id, *fence)
+            )
+        if commit.updates:
+            self._queue_update_outcomes(q, run, commit.updates, fence, now)
         if commit.status in TERMINAL_STATUSES:
             for table in ("heartbeats", "map_rows"):
                 q.execute(

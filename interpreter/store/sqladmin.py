@@ -18,7 +18,16 @@ SUMMARY_COLUMNS = (
 )
 
 # Tables that hold a run's rows besides `runs` itself, deleted with it by `prune_runs`.
-RUN_TABLES = ("events", "inbox", "map_rows", "heartbeats", "callbacks", "run_inputs")
+RUN_TABLES = (
+    "events",
+    "inbox",
+    "map_rows",
+    "heartbeats",
+    "callbacks",
+    "segments",
+    "updates",
+    "run_inputs",
+)
 
 
 def _summary(row: Any) -> RunSummary:

@@ -1,0 +1,128 @@
+"""Client.update: check an update, store it once under its id, wait for its outcome.
+
+The checks that need no run state (the update is declared, the payload is JSON data and meets
+the update's schema, the id is acceptable) happen here, before anything is stored. The
+validator, which reads the run's vars, is decided by the worker through the pure core
+(interpreter/core/updates.py); its outcome is committed with the step that made it, and read
+back here. Retrying with the same update id returns the same outcome and never applies twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
+from interpreter.errors import (
+    InputInvalid,
+    RunFinished,
+    UpdateRejected,
+    UpdateTimeout,
+)
+from interpreter.store.base import RunRecord, Store, UpdateRecord
+
+if TYPE_CHECKING:
+    from interpreter.core.definition import Definition
+
+# How often the caller looks at the update while it waits: every FIRST_POLL seconds for the
+# first FAST_FOR seconds (a worker applies an update within tens of milliseconds; each look is
+# one or two primary-key reads), then less and less often, up to LAST_POLL.
+FIRST_POLL = 0.003
+FAST_FOR = 2.0
+LAST_POLL = 0.1
+RUN_CHECK = 0.05  # how often it also reads the run (is it still running?)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def check_update(defn: Definition, record: RunRecord, name: str, payload: Any) -> None:
+    """InputInvalid unless the workflow declares update `name` and `payload` fits it."""
+    from interpreter.client import check_against_schema, check_json_data
+
+    declared = defn.workflow.updates or {}
+    if name not in declared:
+        raise InputInvalid(
+            f"workflow {record.workflow!r} declares no update {name!r}",
+            hint=f"declared updates: {', '.join(sorted(declared)) or 'none'}",
+        )
+    what = f"the payload of update {name!r}"
+    check_json_data(payload, what)
+    check_against_schema(declared[name].schema_, payload, what)
+
+
+def submit(
+    store: Store, record: RunRecord, name: str, payload: Any, update_id: str | None
+) -> UpdateRecord:
+    """Store the update (or find the one already stored under `update_id`)."""
+    if update_id is not None:
+        problem = run_id_problem(update_id)
+        if problem:
+            raise InputInvalid(
+                problem.replace("run id", "update id"),
+                hint="an update id is 1 to 200 characters of text",
+            )
+    update_id = update_id or uuid.uuid4().hex
+    stored, created = store.add_update(record.id, update_id, name, payload, time.time())
+    if not created and (stored.name != name or _canonical(stored.payload) != _canonical(payload)):
+        raise InputInvalid(
+            f"update id {update_id!r} of run {record.id!r} was already used for "
+            + (f"update {stored.name!r}" if stored.name != name else "another payload"),
+            hint="give a new update id (or none); the same id is for retrying the same update",
+        )
+    return stored
+
+
+def outcome(update: UpdateRecord) -> Any:
+    """The update's value, or UpdateRejected; None while it is pending."""
+    if update.status == "rejected":
+        raise UpdateRejected(
+            update.message or f"update {update.name!r} was rejected",
+            hint="the run is unchanged; fix the payload (or the run's state) and send it again",
+        )
+    return update.result
+
+
+def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
+    """Wait until the run applied or rejected `update`; return its value."""
+    began = time.monotonic()
+    deadline = None if timeout is None else began + timeout
+    poll = FIRST_POLL
+    next_run_check = began
+    while True:
+        if update.status != "pending":
+            return outcome(update)
+        current = store.get_update(update.run_id, update.id)
+        if current is not None and current.status != "pending":
+            return outcome(current)
+        # Every RUN_CHECK seconds the run's status, then the update again: an update still
+        # pending after its run was seen ended can never be applied (its steps stop with it).
+        if time.monotonic() < next_run_check:
+            run, ended = None, False
+        else:
+            next_run_check = time.monotonic() + RUN_CHECK
+            run = store.get_run(update.run_id)
+            ended = run is None or run.status in TERMINAL_STATUSES
+        if ended:
+            current = store.get_update(update.run_id, update.id)
+            if current is not None and current.status != "pending":
+                return outcome(current)
+            status = "deleted" if run is None else run.status
+            raise RunFinished(
+                f"run {update.run_id!r} ended ({status}) before it applied update "
+                f"{update.name!r} (id {update.id!r})",
+                hint="the update was not applied; an update needs a running run",
+            )
+        if deadline is not None and time.monotonic() >= deadline:
+            raise UpdateTimeout(
+                f"update {update.name!r} (id {update.id!r}) of run {update.run_id!r} was not "
+                f"applied within {timeout:g}s",
+                hint="is a worker running (`tideflow worker`)? The update stays stored: call "
+                f"again with --id {update.id} (Client.update: update_id=) to wait for the same update",
+            )
+        time.sleep(poll)
+        if time.monotonic() - began > FAST_FOR:
+            poll = min(LAST_POLL, poll * 1.5)
