@@ -20,6 +20,7 @@ from dsl.model import (
     AnyState,
     ChildState,
     ChoiceState,
+    Completion,
     ContinueAsNewState,
     FailState,
     MapState,
@@ -45,7 +46,7 @@ def one_line(text: str) -> str:
 class Node:
     id: str
     label: list[str]  # lines
-    kind: str  # start, end, state, callback, choice, succeed, fail, compensation
+    kind: str  # start, end, state, callback, choice, succeed, fail, compensation, detached
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Edge:
     source: str
     target: str
     label: str = ""
-    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart
+    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart, detached
 
 
 @dataclass
@@ -88,25 +89,50 @@ def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
     if isinstance(state, ActivityState):
         return f"activity: {state.activity}"
     if isinstance(state, ChildState):
-        return f"child: {state.workflow}"
+        return f"{'detached ' if state.detached else ''}child: {state.workflow}"
     if isinstance(state, WaitState):
-        what = "update" if state.signal in updates else "signal"
-        return f"wait for {what}: {state.signal}"
+        if state.signals is not None:
+            text = "wait for one of: " + ", ".join(state.signals)
+        else:
+            what = "update" if state.signal in updates else "signal"
+            text = f"wait for {what}: {state.signal}"
+        if state.until is not None:
+            text += f" until {_short(state.until, 40)}"
+        elif state.timeout is not None:
+            text += f" (timeout {_short(_duration(state.timeout), 40)})"
+        return text
     if isinstance(state, SleepState):
         if state.duration is not None:
-            return f"sleep {_duration(state.duration)}"
+            return f"sleep {_short(_duration(state.duration), 40)}"
         return f"sleep until {_short(state.until or '', 40)}"
     if isinstance(state, SetState):
         return "set " + ", ".join(state.vars)
     if isinstance(state, ParallelState):
-        return f"parallel: {len(state.branches)} branches"
+        return f"parallel: {len(state.branches)} branches" + _rule(state.completion, ", ")
     if isinstance(state, MapState):
-        return f"map over items (concurrency {state.concurrency or 10})"
+        return f"map over items (concurrency {_short(str(state.concurrency or 10), 40)})" + _rule(
+            state.completion, ", "
+        )
     if isinstance(state, FailState):
-        return f"fail: {state.error}"
+        return f"fail: {_short(state.error, 40)}"
     if isinstance(state, ContinueAsNewState):
         return "continue as new"
     return state.type
+
+
+def _rule(completion: Completion | None, prefix: str) -> str:
+    """A completion rule in words ("" for the default: all, no failure tolerated)."""
+    if completion is None:
+        return ""
+    words = {
+        "all": "all",
+        "first": "first success wins",
+        "quorum": f"quorum of {completion.min_successes}",
+    }[completion.rule]
+    tolerated = completion.tolerated_failures
+    if tolerated is not None:
+        words += f", {tolerated} failure{'' if tolerated == 1 else 's'} tolerated"
+    return "" if words == "all" else prefix + words
 
 
 class _Builder:
@@ -135,6 +161,7 @@ class _Builder:
             if isinstance(state, ActivityState) and state.completion == "callback":
                 kind = "callback"  # the activity sends a token out, then the state waits
                 lines.append("then waits for its callback")
+            lines.extend(_retry_lines(state))
             cluster.nodes.append(Node(ids[name], lines, kind))
             if isinstance(state, ContinueAsNewState):
                 # A new segment of the same run: back to this machine's start marker.
@@ -145,6 +172,7 @@ class _Builder:
                 elif target in ids:  # a validated workflow never names another scope
                     self.edges.append(Edge(ids[name], ids[target], label, style))
             self._compensation(cluster, ids[name], state)
+            self._detached(cluster, ids[name], state)
             self._nested(cluster, ids[name], name, state)
         cluster.nodes.append(finish)
 
@@ -154,22 +182,64 @@ class _Builder:
             cluster.nodes.append(node)
             self.edges.append(Edge(source, node.id, "compensate", "compensation"))
 
+    def _detached(self, cluster: Cluster, source: str, state: AnyState) -> None:
+        """A detached child: its own node, reached by a dotted edge (the parent goes on)."""
+        if isinstance(state, ChildState) and state.detached:
+            policy = state.parent_close or "terminate"
+            node = Node(
+                self.new_id(), [f"run: {state.workflow}", f"parent_close: {policy}"], "detached"
+            )
+            cluster.nodes.append(node)
+            self.edges.append(Edge(source, node.id, "detached", "detached"))
+
     def _nested(self, cluster: Cluster, source: str, name: str, state: AnyState) -> None:
         bodies: list[tuple[str, str, dict[str, AnyState], str | None]] = []
         if isinstance(state, ParallelState):
+            rule = _rule(state.completion, " · ")
             for index, branch in enumerate(state.branches, start=1):
                 bodies.append(
-                    (f"{name}: branch {index}", f"branch {index}", branch.states, branch.start)
+                    (
+                        f"{name}: branch {index}{rule}",
+                        f"branch {index}",
+                        branch.states,
+                        branch.start,
+                    )
                 )
         elif isinstance(state, MapState):
             bodies.append(
-                (f"{name}: each {state.as_ or 'item'}", "each item", state.states, state.start)
+                (
+                    f"{name}: each {state.as_ or 'item'}{_rule(state.completion, ' · ')}",
+                    "each item",
+                    state.states,
+                    state.start,
+                )
             )
         for label, edge_label, states, start in bodies:
             inner = Cluster(self.new_id("c"), label)
             self.machine(inner, states, start)
             cluster.clusters.append(inner)
             self.edges.append(Edge(source, inner.nodes[0].id, edge_label, "fork"))
+
+
+def _retry_lines(state: AnyState) -> list[str]:
+    """An activity's retry policies by error, one line each (a plain single policy: none)."""
+    retry = state.retry if isinstance(state, ActivityState) else None
+    if retry is None:
+        return []
+    policies = retry if isinstance(retry, list) else [retry]
+    if not isinstance(retry, list) and not (retry.errors or retry.when):
+        return []
+    lines = []
+    for policy in policies:
+        errors = ", ".join(policy.errors or ["*"])
+        n = policy.max_attempts
+        attempts = "" if n is None else f", {n} attempt{'' if n == 1 else 's'}"
+        when = (
+            policy.when.strip().removeprefix("{{").removesuffix("}}").strip() if policy.when else ""
+        )
+        when = f" if {_short(when, 30)}" if when else ""
+        lines.append(_short(f"retry {errors}{attempts}{when}"))
+    return lines
 
 
 def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
@@ -189,7 +259,7 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     if isinstance(state, ContinueAsNewState):
         return  # drawn by the builder: an edge back to the start marker
     if isinstance(state, WaitState) and state.on_timeout is not None:
-        yield state.on_timeout, "timeout", "timeout"
+        yield state.on_timeout, "until" if state.until is not None else "timeout", "timeout"
     if isinstance(state, ActivityState | ChildState | ParallelState | MapState):
         for catcher in state.catch or []:
             yield catcher.next, "catch: " + ", ".join(catcher.errors), "catch"
@@ -204,6 +274,21 @@ def describe(workflow: Workflow) -> Diagram:
     builder = _Builder(frozenset(workflow.updates or {}))
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
+    on_exit = workflow.on_exit
+    handlers = [
+        (key, getattr(on_exit, key))
+        for key in ("success", "failure", "cancel", "timeout", "always")
+        if on_exit is not None and getattr(on_exit, key) is not None
+    ]
+    if handlers:
+        # Exit handlers: a cluster of their own, one inner cluster per outcome.
+        outer = Cluster(builder.new_id("c"), "on_exit (after the run ends)")
+        for key, handler in handlers:
+            bound = f", within {_duration(handler.timeout)}" if handler.timeout else ""
+            inner = Cluster(builder.new_id("c"), f"on_exit: {key}{bound}")
+            builder.machine(inner, dict(handler.states), handler.start)
+            outer.clusters.append(inner)
+        root.clusters.append(outer)
     return Diagram(workflow.name, root, builder.edges)
 
 
@@ -226,6 +311,7 @@ _MERMAID_SHAPES = {
     "succeed": ('(["', '"])'),
     "fail": ('{{"', '"}}'),
     "compensation": ('[/"', '"/]'),
+    "detached": ('>"', '"]'),
 }
 _MERMAID_ARROWS = {
     "next": "-->",
@@ -235,6 +321,7 @@ _MERMAID_ARROWS = {
     "catch": "-.->",
     "compensation": "-.->",
     "restart": "-.->",
+    "detached": "-.->",
 }
 
 
@@ -293,6 +380,7 @@ _DOT_NODE = {
     "succeed": 'shape=box, style="rounded,filled", fillcolor="#d8f5d0"',
     "fail": 'shape=box, style="rounded,filled", fillcolor="#f8d0d0"',
     "compensation": "shape=parallelogram, style=dashed",
+    "detached": "shape=component, style=dashed",
 }
 _DOT_EDGE = {
     "next": "",
@@ -302,6 +390,7 @@ _DOT_EDGE = {
     "catch": "style=dashed, color=red3, fontcolor=red3",
     "compensation": "style=dashed, color=gray40, fontcolor=gray40, arrowhead=empty",
     "restart": "style=dashed, color=blue3, fontcolor=blue3",
+    "detached": "style=dotted, color=blue4, fontcolor=blue4, arrowhead=odot",
 }
 
 

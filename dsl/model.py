@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Duration = Annotated[
     str | int | float,
     Field(
         description="A duration: 100ms, 30s, 5m, 2h, 7d, combinations like 1h30m, "
-        "ISO 8601 (PT1H30M), or a number of seconds."
+        "ISO 8601 (PT1H30M), a number of seconds, or a template giving one (evaluated when "
+        "the state runs)."
     ),
 ]
 StateName = Annotated[str, Field(description="The name of a state in the same state machine.")]
@@ -24,6 +25,14 @@ VarName = Annotated[
     Field(
         description="A variable name: the value is stored as vars.<name>.",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    ),
+]
+VarPath = Annotated[
+    str,
+    Field(
+        description="Where the value is stored: a variable name (vars.<name>), or a dotted "
+        "path into a nested object (order.payment stores vars.order.payment).",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
     ),
 ]
 Template = Annotated[
@@ -55,6 +64,27 @@ class RetryPolicy(_Strict):
         None, description="Upper bound for the wait between attempts. Default 30s."
     )
     non_retryable: list[str] | None = Field(None, description="Error types that are never retried.")
+    errors: list[str] | None = Field(
+        None,
+        description='The error types this policy retries, or "*" for any (the default). In a '
+        'list of policies the first one whose errors (and `when`) match a failure decides; "*" '
+        "may only stand in the last one.",
+        min_length=1,
+    )
+    when: str | None = Field(
+        None,
+        description="A retry predicate: one {{ ... }} expression over `error` (type, message, "
+        "details) and `attempt`; the policy applies only when it is true.",
+    )
+
+
+RetrySpec = Annotated[
+    RetryPolicy | Annotated[list[RetryPolicy], Field(min_length=1)],
+    Field(
+        description="One retry policy, or an ordered list of policies by error type, each with "
+        "its own attempt counter and backoff."
+    ),
+]
 
 
 class Timeouts(_Strict):
@@ -74,7 +104,7 @@ class Timeouts(_Strict):
 class Defaults(_Strict):
     """Settings that apply to every activity and compensation unless overridden."""
 
-    retry: RetryPolicy | None = Field(None, description="Default retry policy.")
+    retry: RetrySpec | None = Field(None, description="Default retry policy (or list).")
     timeout: Timeouts | None = Field(None, description="Default activity timeouts.")
 
 
@@ -117,7 +147,7 @@ class Catcher(_Strict):
     errors: list[str] = Field(
         description='Error types this catcher handles, or "*" for any.', min_length=1
     )
-    result: VarName | None = Field(
+    result: VarPath | None = Field(
         None, description="Store the error {type, message, details} as vars.<result>."
     )
     next: StateName = Field(description="The state to go to when the error is caught.")
@@ -128,7 +158,7 @@ class Compensation(_Strict):
 
     activity: str = Field(description="The activity that undoes the step.")
     input: Template = Field(None, description="Input, rendered when the step completes.")
-    retry: RetryPolicy | None = Field(None, description="Retry policy of the compensation.")
+    retry: RetrySpec | None = Field(None, description="Retry policy (or list) of the compensation.")
     timeout: Timeouts | None = Field(None, description="Timeouts of the compensation.")
 
 
@@ -149,9 +179,11 @@ class ActivityState(_Flow):
     type: Literal["activity"] = Field(description="State type.")
     activity: str = Field(description="A registered activity name, or the built-in http.")
     input: Template = Field(None, description="The activity input.")
-    result: VarName | None = Field(None, description="Store the result as vars.<result>.")
+    result: VarPath | None = Field(None, description="Store the result as vars.<result>.")
     timeout: Timeouts | None = Field(None, description="Timeouts (override defaults).")
-    retry: RetryPolicy | None = Field(None, description="Retry policy (overrides defaults).")
+    retry: RetrySpec | None = Field(
+        None, description="Retry policy, or a list of policies by error (overrides defaults)."
+    )
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
     completion: Literal["return", "callback"] | None = Field(
@@ -189,17 +221,34 @@ class SleepState(_Flow):
     """Waits for a duration or until a timestamp (a durable timer)."""
 
     type: Literal["sleep"] = Field(description="State type.")
-    duration: Duration | None = Field(None, description="How long to sleep.")
+    duration: Duration | None = Field(None, description="How long to sleep (template allowed).")
     until: str | None = Field(None, description="An RFC 3339 timestamp (template allowed).")
 
 
 class WaitState(_Flow):
-    """Waits for a signal."""
+    """Waits for a signal, or for the first of several."""
 
     type: Literal["wait"] = Field(description="State type.")
-    signal: str = Field(description="The signal to wait for (declared under signals).")
-    timeout: Duration | None = Field(None, description="Give up after this long.")
-    result: VarName | None = Field(None, description="Store the payload as vars.<result>.")
+    signal: str | None = Field(
+        None,
+        description="The signal to wait for (declared under signals); the result is its payload.",
+    )
+    signals: list[str] | None = Field(
+        None,
+        description="Wait for the first of several signals (instead of signal); the result is "
+        "{signal, payload}.",
+        min_length=1,
+    )
+    timeout: Duration | None = Field(
+        None, description="Give up after this long (template allowed)."
+    )
+    until: str | None = Field(
+        None,
+        description="Give up at this RFC 3339 timestamp (template allowed); instead of timeout.",
+    )
+    result: VarPath | None = Field(
+        None, description="Store the payload (or {signal, payload}) as vars.<result>."
+    )
     on_timeout: StateName | None = Field(
         None, description="The state after a timeout; without it the timeout fails with Timeout."
     )
@@ -212,13 +261,46 @@ class Branch(_Strict):
     states: dict[str, State] = Field(description="The branch's states.", min_length=1)
 
 
+Percentage = Annotated[
+    str, Field(description="A percentage, e.g. 10% or 12.5%.", pattern=r"^[0-9]+(\.[0-9]+)?%$")
+]
+
+
+class Completion(_Strict):
+    """When a parallel or map state is done: all branches (the default), the first to
+    succeed (a race), or at least N successes (a quorum); the rest are then cancelled."""
+
+    rule: Literal["all", "first", "quorum"] = Field(
+        "all",
+        description="all: every branch/item (default); first: the first success wins and the "
+        "others are cancelled; quorum: done after min_successes successes.",
+    )
+    min_successes: int | None = Field(
+        None, description="quorum: the number of successes needed (at least 1).", ge=1
+    )
+    tolerated_failures: Annotated[int, Field(ge=0)] | Percentage | None = Field(
+        None,
+        description="Failures tolerated before the state fails: a count (>= 0) or a "
+        "percentage of the branches/items ('10%'). Default: 0 for all, unlimited for first "
+        "and quorum.",
+    )
+
+
 class ParallelState(_Flow):
     """Runs branches concurrently and joins them."""
 
     type: Literal["parallel"] = Field(description="State type.")
     branches: list[Branch] = Field(description="The branches.", min_length=1)
-    result: VarName | None = Field(
+    result: VarPath | None = Field(
         None, description="Store the list of branch outputs (branch order) as vars.<result>."
+    )
+    completion: Completion | None = Field(
+        None, description="When the state is done (default: all branches/items succeed)."
+    )
+    outcomes: VarName | None = Field(
+        None,
+        description="Store what each branch/item did (succeeded, failed, cancelled) and why "
+        "the state ended as vars.<outcomes>.",
     )
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
 
@@ -231,27 +313,47 @@ class MapState(_Flow):
     as_: VarName | None = Field(
         None, alias="as", description="Name of the loop variable (default item)."
     )
-    concurrency: int | None = Field(
-        None, description="Iterations in flight at once (default 10).", ge=1
+    concurrency: Annotated[int, Field(ge=1)] | str | None = Field(
+        None,
+        description="Iterations in flight at once (default 10); a template giving a whole "
+        "number is evaluated when the map starts.",
     )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
     states: dict[str, State] = Field(description="The iteration's states.", min_length=1)
-    result: VarName | None = Field(
+    result: VarPath | None = Field(
         None, description="Store the per-item outputs (item order) as vars.<result>."
+    )
+    completion: Completion | None = Field(
+        None, description="When the state is done (default: all branches/items succeed)."
+    )
+    outcomes: VarName | None = Field(
+        None,
+        description="Store what each branch/item did (succeeded, failed, cancelled) and why "
+        "the state ended as vars.<outcomes>.",
     )
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
 
 
 class ChildState(_Flow):
-    """Starts a child workflow and waits for its output."""
+    """Starts a child workflow and waits for its output (or, detached, goes on at once)."""
 
     type: Literal["child"] = Field(description="State type.")
     workflow: str = Field(description="A workflow name or a relative file path.")
     input: Template = Field(None, description="The child's input.")
     id: str | None = Field(None, description="Child run id template (default derived).")
-    result: VarName | None = Field(None, description="Store the child's output as vars.<result>.")
+    result: VarPath | None = Field(None, description="Store the child's output as vars.<result>.")
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+    detached: bool | None = Field(
+        None,
+        description="true: start the child and go on at once (the result is the child's run "
+        "id); parent_close says what happens to it when this run ends.",
+    )
+    parent_close: Literal["abandon", "cancel", "terminate"] | None = Field(
+        None,
+        description="A detached child, when this run ends: abandon (it runs on), cancel (it is "
+        "asked to cancel) or terminate (default; it ends at once).",
+    )
 
 
 class CompensateState(_Flow):
@@ -271,7 +373,7 @@ class FailState(_StateBase):
     """Fails the run (compensations run first, newest first)."""
 
     type: Literal["fail"] = Field(description="State type.")
-    error: str = Field(description="The error type.")
+    error: str = Field(description="The error type (template allowed, e.g. a caught error's type).")
     message: str | None = Field(None, description="The error message (template allowed).")
     details: Template = Field(None, description="Extra error details (templates allowed).")
 
@@ -317,8 +419,48 @@ TERMINAL_STATES = (SucceedState, FailState, ContinueAsNewState)
 CATCHING_STATES = (ActivityState, ChildState, ParallelState, MapState)
 
 
+class ExitHandler(_Strict):
+    """A small state machine that runs once the run's outcome is known (see on_exit)."""
+
+    start: StateName | None = Field(None, description="The first state; default the first listed.")
+    states: dict[str, State] = Field(description="The handler's states.", min_length=1)
+    timeout: Duration | None = Field(
+        None,
+        description="How long the handler may take; past it the handler fails with Timeout "
+        "(recorded; the run's outcome stays). Default: no limit.",
+    )
+
+
+class OnExit(_Strict):
+    """Exit handlers: run after compensation, once the outcome is known; they see run.status,
+    run.error and run.output and cannot change the outcome."""
+
+    success: ExitHandler | None = Field(None, description="Runs when the run completed.")
+    failure: ExitHandler | None = Field(None, description="Runs when the run failed.")
+    cancel: ExitHandler | None = Field(None, description="Runs when the run was cancelled.")
+    timeout: ExitHandler | None = Field(
+        None, description="Runs when the run exceeded its whole-run timeout."
+    )
+    always: ExitHandler | None = Field(
+        None, description="Runs last, whatever the outcome (except terminate)."
+    )
+
+
 class Workflow(_Strict):
     """A tideflow workflow: a durable state machine."""
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        """Top-level keys starting with `x-` are the author's own (shared snippets for YAML
+        anchors, tool settings): allowed, and ignored."""
+        if isinstance(data, dict) and any(isinstance(k, str) and k.startswith("x-") for k in data):
+            return {
+                k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))
+            }
+        return data
 
     schema_ref: str | None = Field(
         None, alias="$schema", description="Optional: the JSON Schema this file follows."
@@ -348,6 +490,11 @@ class Workflow(_Strict):
     updates: dict[str, UpdateDef] | None = Field(
         None, description="Updates the run accepts: validated, applied once, returning a value."
     )
+    on_exit: OnExit | None = Field(
+        None,
+        description="Exit handlers by outcome (success, failure, cancel, timeout, always); "
+        "terminate runs none.",
+    )
     history_limit: int | None = Field(
         None,
         description="The most events one segment of a run may record (default 51200, "
@@ -362,6 +509,7 @@ class Workflow(_Strict):
 
 
 Branch.model_rebuild()
+ExitHandler.model_rebuild()
 MapState.model_rebuild()
 ParallelState.model_rebuild()
 Workflow.model_rebuild()

@@ -84,6 +84,9 @@ def child_references(data: Any) -> list[str]:
     """The `workflow` of every child state in raw workflow data (nested machines included)."""
     found: list[str] = []
     pending: list[Any] = [data]
+    on_exit = data.get("on_exit") if isinstance(data, dict) else None
+    if isinstance(on_exit, dict):  # exit handlers are state machines too
+        pending.extend(on_exit.values())
     while pending:
         machine = pending.pop()
         states = machine.get("states") if isinstance(machine, dict) else None

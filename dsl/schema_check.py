@@ -140,6 +140,17 @@ def _leaves(error: ValidationError) -> Iterator[ValidationError]:
         for sub in error.context or ()
         if branches[sub.relative_schema_path[0]] != {"type": "null"}
     ]
+    # A branch that refuses the value for its type (a list where a mapping is given) is not
+    # what the author meant when another branch takes that type and finds a deeper problem.
+    depth = len(error.absolute_path)
+    rejected = {
+        sub.relative_schema_path[0]
+        for sub in candidates
+        if sub.validator == "type" and len(sub.absolute_path) == depth
+    }
+    fitting = [sub for sub in candidates if sub.relative_schema_path[0] not in rejected]
+    if fitting:
+        candidates = fitting
     if not candidates:
         yield error
     elif len({sub.relative_schema_path[0] for sub in candidates}) == 1:
@@ -166,8 +177,9 @@ def _convert(
     schema = error.schema if isinstance(error.schema, dict) else {}
     if keyword == "additionalProperties" and isinstance(instance, dict):
         allowed = list(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
         for key in instance:
-            if key not in allowed:
+            if key not in allowed and not any(p.search(str(key)) for p in patterns):
                 yield _unknown_key(doc, path, str(key), allowed, missing, explained)
     elif keyword == "required" and isinstance(instance, dict):
         for key in value:
@@ -226,6 +238,8 @@ def _unknown_key(
             hint = f'did you mean "{close[0]}"?'
         else:
             hint = "allowed keys: " + ", ".join(sorted(allowed))
+            if not path:
+                hint += " (and your own keys starting with x-, e.g. x-shared for YAML anchors)"
     return _diag(
         doc, "TF101", (*path, key), f'unknown key "{key}" in {_where(path)}', hint, key=True
     )
@@ -386,7 +400,10 @@ def check_input(
     try:
         cls = validator_for(input_schema, default=Draft202012Validator)
         cls.check_schema(input_schema)
-        errors = list(cls(input_schema).iter_errors(input_data))
+        from dsl.input_schema import format_checker, with_defaults
+
+        checked = cls(input_schema, format_checker=format_checker())
+        errors = list(checked.iter_errors(with_defaults(input_schema, input_data)))
     except SchemaError:
         return []
     except Unresolvable as exc:

@@ -119,6 +119,13 @@ class Budget:
         elif wall > self.wall_deadline:
             raise LimitExceeded(self._out_of("wall time"), out_of_time=True)
 
+    def seconds_left(self) -> float:
+        """Wall time left before the budget runs out (starting the clocks if need be): what a
+        helper that cannot count its own work (a regular expression) may spend."""
+        if not self.cpu_deadline:
+            self._look_at_the_clocks()
+        return min(self.wall_deadline - time.perf_counter(), self.budget_ms / 1000)
+
     def build(self, size: int, what: str) -> None:
         """About to build a value of `size` characters or items: refuse it before it exists."""
         if size > MAX_BUILT:

@@ -18,7 +18,7 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from dsl import template_checks
+from dsl import template_checks, template_helpers, timefuncs
 from dsl.template_limits import (
     LimitExceeded,
     active,
@@ -168,6 +168,22 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class _PathUndefined(StrictUndefined):
+    """Strict, except that a path through it stays undefined: `vars.x.y | default(0)` and
+    `vars.x.y is defined` work when `x` is unset, while using the value itself (output,
+    arithmetic, comparison, iteration) still fails with the name that was missing first."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name[:2] == "__":
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> Any:
+        return self
+
+
 _NO_DEFAULT: Any = object()
 
 
@@ -190,15 +206,24 @@ def _strict_number(name: str, convert: Any) -> Any:
 
 def _make_environment() -> ImmutableSandboxedEnvironment:
     env = _JsonSandbox(
-        undefined=StrictUndefined,
+        undefined=_PathUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         finalize=_checked_finalize,
     )
-    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock.
-    env.globals = {"range": env.globals["range"], "dict": dict}
+    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no random filter,
+    # no clock (the time helpers read only their arguments; `now` comes from the run);
+    # tideflow's own helpers come from dsl.template_helpers and dsl.timefuncs.
+    env.globals = {"range": env.globals["range"], "dict": dict, **template_helpers.GLOBALS}
+    for name in template_helpers.REMOVED_FILTERS:
+        del env.filters[name]
+    for name in template_helpers.REMOVED_TESTS:
+        del env.tests[name]
+    env.filters.update(template_helpers.FILTERS)
+    env.tests.update(template_helpers.TESTS)
     env.filters["int"] = _strict_number("int", env.filters["int"])
     env.filters["float"] = _strict_number("float", env.filters["float"])
+    env.filters.update(timefuncs.FILTERS)  # dates and durations, no clock (docs/dsl.md)
     env.filters = {
         name: template_checks.checked_filter(name, func) for name, func in env.filters.items()
     }
@@ -274,6 +299,8 @@ def render_string(value: str, context: Mapping[str, Any]) -> Any:
         raise TemplateError(exc.message, value) from None
     except SecurityError as exc:
         raise TemplateError(f"blocked by the sandbox: {exc}", value) from None
+    except template_helpers.HelperError as exc:
+        raise TemplateError(str(exc), value) from None
     except TemplateError:
         raise
     except NameError as exc:

@@ -204,8 +204,10 @@ def _lint_function() -> LintFunction | None:
 def _model_errors(exc: ValidationError, document: SourceDocument) -> list[Diagnostic]:
     """The schema accepted the data but pydantic did not: the two have drifted apart."""
     found: list[Diagnostic] = []
-    for error in exc.errors():
-        path = _data_path(document.data, error["loc"])
+    paths = [_data_path(document.data, error["loc"]) for error in exc.errors()]
+    for error, path in zip(exc.errors(), paths, strict=True):
+        if any(len(other) > len(path) and other[: len(path)] == path for other in paths):
+            continue  # a union member that refused the whole value; another found the problem
         where = ".".join(str(p) for p in path) or "the top level"
         found.append(
             Diagnostic(
@@ -232,6 +234,8 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> JsonPath:
             tag_expected = False
             continue
         tag_expected = len(path) >= 1 and path[-1] == "states"
+        if _union_tag(node, part):
+            continue
         if isinstance(node, dict):
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
@@ -240,6 +244,16 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> JsonPath:
             node = None
         path.append(part)
     return tuple(path)
+
+
+def _union_tag(node: Any, part: int | str) -> bool:
+    """pydantic names the member of a plain union it tried (`RetryPolicy`,
+    `list[RetryPolicy]`): a class name where the data has no such key."""
+    return (
+        isinstance(part, str)
+        and not (isinstance(node, dict) and part in node)
+        and (part[:1].isupper() or "[" in part)
+    )
 
 
 def _internal(document: SourceDocument, stage: str, exc: Exception) -> Diagnostic:

@@ -8,6 +8,7 @@ from typing import Any
 
 from interpreter.core.definition import Definition
 from interpreter.core.records import Command
+from interpreter.errors import InputInvalid
 from interpreter.new_runs import started_run
 from interpreter.store.base import NewRun, RunRecord, Store
 
@@ -34,7 +35,7 @@ def new_child_run(
         child_defn = _load_child_definition(data["workflow"], parent_defn, workflow_dirs)
     except _ChildLoadError as exc:
         return {
-            "type": "WorkflowNotFound",
+            "type": exc.kind,
             "message": str(exc),
             "details": {"workflow": data["workflow"]},
         }
@@ -45,12 +46,29 @@ def new_child_run(
             "message": f"a run with id {data['id']!r} already exists; give each child its own id",
             "details": {"child": data["id"], "workflow": data["workflow"]},
         }
-    child = started_run(child_defn, data["id"], data["input"], parent=parent)
+    from interpreter.client import prepare_input  # the client imports the worker, which imports us
+
+    try:
+        child_input = prepare_input(
+            child_defn.workflow.input_schema, data["input"], f"the input of child {data['id']!r}"
+        )
+    except InputInvalid as exc:
+        return {
+            "type": "InputInvalid",
+            "message": exc.message,
+            "details": {"child": data["id"], "workflow": data["workflow"]},
+        }
+    child = started_run(child_defn, data["id"], child_input, parent=parent)
     return child, child_defn
 
 
 class _ChildLoadError(Exception):
-    pass
+    """`kind`: WorkflowNotFound (no file) or ChildWorkflowInvalid (a file that does not
+    validate)."""
+
+    def __init__(self, message: str, kind: str = "WorkflowNotFound") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]) -> Definition:
@@ -65,8 +83,14 @@ def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]
         )
     result = validate_file(path, workflow_dirs=dirs)
     if not result.ok or result.document is None:
-        first = next((d for d in result.diagnostics if d.severity.value == "error"), None)
+        errors = [d for d in result.diagnostics if d.severity.value == "error"]
+        where = (
+            f"{path.name}:{errors[0].line}:{errors[0].column} [{errors[0].code}] " if errors else ""
+        )
         raise _ChildLoadError(
-            f"child workflow {path} is invalid: {first.message if first else 'unknown error'}"
+            f"child workflow {name!r} was found ({path}) but is invalid: {len(errors)} error(s), "
+            f"the first: {where}{errors[0].message if errors else 'unknown error'}; "
+            f"run tideflow validate {path}",
+            "ChildWorkflowInvalid",
         )
     return Definition.from_data(result.document.data, str(path.resolve()))

@@ -86,16 +86,31 @@ def check_against_schema(schema: dict[str, Any] | None, value: Any, what: str) -
     if not schema:
         return
     # Imported here: jsonschema costs ~30 ms of start-up to every CLI command otherwise.
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
-    err = best_match(Draft202012Validator(schema).iter_errors(value))
+    from dsl.input_schema import validator
+
+    err = best_match(validator(schema).iter_errors(value))
     if err is not None:
         pointer = "/" + "/".join(str(p) for p in err.absolute_path)
         raise InputInvalid(
             f"{what} is invalid at {pointer}: {err.message}",
             hint=f"the schema requires: {err.validator} {err.validator_value!r}"[:300],
         )
+
+
+def prepare_input(schema: dict[str, Any] | None, value: Any, what: str) -> Any:
+    """`value` with the schema's defaults filled in, checked against it (formats included);
+    InputInvalid names the path of the first problem."""
+    if not schema:
+        return value
+    from dsl.input_schema import with_defaults
+
+    filled = with_defaults(schema, value)
+    check_against_schema(schema, filled, what)
+    if filled is not value:
+        check_json_data(filled, what + " with its defaults")
+    return filled
 
 
 def check_json_data(value: Any, what: str) -> None:
@@ -204,12 +219,12 @@ class Client:
             if problem:
                 raise InputInvalid(problem, hint="a run id is 1 to 200 characters of text")
         check_json_data(input, "the run input")
+        input = prepare_input(defn.workflow.input_schema, input, "the input")
         if run_id is not None:
             existing = self.store.get_run(run_id)
             if existing is not None:
                 _check_same_run(existing, defn, input, self.store)
                 return existing, False
-        check_against_schema(defn.workflow.input_schema, input, "the input")
         run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
         from interpreter.new_runs import started_run  # the engine: not for every command
 
@@ -323,6 +338,7 @@ class Client:
         return updates.wait_for(self.store, stored, timeout)
 
     def query(self, run_id: str, name: str, args: Any = None) -> Any:
+        from interpreter.core.clock import clock_names
         from interpreter.expressions import ExpressionError, evaluate
 
         record = self.get(run_id)
@@ -340,6 +356,7 @@ class Client:
             "vars": root["vars"],
             "run": {**state["run"], "status": record.status},
             "args": args,  # the caller's (`tideflow query ... --data`)
+            **clock_names(root, state["run"]),  # the root's clock: no wall clock here either
         }
         try:
             # evaluate() refuses values JSON cannot show (NaN, huge integers, ...) as well.
@@ -456,7 +473,7 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
                     activity=task["activity"], attempt=task["attempt"], task_status=task["status"]
                 )
             elif wait.get("kind") == "signal":
-                entry["signal"] = wait.get("signal")
+                entry["signal"] = wait.get("signals") or wait.get("signal")
             elif wait.get("kind") == "child":
                 entry["child"] = wait.get("child")
             out.append(entry)
@@ -473,6 +490,20 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def exit_summary(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's exit handlers, once its outcome is known: the outcome, the handler running
+    (None when all ran), those still to run, and the failures of those that failed."""
+    exit_ = state.get("exit")
+    if exit_ is None:
+        return None
+    return {
+        "outcome": exit_["status"],
+        "running": (exit_.get("current") or {}).get("handler"),
+        "pending": list(exit_["pending"]),
+        "errors": list(exit_["errors"]),
+    }
+
+
 def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, Any]:
     state = record.state
     root = state.get("frames", {}).get(state.get("root") or "")
@@ -487,8 +518,13 @@ def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, 
         "input": record.input,
         "output": record.output,
         "error": record.error,
+        "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
+        # The latest completion-rule decisions of parallel/map states (who won, and why), and
+        # the detached children still running with their parent-close policy.
+        "decisions": state.get("decided", []),
+        "detached": state.get("detached", {}),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "ended_at": record.ended_at,

@@ -319,6 +319,19 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     }
 
 
+# --- deadline (the clock and several signals) ----------------------------------------------
+
+
+@sample_activity("deadline.hold")
+def hold(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Holds the order (here: says so); the message was computed from the run's clock."""
+    return {
+        "hold": f"hold-{_field(payload, 'order_id')}",
+        "until": _field(payload, "until"),
+        "message": _field(payload, "message"),
+    }
+
+
 # --- callback tasks (completion: callback) -------------------------------------------------
 
 
@@ -339,6 +352,41 @@ def request_callback(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     return {"sent_to": approver}
 
 
+# --- exit handlers and per-error retries (order_notify) -----------------------------------
+
+
+@sample_activity("carrier.book")
+def book_carrier(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """`busy: N`: the first N attempts answer 429 (CarrierBusy, status in details); `flaky: N`
+    as elsewhere (ServiceUnavailable)."""
+    order_id = _field(payload, "order_id")
+    busy = _obj(payload).get("busy") or 0
+    if isinstance(busy, int) and ctx.attempt <= busy:
+        raise ApplicationError(
+            f"carrier busy (attempt {ctx.attempt})",
+            type="CarrierBusy",
+            details={"status": 429, "order_id": order_id},
+        )
+    _flaky(ctx, payload, "carrier")
+    return {"tracking_number": f"trk-{order_id}", "carrier": "GroundCo"}
+
+
+@sample_activity("notify.send")
+def send_notification(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Sends a message; the channel `broken` is down (NotifierDown, non-retryable)."""
+    channel = _field(payload, "channel")
+    if channel == "broken":
+        raise ApplicationError(
+            "the notification channel is down", type="NotifierDown", non_retryable=True
+        )
+    return {"sent": True, "channel": channel, "to": _field(payload, "to")}
+
+
+@sample_activity("audit.record")
+def audit(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    return {"recorded": _field(payload, "order_id"), "status": _field(payload, "status")}
+
+
 # --- continue-as-new poller (samples/poller.yaml) ------------------------------------------
 
 
@@ -351,3 +399,62 @@ def check_job(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
         "checked": checked,
         "done": checked >= int(_field(payload, "finish_after")),
     }
+
+
+# --- data helpers and paths (samples/intake.yaml) --------------------------------------------
+
+
+@sample_activity("intake.lookup_customer")
+def lookup_customer(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """A CRM that answers with a JSON text in one field, as many HTTP APIs do."""
+    email = _field(payload, "email")
+    if str(email).startswith("blocked"):
+        raise ApplicationError(
+            f"customer {email} is blocked", type="CustomerBlocked", non_retryable=True
+        )
+    tier = "gold" if str(email).endswith("@example.com") else "basic"
+    profile: dict[str, Any] = {"tier": tier}
+    if tier == "gold":
+        profile["discount"] = {"percent": 10}
+    return {"id": "cus-" + str(email).split("@")[0], "profile_json": json.dumps(profile)}
+
+
+# --- completion rules (race, quorum) and detached children ---------------------------------
+
+
+@sample_activity("race.quote")
+async def quote(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """A price provider that answers after `wait_s` seconds, unless the race is over first:
+    then its attempt is cancelled (the log shows the outcome CancelledError)."""
+    await asyncio.sleep(float(_field(payload, "wait_s")))
+    provider = _field(payload, "provider")
+    return {"provider": provider, "price": 10 + len(str(provider))}
+
+
+@sample_activity("race.fetch")
+def fetch(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    mirror = str(_field(payload, "mirror"))
+    if mirror.startswith("down"):
+        raise ApplicationError(f"mirror {mirror} is down", type="MirrorDown", non_retryable=True)
+    return {"mirror": mirror, "bytes": 1024 * len(mirror)}
+
+
+@sample_activity("quorum.write")
+def write_replica(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    replica = str(_field(payload, "replica"))
+    if replica.startswith("down"):
+        raise ApplicationError(
+            f"replica {replica} did not answer", type="ReplicaDown", non_retryable=True
+        )
+    return {"replica": replica, "key": _field(payload, "key"), "version": 1}
+
+
+@sample_activity("signup.create_account")
+def create_account(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    email = str(_field(payload, "email"))
+    return {"account": "acct-" + email.split("@")[0], "email": email}
+
+
+@sample_activity("signup.send_mail")
+def send_mail(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    return {"to": _field(payload, "to"), "template": _field(payload, "template")}

@@ -224,3 +224,25 @@ async def heartbeat_steadily(ctx: ActivityContext, payload: dict[str, Any]) -> d
         beats += 1
         ctx.heartbeat({"beats": beats})
     return {"beats": beats}
+
+
+# --- retry policies by error (test_retry_lists.py) -----------------------------------------
+
+
+@activity("test.fail_sequence")
+def fail_sequence(ctx: ActivityContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Call n (counted in the file `path`) fails as `failures[n-1]` ({type, status?, final?})
+    while there is one, then succeeds."""
+    path = payload["path"]
+    calls = len(read_json_lines(path)) + 1
+    append_json(path, _record(ctx, call=calls))
+    failures = payload.get("failures", [])
+    if calls <= len(failures):
+        failure = failures[calls - 1]
+        raise ApplicationError(
+            f"call {calls} fails as {failure['type']}",
+            type=failure["type"],
+            non_retryable=bool(failure.get("final", False)),
+            details={"status": failure.get("status"), "call": calls},
+        )
+    return {"calls": calls}

@@ -613,8 +613,15 @@ def test_unrelated_cycle_elsewhere_is_not_reported_here(tmp_path: Path) -> None:
           c: {type: child, workflow: a, end: true}
         """,
     )
-    _write(tmp_path / "a.yaml", "dsl: '1.0'\nname: a\nstates:\n  c: {type: child, workflow: b}\n")
-    _write(tmp_path / "b.yaml", "dsl: '1.0'\nname: b\nstates:\n  c: {type: child, workflow: a}\n")
+    # Valid children (an invalid one is TF259), whose cycle is theirs, not top's.
+    _write(
+        tmp_path / "a.yaml",
+        "dsl: '1.0'\nname: a\nstates:\n  c: {type: child, workflow: b, end: true}\n",
+    )
+    _write(
+        tmp_path / "b.yaml",
+        "dsl: '1.0'\nname: b\nstates:\n  c: {type: child, workflow: a, end: true}\n",
+    )
     workflow, doc = load(top.read_text(), str(top))
     assert lint(workflow, doc) == []
 

@@ -20,6 +20,7 @@ from dsl.model import (
     Catcher,
     ChildState,
     ChoiceState,
+    ExitHandler,
     MapState,
     ParallelState,
     WaitState,
@@ -37,7 +38,7 @@ class Scope:
     path: JsonPath
     states: dict[str, AnyState]
     start: str | None
-    kind: str  # "workflow", "branch" or "map"
+    kind: str  # "workflow", "branch", "map" or "exit" (an on_exit handler; owner is its key)
     parent: Scope | None = None
     owner: str | None = None  # the parallel/map state that holds this scope
     map_names: tuple[str, ...] = ()  # loop names visible here (as-name and index of each map)
@@ -52,6 +53,8 @@ class Scope:
     def describe(self) -> str:
         if self.kind == "workflow":
             return "the top level"
+        if self.kind == "exit":
+            return f"exit handler {self.owner!r}"
         if self.kind == "branch":
             index = self.path[-1]
             number = index + 1 if isinstance(index, int) else index
@@ -100,11 +103,36 @@ def catchers_of(state: AnyState) -> list[Catcher]:
     return []
 
 
+EXIT_KEYS = ("success", "failure", "cancel", "timeout", "always")
+
+
+def exit_handlers(workflow: Workflow) -> list[tuple[str, ExitHandler]]:
+    """The workflow's on_exit handlers that are given, in the order they are listed."""
+    on_exit = workflow.on_exit
+    if on_exit is None:
+        return []
+    return [(key, h) for key in EXIT_KEYS if (h := getattr(on_exit, key)) is not None]
+
+
 def build_scopes(workflow: Workflow) -> list[Scope]:
     """All scopes, parents before children."""
     root = Scope(path=(), states=dict(workflow.states), start=workflow.start, kind="workflow")
     scopes = [root]
     pending = deque([root])
+    # Exit handlers start with a copy of the run's vars: the top level is their parent scope.
+    for key, handler in exit_handlers(workflow):
+        pending.append(
+            Scope(
+                path=("on_exit", key),
+                states=dict(handler.states),
+                start=handler.start,
+                kind="exit",
+                parent=root,
+                owner=key,
+            )
+        )
+        root.children.append(pending[-1])
+        scopes.append(pending[-1])
     while pending:
         scope = pending.popleft()
         for name, state in scope.states.items():

@@ -27,11 +27,11 @@ from dsl.source import JsonPath
 from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
 from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
 
-BUILTIN_NAMES = frozenset({"input", "vars", "run"})
+BUILTIN_NAMES = frozenset({"input", "vars", "run", "now", "state"})
 QUERY_NAMES = frozenset({"args"})  # a query's templates also see the caller's args
 
 
-def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
+def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
     """Every field that holds templates, with the scope it is evaluated in."""
     root = ctx.root
     workflow = ctx.workflow
@@ -48,9 +48,14 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield root, ("updates", name, field_name), value
         for key, value in (update.vars or {}).items():
             yield root, ("updates", name, "vars", key), value
+    if workflow.timeout is not None:
+        yield root, ("timeout",), workflow.timeout
+    if workflow.defaults is not None:
+        for field_path, value in _limit_fields(("defaults",), workflow.defaults):
+            yield root, field_path, value
     for scope, name, state in ctx.states():
         path = scope.state_path(name)
-        fields: list[tuple[JsonPath, Any]] = []
+        fields: list[tuple[JsonPath, Any]] = list(_limit_fields(path, state))
         if isinstance(state, ActivityState | ChildState):
             fields.append(((*path, "input"), state.input))
             if state.compensate is not None:
@@ -64,26 +69,59 @@ def _template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.extend(((*path, "vars", key), value) for key, value in state.vars.items())
         elif isinstance(state, SleepState):
             fields.append(((*path, "until"), state.until))
+            fields.append(((*path, "duration"), state.duration))
+        elif isinstance(state, WaitState):
+            fields.append(((*path, "timeout"), state.timeout))
+            fields.append(((*path, "until"), state.until))
         elif isinstance(state, SucceedState):
             fields.append(((*path, "output"), state.output))
         elif isinstance(state, ContinueAsNewState):
             fields.append(((*path, "input"), state.input))
         elif isinstance(state, FailState):
+            fields.append(((*path, "error"), state.error))
             fields.append(((*path, "message"), state.message))
             fields.append(((*path, "details"), state.details))
         elif isinstance(state, MapState):
             fields.append(((*path, "items"), state.items))
+            fields.append(((*path, "concurrency"), state.concurrency))
         for field_path, value in fields:
             if value is not None:
                 yield scope, field_path, value
 
 
-def _template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
+_DURATION_KEYS = frozenset(
+    {"initial_interval", "max_interval", "start_to_close", "schedule_to_close", "heartbeat"}
+)
+
+
+def _limit_fields(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
+    """The templated durations of `retry` and `timeout` blocks (a state's, its compensation's,
+    the defaults'): fields other than strings are skipped by the template rules anyway."""
+    blocks = [(path, owner)]
+    comp = getattr(owner, "compensate", None)
+    if comp is not None:
+        blocks.append(((*path, "compensate"), comp))
+    for base, block in blocks:
+        for section in ("retry", "timeout"):
+            settings = getattr(block, section, None)
+            if settings is None or isinstance(settings, str | int | float):
+                continue  # a wait's timeout is a duration itself (listed by the caller)
+            listed = isinstance(settings, list)  # a list of policies: each at its index
+            for index, policy in enumerate(settings if listed else [settings]):
+                at = (*base, section, index) if listed else (*base, section)
+                for key, value in policy:
+                    # Only the durations: a retry policy's `when` sees `error` and `attempt`,
+                    # and is checked by its own rule (TF284, dsl/lint/retries.py).
+                    if key in _DURATION_KEYS and isinstance(value, str):
+                        yield (*at, key), value
+
+
+def template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
     """Every template string with its path and scope (found once, for all template rules)."""
     if ctx.templates.strings is None:
         ctx.templates.strings = [
             (scope, string_path, text)
-            for scope, path, value in _template_values(ctx)
+            for scope, path, value in template_values(ctx)
             for string_path, text in iter_strings(value, path)
         ]
     return ctx.templates.strings
@@ -110,7 +148,7 @@ def _error_position(ctx: LintContext, path: JsonPath, line: int | None) -> Posit
 
 def check_template_syntax(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF220: every template compiles."""
-    for _scope, path, text in _template_strings(ctx):
+    for _scope, path, text in template_strings(ctx):
         error = ctx.templates(text).error
         if error is None:
             continue
@@ -128,8 +166,9 @@ def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
     setters: dict[str, list[Scope]] = {}
 
     def add(name: str | None, scope: Scope) -> None:
+        # A nested write (result: order.payment, set "order.status") sets vars.order.
         if name is not None:
-            setters.setdefault(name, []).append(scope)
+            setters.setdefault(name.split(".", 1)[0], []).append(scope)
 
     for name in ctx.workflow.vars or {}:
         add(name, ctx.root)
@@ -142,6 +181,8 @@ def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
                 add(key, scope)
         if isinstance(state, ActivityState | WaitState | ParallelState | MapState | ChildState):
             add(state.result, scope)
+        if isinstance(state, ParallelState | MapState):
+            add(state.outcomes, scope)
         for catcher in catchers_of(state):
             add(catcher.result, scope)
     return setters
@@ -152,7 +193,7 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
     setters = _var_setters(ctx)
     # Per name, not per template: each lookup goes over every variable of the file.
     suggestions: dict[str, str | None] = {}
-    for scope, path, text in _template_strings(ctx):
+    for scope, path, text in template_strings(ctx):
         for var in sorted(ctx.templates(text).vars_read):
             where = setters.get(var)
             if where is None:
@@ -182,7 +223,7 @@ def check_unset_vars(ctx: LintContext) -> Iterator[Diagnostic]:
 
 def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF223 (warning): a template uses a name the engine never provides."""
-    for scope, path, text in _template_strings(ctx):
+    for scope, path, text in template_strings(ctx):
         if not is_template(text) or path[0] == "updates":
             continue  # an update's templates: TF264 (dsl/lint/updates.py)
         facts = ctx.templates(text)
@@ -198,7 +239,7 @@ def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
                 f"the template uses {name!r}, which is not defined here",
                 join_hints(
                     did_you_mean(name, known),
-                    "templates see input, vars and run"
+                    "templates see input, vars, run, now and state"
                     + (f", and here also {', '.join(scope.map_names)}" if scope.map_names else "")
                     + "; variables are read as vars.<name>",
                 ),
@@ -301,7 +342,7 @@ def check_template_cost(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF227 (warning): a template whose loops cannot finish within the evaluation budget, as
     far as can be seen: nested ranges with literal bounds, or a macro that calls itself."""
     budget = f"the {DEFAULT_BUDGET_MS:,} ms template budget ({ITERATION_LIMIT:,} iterations)"
-    for _scope, path, text in _template_strings(ctx):
+    for _scope, path, text in template_strings(ctx):
         if not is_template(text) or "{%" not in text:
             continue  # a loop or a macro needs a {% %} tag
         ast = ctx.templates(text).tree

@@ -23,15 +23,24 @@ def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:
     an update wakes a wait of its name the way a signal does)."""
     declared = {**(ctx.workflow.signals or {}), **(ctx.workflow.updates or {})}
     for scope, name, state in ctx.states():
-        if isinstance(state, WaitState) and state.signal not in declared:
+        if not isinstance(state, WaitState):
+            continue
+        named: list[tuple[JsonPath, str]] = []
+        if state.signal is not None:
+            named.append(((*scope.state_path(name), "signal"), state.signal))
+        for index, signal in enumerate(state.signals or []):
+            named.append(((*scope.state_path(name), "signals", index), signal))
+        for path, signal in named:
+            if signal in declared:
+                continue
             yield ctx.error(
                 "TF230",
-                (*scope.state_path(name), "signal"),
-                f"wait state {name!r} waits for signal {state.signal!r}, which is not "
+                path,
+                f"wait state {name!r} waits for signal {signal!r}, which is not "
                 "declared under signals (or updates)",
                 join_hints(
-                    did_you_mean(state.signal, declared),
-                    f"declare it: signals: {{{state.signal}: {{schema: {{type: object}}}}}}",
+                    did_you_mean(signal, declared),
+                    f"declare it: signals: {{{signal}: {{schema: {{type: object}}}}}}",
                 ),
             )
 
@@ -124,6 +133,39 @@ def check_children(ctx: LintContext) -> Iterator[Diagnostic]:
                 f"looked in {searched}; give a path relative to this file (e.g. "
                 f"./{reference}.yaml), a file named {reference}.yaml, or a workflow whose "
                 f"name: is {reference!r}",
+            )
+
+
+def check_child_validity(ctx: LintContext) -> Iterator[Diagnostic]:
+    """TF259: a child workflow that is found must itself be valid (its own errors are reported
+    under its own file by `tideflow validate`)."""
+    from dsl.child_check import child_result, validating
+
+    parent = _real_file(ctx)
+    if parent is None:
+        return
+    with validating(parent):
+        for path, name, reference in _child_uses(ctx):
+            target = resolve_child_workflow(reference, parent.parent, ctx.workflow_dirs)
+            if target is None:
+                continue  # TF241
+            result = child_result(target, ctx.workflow_dirs)
+            if result is None or result.ok:
+                continue
+            errors = [d for d in result.diagnostics if d.severity.value == "error"]
+            first = errors[0]
+            shown = (
+                target.relative_to(parent.parent)
+                if target.is_relative_to(parent.parent)
+                else target
+            )
+            yield ctx.error(
+                "TF259",
+                path,
+                f"child state {name!r}: workflow {reference!r} ({shown}) is invalid: "
+                f"{len(errors)} error(s), the first at line {first.position.line}: "
+                f"[{first.code}] {first.message}",
+                f"fix the child file (tideflow validate shows its diagnostics under {shown})",
             )
 
 

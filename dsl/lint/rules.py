@@ -9,7 +9,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dsl.diagnostics import Diagnostic, Severity
-from dsl.lint import callbacks, expressions, flow, references, segments, updates, values
+from dsl.lint import (
+    callbacks,
+    data_rules,
+    exit_handlers,
+    expressions,
+    fanout,
+    flow,
+    references,
+    retries,
+    segments,
+    timing,
+    updates,
+    values,
+)
 from dsl.lint.context import LintContext
 
 RuleFunction = Callable[[LintContext], Iterator[Diagnostic]]
@@ -49,11 +62,33 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule({"TF225": E}, "map loop variable hides a built-in name", expressions.check_map_names),
     Rule({"TF227": W}, "template loop past the budget", expressions.check_template_cost),
+    Rule(
+        {"TF256": E},
+        "template in a field that is not a template",
+        data_rules.check_literal_templates,
+    ),
+    Rule({"TF257": E}, "invalid variable path", data_rules.check_var_paths),
+    Rule({"TF258": E}, "invalid regular expression or glob", data_rules.check_regex_literals),
+    Rule(
+        {"TF228": E, "TF229": W},
+        "input_schema default or format",
+        data_rules.check_input_schema_data,
+    ),
     Rule({"TF230": E}, "wait on an undeclared signal", references.check_signals),
     Rule({"TF231": E}, "invalid JSON Schema", references.check_schemas),
     Rule({"TF232": W}, "on_timeout without timeout", values.check_wait_timeout),
+    Rule({"TF233": E, "TF234": E}, "wait signal / signals", timing.check_wait_signals),
+    Rule(
+        {"TF235": W},
+        "several signals' result read as a payload",
+        timing.check_several_signals_result,
+    ),
+    Rule({"TF250": E}, "wait with both timeout and until", timing.check_wait_deadline),
+    Rule({"TF251": E}, "map concurrency text is not a template", timing.check_map_concurrency),
+    Rule({"TF252": E}, "unknown time zone in a date helper", timing.check_time_zones),
     Rule({"TF240": E}, "activity not registered", references.check_activities),
     Rule({"TF241": E}, "child workflow not found", references.check_children),
+    Rule({"TF259": E}, "child workflow is invalid", references.check_child_validity),
     Rule({"TF242": W}, "child workflow recursion", references.check_child_cycles),
     Rule({"TF243": E}, 'catch-all "*" not last', values.check_catch_all_last),
     Rule({"TF268": E}, "callback on the built-in http activity", callbacks.check_callback_http),
@@ -64,6 +99,30 @@ RULES: tuple[Rule, ...] = (
         {"TF271": W},
         "callback per map item, default concurrency",
         callbacks.check_callback_map_concurrency,
+    ),
+    Rule({"TF282": E, "TF283": W}, 'retry "*" not last / unreachable', retries.check_retry_order),
+    Rule({"TF284": E, "TF285": W}, "retry predicate", retries.check_retry_when),
+    Rule(
+        {"TF286": E, "TF287": W},
+        "compensation in an exit handler",
+        exit_handlers.check_handler_states,
+    ),
+    Rule(
+        {"TF288": W, "TF289": W},
+        "timeout handler without a run timeout / its own bound",
+        exit_handlers.check_timeout_handler,
+    ),
+    Rule({"TF274": E}, "quorum larger than the branches", fanout.check_quorum_size),
+    Rule({"TF275": E}, "tolerated percentage out of range", fanout.check_tolerated_failures),
+    Rule({"TF276": E}, "race or quorum on a map without items", fanout.check_empty_race),
+    Rule({"TF277": E}, "completion key that does not fit its rule", fanout.check_rule_keys),
+    Rule({"TF278": E}, "compensate on a detached child", fanout.check_detached_compensate),
+    Rule({"TF279": W}, "catch on a detached child that never runs", fanout.check_detached_catch),
+    Rule({"TF280": E}, "parent_close on a waited-for child", fanout.check_parent_close),
+    Rule(
+        {"TF281": W},
+        "detached child with a fixed id in a branch",
+        fanout.check_templated_id_detached,
     ),
     Rule(
         {"TF290": E},

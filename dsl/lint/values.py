@@ -9,11 +9,12 @@ from datetime import datetime
 
 from dsl.diagnostics import Diagnostic
 from dsl.durations import DURATION_HELP, DurationError, format_duration, parse_duration
-from dsl.lint.context import LintContext, catchers_of
+from dsl.lint.context import LintContext, catchers_of, exit_handlers
 from dsl.model import (
     ActivityState,
     ChildState,
     RetryPolicy,
+    RetrySpec,
     SleepState,
     Timeouts,
     WaitState,
@@ -31,9 +32,28 @@ class _Settings:
 
     path: JsonPath
     what: str
-    retry: RetryPolicy | None
+    retry: RetrySpec | None
     timeout: Timeouts | None
     is_defaults: bool = False
+
+    def policies(self) -> Iterator[tuple[RetryPolicy, JsonPath]]:
+        """Each retry policy of this block with the path of its mapping (one, or a list)."""
+        if isinstance(self.retry, list):
+            for index, policy in enumerate(self.retry):
+                yield policy, (*self.path, "retry", index)
+        elif self.retry is not None:
+            yield self.retry, (*self.path, "retry")
+
+
+def default_policy(ctx: LintContext) -> RetryPolicy | None:
+    """The one default policy whose keys fill in a state's (none when defaults is a list)."""
+    retry = ctx.workflow.defaults.retry if ctx.workflow.defaults else None
+    return retry if isinstance(retry, RetryPolicy) else None
+
+
+def settings_blocks(ctx: LintContext) -> Iterator[_Settings]:
+    """Every block with its own retry/timeout settings (the exit handlers' states included)."""
+    return _settings(ctx)
 
 
 def _settings(ctx: LintContext) -> Iterator[_Settings]:
@@ -55,12 +75,15 @@ def _durations(ctx: LintContext) -> Iterator[tuple[JsonPath, object]]:
     """Every duration written in the workflow, with its path."""
     if ctx.workflow.timeout is not None:
         yield ("timeout",), ctx.workflow.timeout
+    for key, handler in exit_handlers(ctx.workflow):
+        if handler.timeout is not None:
+            yield ("on_exit", key, "timeout"), handler.timeout
     for settings in _settings(ctx):
-        if settings.retry is not None:
+        for policy, base in settings.policies():
             for key in _RETRY_DURATIONS:
-                value = getattr(settings.retry, key)
+                value = getattr(policy, key)
                 if value is not None:
-                    yield (*settings.path, "retry", key), value
+                    yield (*base, key), value
         if settings.timeout is not None:
             for key in _TIMEOUT_DURATIONS:
                 value = getattr(settings.timeout, key)
@@ -87,14 +110,7 @@ def check_durations(ctx: LintContext) -> Iterator[Diagnostic]:
     for path, value in _durations(ctx):
         where = ".".join(str(p) for p in path)
         if isinstance(value, str) and is_template(value):
-            yield ctx.error(
-                "TF210",
-                path,
-                f"{where}: a duration cannot be a template ({value!r})",
-                "write a fixed duration such as 30s; for a computed point in time use a "
-                "sleep state with `until: '{{ ... }}'`",
-            )
-            continue
+            continue  # evaluated and checked when the state runs (InvalidDuration)
         try:
             seconds = parse_duration(value)
         except DurationError as exc:
@@ -112,6 +128,8 @@ def check_durations(ctx: LintContext) -> Iterator[Diagnostic]:
 def check_sleep(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF212 / TF213: a sleep has exactly one of duration/until; a literal until is a timestamp."""
     for scope, name, state in ctx.states():
+        if isinstance(state, WaitState) and state.until is not None:
+            yield from _literal_until(ctx, scope.state_path(name), "wait", name, state.until)
         if not isinstance(state, SleepState):
             continue
         path = scope.state_path(name)
@@ -128,20 +146,29 @@ def check_sleep(ctx: LintContext) -> Iterator[Diagnostic]:
                 "give exactly one: `duration: 30s`, or `until: <RFC 3339 timestamp>`",
                 key=True,
             )
-        if state.until is not None and not is_template(state.until):
-            try:
-                stamp = datetime.fromisoformat(state.until)
-            except ValueError:
-                stamp = None
-            if stamp is None or stamp.tzinfo is None:
-                yield ctx.error(
-                    "TF213",
-                    (*path, "until"),
-                    f"until of sleep state {name!r} is not an RFC 3339 timestamp with a "
-                    f"time zone: {state.until!r}",
-                    "write e.g. 2030-01-01T09:00:00Z, or a template such as "
-                    "'{{ input.deliver_at }}'",
-                )
+        if state.until is not None:
+            yield from _literal_until(ctx, path, "sleep", name, state.until)
+
+
+def _literal_until(
+    ctx: LintContext, path: JsonPath, kind: str, name: str, until: str
+) -> Iterator[Diagnostic]:
+    """TF213 for one literal `until` (a template is checked when the state runs)."""
+    if is_template(until):
+        return
+    try:
+        stamp = datetime.fromisoformat(until)
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.tzinfo is None:
+        yield ctx.error(
+            "TF213",
+            (*path, "until"),
+            f"until of {kind} state {name!r} is not an RFC 3339 timestamp with a "
+            f"time zone: {until!r}",
+            "write e.g. 2030-01-01T09:00:00Z, or a template such as "
+            "'{{ input.deliver_at }}' or \"{{ now | add_duration('1d') }}\"",
+        )
 
 
 def _merged(
@@ -149,12 +176,14 @@ def _merged(
     section: str,
     defaults: RetryPolicy | Timeouts | None,
     own: RetryPolicy | Timeouts | None,
+    own_base: JsonPath | None = None,
 ) -> tuple[dict[str, object], dict[str, JsonPath]]:
     """Effective values (the block's own keys override the defaults key by key), and where
     each one is written."""
     values: dict[str, object] = {}
     where: dict[str, JsonPath] = {}
-    layers = [(("defaults", section), defaults), ((*settings.path, section), own)]
+    own_path = own_base if own_base is not None else (*settings.path, section)
+    layers = [(("defaults", section), defaults), (own_path, own)]
     if settings.is_defaults:
         layers = layers[1:]
     for base, block in layers:
@@ -196,40 +225,48 @@ def _clash(
 
 
 def check_retry(ctx: LintContext) -> Iterator[Diagnostic]:
-    """TF214 / TF215 / TF216: a retry policy that makes sense."""
-    defaults = ctx.workflow.defaults.retry if ctx.workflow.defaults else None
+    """TF214 / TF215 / TF216: a retry policy that makes sense (each one of a list)."""
+    defaults = default_policy(ctx)
     for settings in _settings(ctx):
-        if settings.retry is None:
-            continue
-        values, where = _merged(settings, "retry", defaults, settings.retry)
-        base = (*settings.path, "retry")
-        attempts = settings.retry.max_attempts
-        if attempts is not None and attempts < 1:
-            yield ctx.error(
-                "TF216",
-                (*base, "max_attempts"),
-                f"retry of {settings.what}: max_attempts must be at least 1 (got {attempts})",
-                "max_attempts counts every attempt including the first; 1 means no retry",
-            )
-        backoff = settings.retry.backoff
-        if backoff is not None and backoff < 1:
-            yield ctx.error(
-                "TF215",
-                (*base, "backoff"),
-                f"retry of {settings.what}: backoff must be at least 1 (got {backoff:g})",
-                "use 1 for a constant interval or e.g. 2 to double it after each retry",
-            )
-        clash = _clash(settings, values, where, "max_interval", "initial_interval", operator.lt)
-        if clash is not None:
-            path, maximum, initial = clash
-            yield ctx.error(
-                "TF214",
-                path,
-                f"retry of {settings.what}: max_interval ({maximum}) is shorter than "
-                f"initial_interval ({initial})",
-                "raise max_interval or lower initial_interval (a state's retry overrides "
-                "the defaults key by key)",
-            )
+        for policy, base in settings.policies():
+            yield from _check_policy(ctx, settings, defaults, policy, base)
+
+
+def _check_policy(
+    ctx: LintContext,
+    settings: _Settings,
+    defaults: RetryPolicy | None,
+    policy: RetryPolicy,
+    base: JsonPath,
+) -> Iterator[Diagnostic]:
+    values, where = _merged(settings, "retry", defaults, policy, base)
+    attempts = policy.max_attempts
+    if attempts is not None and attempts < 1:
+        yield ctx.error(
+            "TF216",
+            (*base, "max_attempts"),
+            f"retry of {settings.what}: max_attempts must be at least 1 (got {attempts})",
+            "max_attempts counts every attempt including the first; 1 means no retry",
+        )
+    backoff = policy.backoff
+    if backoff is not None and backoff < 1:
+        yield ctx.error(
+            "TF215",
+            (*base, "backoff"),
+            f"retry of {settings.what}: backoff must be at least 1 (got {backoff:g})",
+            "use 1 for a constant interval or e.g. 2 to double it after each retry",
+        )
+    clash = _clash(settings, values, where, "max_interval", "initial_interval", operator.lt)
+    if clash is not None:
+        path, maximum, initial = clash
+        yield ctx.error(
+            "TF214",
+            path,
+            f"retry of {settings.what}: max_interval ({maximum}) is shorter than "
+            f"initial_interval ({initial})",
+            "raise max_interval or lower initial_interval (a state's retry overrides "
+            "the defaults key by key)",
+        )
 
 
 def check_timeouts(ctx: LintContext) -> Iterator[Diagnostic]:
@@ -281,10 +318,15 @@ def check_catch_all_last(ctx: LintContext) -> Iterator[Diagnostic]:
 def check_wait_timeout(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF232 (warning): on_timeout without a timeout never fires."""
     for scope, name, state in ctx.states():
-        if isinstance(state, WaitState) and state.on_timeout is not None and state.timeout is None:
+        if (
+            isinstance(state, WaitState)
+            and state.on_timeout is not None
+            and state.timeout is None
+            and state.until is None
+        ):
             yield ctx.warning(
                 "TF232",
                 (*scope.state_path(name), "on_timeout"),
                 f"wait state {name!r} has on_timeout but no timeout, so it never times out",
-                "add `timeout: <duration>` or remove on_timeout",
+                "add `timeout: <duration>` or `until: <timestamp>`, or remove on_timeout",
             )

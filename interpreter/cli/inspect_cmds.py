@@ -121,6 +121,8 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
                 "callback": "waiting for its callback (tideflow complete TOKEN)",
             }.get(cur.get("task_status", ""), cur.get("task_status", ""))
             detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
+        elif isinstance(cur.get("signal"), list):  # a wait for the first of several
+            detail = "one of the signals " + ", ".join(cur["signal"])
         elif cur.get("signal"):
             detail = f"signal {cur['signal']}"
         elif cur.get("child"):
@@ -131,7 +133,11 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
-        print(f"child      {child}")
+        policy = info["detached"].get(child)
+        print(f"child      {child}" + (f" (detached, parent_close: {policy})" if policy else ""))
+    for decided in info["decisions"]:
+        outcome = "met" if decided["met"] else "not met"
+        print(f"decided    {decided['state']}: {decided['rule']} {outcome}: {decided['reason']}")
     history = info["history"]
     earlier = history["segments"] - 1
     print(
@@ -156,6 +162,13 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
     if info["error"]:
         error = f"{info['error']['type']}: {info['error']['message']}"
         print(f"error      {_ux.paint(error, 'red', colour)}")
+    exits = info.get("exit_handlers")
+    if exits is not None:
+        if exits["running"]:
+            print(f"exiting    handler {exits['running']} runs (outcome {exits['outcome']})")
+        for failed in exits["errors"]:
+            err = failed["error"]
+            print(f"exit error handler {failed['handler']}: {err['type']}: {err['message']}")
 
 
 def _worker_line(info: dict[str, Any]) -> str:

@@ -25,6 +25,8 @@ _SHOWN = {
     "ChildStarted",
     "SignalReceived",
     "ErrorCaught",
+    "ExitHandlerStarted",
+    "ExitHandlerFailed",
     "ContinuedAsNew",
 }
 
@@ -65,9 +67,11 @@ class Progress:
                     delay = float(p.get("delay", 0))
                     detail = f" {p.get('kind')} {delay:g}s"
                     self._count_down(f"{p.get('kind')} in {event.state}", delay)
-                elif event.type in ("ActivityFailed", "CompensationFailed"):
+                elif event.type in ("ActivityFailed", "CompensationFailed", "ExitHandlerFailed"):
                     err = p.get("error") or {}
                     detail = f" {err.get('type')}: {err.get('message')}"
+                if event.type.startswith("ExitHandler"):
+                    detail = f" {p.get('handler')}{detail}"
                 print(f"  {run.id} {event.type:<20} {event.state or ''}{detail}", file=sys.stderr)
 
     def _count_down(self, what: str, delay: float) -> None:

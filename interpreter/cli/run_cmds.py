@@ -164,6 +164,9 @@ def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
         print_json(result)
     else:
         progress.summary(result, took=(final.ended_at or final.updated_at) - final.created_at)
+        for failed in (final.state.get("exit") or {}).get("errors", []):
+            err = failed["error"]
+            print(f"exit handler {failed['handler']} failed: {err['type']}: {err['message']}")
     return EXIT_OK if final.status == "completed" else EXIT_FAILED
 
 

@@ -150,6 +150,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         validate_file(path, activities=activities, workflow_dirs=dirs, input_data=input_data)
         for path in files
     ]
+    results.extend(_children_of(results, files, activities, dirs))
     _write(FORMATTERS[args.format](results))
     if skipped:
         example = f"e.g. {skipped[0]}" + (
@@ -164,6 +165,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     failed = any(d.severity.value == "error" or args.strict for r in results for d in r.diagnostics)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _children_of(
+    results: list[Any], files: list[Path], activities: set[str] | None, dirs: list[Path]
+) -> list[Any]:
+    """The validation of every child workflow the checked files start (by name or path, and
+    their children in turn) that was not checked already, so a child's own diagnostics are
+    reported under the child's file."""
+    from dsl import validate_file
+    from dsl.resolve import child_references, resolve_child_workflow
+    from dsl.templates import is_template
+
+    seen = {path.resolve() for path in files}
+    found: list[Any] = []
+    pending = list(results)
+    while pending:
+        result = pending.pop(0)
+        parent = Path(result.file)
+        if result.document is None or not parent.is_file():
+            continue
+        for reference in child_references(result.document.data):
+            if is_template(reference):
+                continue
+            target = resolve_child_workflow(reference, parent.resolve().parent, dirs)
+            if target is None or target in seen:
+                continue
+            seen.add(target)
+            child = validate_file(_shown(target), activities=activities, workflow_dirs=dirs)
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the current directory when it is under it (as the user would type
+    it), else as it is."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def collect_files(

@@ -15,10 +15,8 @@ timeouts and the run timeout are *timers*.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from dsl.durations import parse_duration
 from dsl.model import (
     ActivityState,
     AnyState,
@@ -35,9 +33,20 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import callbacks, fanout, saga, segments, updates
+from interpreter.core import (
+    callbacks,
+    exits,
+    fanout,
+    saga,
+    segments,
+    timing,
+    updates,
+    var_paths,
+    waits,
+)
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
+from interpreter.core.fail_state import failure_of
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
 from interpreter.expressions import ExpressionError, evaluate
 
@@ -59,7 +68,12 @@ class Engine(Bookkeeping):
             saga.fail_run(self, self, error(exc.kind, exc.message))
             return
         if wf.timeout is not None:
-            self.start_timer("run_timeout", None, parse_duration(wf.timeout))
+            try:
+                limit = timing.duration(self, root, wf.timeout, "timeout")
+            except ExpressionError as exc:
+                saga.fail_run(self, self, error(exc.kind, exc.message, _details(exc)))
+                return
+            self.start_timer("run_timeout", None, limit)
         # The first state is entered but not run: the worker runs it, so commands such as
         # starting a child are carried out by the one place that handles commands.
         self.enter(root, self.defn.machine([])[1])
@@ -148,11 +162,15 @@ class Engine(Bookkeeping):
             return
         kind = "CompensationFailed" if task["kind"] == "compensation" else "ActivityFailed"
         retry = Retry.from_json(task["retry"])
-        retryable = not (
-            non_retryable or err["type"] in NEVER_RETRIED or err["type"] in retry.non_retryable
-        )
-        if retryable and task["attempt"] < retry.max_attempts:
-            delay = retry.delay_before(task["attempt"] + 1)
+        decision = None
+        if err["type"] not in NEVER_RETRIED:
+            counts = task.get("retry_counts") or [task["attempt"] - 1] + [0] * (len(retry.rest))
+            decision = retry.decide(err, counts, task["attempt"], non_retryable)
+            task["retry_counts"] = counts
+            if decision.error is not None:
+                err = decision.error
+        if decision is not None and decision.retry:
+            delay = decision.delay
             deadline = task.get("deadline")
             if deadline is None or self.now + delay < deadline:
                 self.emit(
@@ -164,12 +182,10 @@ class Engine(Bookkeeping):
                 task["attempt"] += 1
                 task["status"] = "backoff"
                 task["due"] = self.now + delay
-                self.emit(
-                    "RetryScheduled",
-                    task["state"],
-                    task["attempt"],
-                    {"task": task_id, "delay": delay, "due": iso(task["due"])},
-                )
+                payload = {"task": task_id, "delay": delay, "due": iso(task["due"])}
+                if retry.rest:
+                    payload["policy"] = decision.rule
+                self.emit("RetryScheduled", task["state"], task["attempt"], payload)
                 return
             err = error(
                 "Timeout",
@@ -203,25 +219,25 @@ class Engine(Bookkeeping):
                 saga.end_run_now(
                     self, "timed_out", error("Timeout", "the run exceeded its timeout")
                 )
-                return
+                break  # every other timer went with the run; its timeout handler may run
             frame = self.s["frames"].get(timer["frame"])
             if frame is None:
+                continue
+            if timer["kind"] == exits.EXIT_TIMER:
+                self._end_handler(frame, None, exits.timed_out(self, frame))
                 continue
             frame["status"] = "ready"
             if timer["kind"] == "sleep":
                 frame["wait"] = None
                 self.complete_state(frame, NO_RESULT)
             elif timer["kind"] == "wait_timeout":
-                frame["wait"] = None
+                wait, frame["wait"] = frame["wait"], None
                 state = self.state(frame)
                 assert isinstance(state, WaitState)
                 if state.on_timeout:
                     self.enter(frame, state.on_timeout)
                 else:
-                    self.state_error(
-                        frame,
-                        error("Timeout", f"no signal {state.signal!r} within {state.timeout}"),
-                    )
+                    self.state_error(frame, error("Timeout", waits.timeout_message(state, wait)))
         self.advance()
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
@@ -240,7 +256,7 @@ class Engine(Bookkeeping):
                 frame["status"] == "waiting"
                 and wait
                 and wait["kind"] == "signal"
-                and wait["signal"] == name
+                and waits.wants(wait, name)
             ):
                 if signal_id is not None:
                     self.commands.append(Command("consume_signal", {"id": signal_id}))
@@ -253,7 +269,7 @@ class Engine(Bookkeeping):
                     self.s["timers"].pop(wait["timer"], None)
                 frame["status"] = "ready"
                 frame["wait"] = None
-                self.complete_state(frame, payload)
+                self.complete_state(frame, waits.signal_result(wait, name, payload))
                 return True
         return False
 
@@ -262,7 +278,13 @@ class Engine(Bookkeeping):
         callbacks.apply(self, self, item_id, task_id, body)
         self.advance()
 
+    def child_started(self, child_id: str) -> None:
+        """The worker created a detached child's run (see fanout.child_started)."""
+        fanout.child_started(self, self, child_id)
+        self.advance()
+
     def child_finished(self, child_id: str, status: str, output: Any, err: Any) -> None:
+        fanout.detached_ended(self, child_id)
         frame_id = self.s["children"].pop(child_id, None)
         frame = self.s["frames"].get(frame_id) if frame_id else None
         if frame is None:
@@ -294,6 +316,11 @@ class Engine(Bookkeeping):
     def cancel(self, reason: str = "cancel requested") -> None:
         if self.s["status"] != "running" or self.s.get("cancelling"):
             return
+        if exits.exiting(self.s):
+            # The outcome is known: the handlers finish, and a cancel cannot change it.
+            self.s["cancelling"] = True
+            self.emit("CancelRequested", payload={"reason": reason, "ignored": "run is exiting"})
+            return
         self.s["cancelling"] = True
         comp = self.s["compensation"]
         if comp is not None and comp["reason"] == "failed":
@@ -322,7 +349,7 @@ class Engine(Bookkeeping):
         try:
             self._dispatch(frame, state)
         except ExpressionError as exc:
-            self.state_error(frame, error(exc.kind, exc.message))
+            self.state_error(frame, error(exc.kind, exc.message, _details(exc)))
 
     def _dispatch(self, frame: dict[str, Any], state: AnyState) -> None:
         if isinstance(state, ActivityState):
@@ -344,23 +371,14 @@ class Engine(Bookkeeping):
                 self.enter(frame, state.default)
         elif isinstance(state, SetState):
             values = self.eval(frame, state.vars, "vars")
-            frame["vars"] = {**frame["vars"], **values}
+            frame["vars"] = var_paths.assign_all(frame["vars"], values, frame["state"])
             self.complete_state(frame, NO_RESULT)
         elif isinstance(state, SleepState):
-            if state.until is not None:
-                until = self.eval(frame, state.until, "until")
-                delay = _parse_timestamp(until, frame["state"]) - self.now
-            else:
-                delay = parse_duration(state.duration)
-            self._wait_timer(frame, "sleep", max(0.0, delay))
+            waits.start_sleep(self, frame, state)
         elif isinstance(state, WaitState):
-            frame["status"] = "waiting"
-            frame["wait"] = {"kind": "signal", "signal": state.signal, "timer": None}
-            if state.timeout is not None:
-                timer = self.start_timer("wait_timeout", frame, parse_duration(state.timeout))
-                frame["wait"]["timer"] = timer
+            waits.start_wait(self, frame, state)
         elif isinstance(state, ParallelState):
-            fanout.start_parallel(self, frame, state)
+            fanout.start_parallel(self, self, frame, state)
         elif isinstance(state, MapState):
             fanout.start_map(self, self, frame, state)
         elif isinstance(state, ChildState):
@@ -377,13 +395,7 @@ class Engine(Bookkeeping):
         elif isinstance(state, ContinueAsNewState):
             segments.continue_as_new(self, self, frame, state, self.start)
         elif isinstance(state, FailState):
-            message = self.eval(frame, state.message, "message") if state.message else state.error
-            details = self.eval(frame, state.details, "details")
-            self.frame_failed(frame, error(state.error, str(message), details))
-
-    def _wait_timer(self, frame: dict[str, Any], kind: str, delay: float) -> None:
-        frame["status"] = "waiting"
-        frame["wait"] = {"kind": kind, "timer": self.start_timer(kind, frame, delay)}
+            self.frame_failed(frame, failure_of(self, frame, state))
 
     def _schedule_step(self, frame: dict[str, Any], state: ActivityState) -> None:
         input_ = self.eval(frame, state.input, "input")
@@ -393,8 +405,8 @@ class Engine(Bookkeeping):
             state_name=frame["state"],
             activity=state.activity,
             input_=input_,
-            retry=self.defn.retry_for(state.retry),
-            timeouts=self.defn.timeouts_for(state.timeout),
+            retry=timing.retry_policy(self, frame, state.retry),
+            timeouts=timing.timeouts(self, frame, state.timeout),
             key=self.idempotency_key(frame),
         )
         if state.completion == callbacks.CALLBACK:
@@ -420,14 +432,25 @@ class Engine(Bookkeeping):
         if result is not NO_RESULT:
             name = getattr(state, "result", None)
             if name:
-                frame["vars"] = {**frame["vars"], name: result}
+                try:
+                    frame["vars"] = var_paths.assign(frame["vars"], name, result)
+                except var_paths.VarPathError as exc:
+                    self.state_error(
+                        frame,
+                        error(
+                            "ExpressionError", f"state {frame['state']!r}, result: {exc.message}"
+                        ),
+                    )
+                    return
             frame["last"], frame["has_last"] = result, True
         comp: Compensation | None = getattr(state, "compensate", None)
         if comp is not None:
             try:
                 comp_input = self.eval(frame, comp.input, "compensate input")
+                comp_retry = timing.retry_policy(self, frame, comp.retry)
+                comp_timeouts = timing.timeouts(self, frame, comp.timeout)
             except ExpressionError as exc:
-                self.state_error(frame, error(exc.kind, exc.message))
+                self.state_error(frame, error(exc.kind, exc.message, _details(exc)))
                 return
             self.s["comp_stack"].append(
                 {
@@ -435,8 +458,8 @@ class Engine(Bookkeeping):
                     "input": comp_input,
                     "state": frame["state"],
                     "key": self.idempotency_key(frame) + "-c",
-                    "retry": self.defn.retry_for(comp.retry).to_json(),
-                    "timeouts": self.defn.timeouts_for(comp.timeout),
+                    "retry": comp_retry.to_json(),
+                    "timeouts": comp_timeouts,
                 }
             )
         nxt = getattr(state, "next", None)
@@ -446,7 +469,11 @@ class Engine(Bookkeeping):
             self._frame_done(frame, self._fallback_output(frame))
 
     def _fallback_output(self, frame: dict[str, Any]) -> Any:
-        if frame["parent"] is None and self.defn.workflow.output is not None:
+        if (
+            frame["parent"] is None
+            and not frame.get("exit")
+            and self.defn.workflow.output is not None
+        ):
             return self.eval(frame, self.defn.workflow.output, "output")
         return frame["last"] if frame["has_last"] else frame["vars"]
 
@@ -458,7 +485,14 @@ class Engine(Bookkeeping):
                     "ErrorCaught", frame["state"], payload={"error": err, "next": catcher.next}
                 )
                 if catcher.result:
-                    frame["vars"] = {**frame["vars"], catcher.result: err}
+                    try:
+                        frame["vars"] = var_paths.assign(frame["vars"], catcher.result, err)
+                    except var_paths.VarPathError as exc:
+                        where = f"state {frame['state']!r}, catch result"
+                        self.frame_failed(
+                            frame, error("ExpressionError", f"{where}: {exc.message}")
+                        )
+                        return
                 self.enter(frame, catcher.next)
                 return
         self.frame_failed(frame, err)
@@ -466,45 +500,32 @@ class Engine(Bookkeeping):
     def _frame_done(self, frame: dict[str, Any], output: Any) -> None:
         frame["status"] = "done"
         frame["wait"] = None
+        if frame.get("exit"):
+            self._end_handler(frame, output, None)
+            return
         if frame["parent"] is None:
             saga.finish_run(self, "completed", output, None)
             return
-        parent = self.s["frames"][frame["parent"]]
-        del self.s["frames"][frame["id"]]
-        wait = parent["wait"]
-        wait["results"][frame["slot"]] = output
-        wait["running"].remove(frame["id"])
-        if wait["kind"] == "map":
-            fanout.launch_iterations(self, parent)
-        if not wait["running"] and wait.get("next_index", 0) >= wait.get("total", 0):
-            parent["status"] = "ready"
-            parent["wait"] = None
-            self.complete_state(parent, wait["results"])
+        fanout.branch_done(self, self, frame, output)
 
     def frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
+        if frame.get("exit"):
+            self._end_handler(frame, None, err)
+            return
         if frame["parent"] is None:
             saga.fail_run(self, self, err)
             return
-        parent = self.s["frames"][frame["parent"]]
-        saga.drop_frames_under(self, parent["id"])
-        parent["status"] = "ready"
-        parent["wait"] = None
-        self.state_error(parent, err)
+        fanout.branch_failed(self, self, frame, err)
+
+    def _end_handler(self, frame: dict[str, Any], output: Any, err: dict[str, Any] | None) -> None:
+        """An exit handler's frame ended: drop what it left, then the next handler or the end."""
+        saga.drop_frames_under(self, frame["id"])
+        saga.drop(self, {frame["id"]})
+        outcome = exits.handler_ended(self, frame, output, err)
+        if outcome is not None:
+            saga.finish_run(self, *outcome)
 
 
-def _parse_timestamp(value: Any, state: str) -> float:
-    if not isinstance(value, str):
-        raise ExpressionError(
-            f"state {state!r}, until: expected an RFC 3339 timestamp, got {value!r}"
-        )
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ExpressionError(
-            f"state {state!r}, until: {value!r} is not an RFC 3339 timestamp"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ExpressionError(
-            f"state {state!r}, until: {value!r} has no time zone (add Z or +00:00)"
-        )
-    return parsed.timestamp()
+def _details(exc: ExpressionError) -> Any:
+    """The error's details: the field and value of an InvalidValue / InvalidDuration."""
+    return getattr(exc, "details", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from interpreter.core import exits
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import Retry
 from interpreter.core.records import NO_RESULT, TERMINAL_STATUSES, Command, error
@@ -136,7 +137,7 @@ def fail_run(run: Bookkeeping, flow: Transitions, err: dict[str, Any]) -> None:
 
 
 def end_run_now(run: Bookkeeping, status: str, err: dict[str, Any]) -> None:
-    """Timeout or terminate: stop at once, no compensation."""
+    """The run timeout: stop at once, no compensation (the timeout handler, if any, runs)."""
     drop_everything(run)
     run.s["tasks"].clear()
     run.s["comp_stack"] = []
@@ -148,10 +149,13 @@ def finish_run(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] |
     if run.s["status"] in TERMINAL_STATUSES:
         return
     drop_everything(run)
+    if exits.begin(run, status, output, err):
+        return  # the exit handlers run first; the engine records the end after the last
     run.s["status"] = status
     run.s["output"] = output
     run.s["error"] = err
     run.s["timers"].clear()
+    close_detached(run)
     event = {
         "completed": "RunCompleted",
         "failed": "RunFailed",
@@ -159,4 +163,16 @@ def finish_run(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] |
         "timed_out": "RunTimedOut",
         "terminated": "RunTerminated",
     }[status]
-    run.emit(event, payload={"output": output} if status == "completed" else {"error": err})
+    payload = {"output": output} if status == "completed" else {"error": err}
+    run.emit(event, payload={**payload, **exits.end_payload(run.s)})
+
+
+def close_detached(run: Bookkeeping) -> None:
+    """This run ends: apply each running detached child's parent-close policy, once (the
+    commands are written in the same transaction as the run's end)."""
+    for child_id, policy in (run.s.pop("detached", None) or {}).items():
+        run.emit("ParentClosePolicyApplied", payload={"child": child_id, "policy": policy})
+        if policy == "cancel":
+            run.commands.append(Command("cancel_child", {"id": child_id}))
+        elif policy == "terminate":
+            run.commands.append(Command("terminate_child", {"id": child_id}))
