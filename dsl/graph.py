@@ -90,18 +90,26 @@ def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
     if isinstance(state, ChildState):
         return f"child: {state.workflow}"
     if isinstance(state, WaitState):
-        what = "update" if state.signal in updates else "signal"
-        return f"wait for {what}: {state.signal}"
+        if state.signals is not None:
+            text = "wait for one of: " + ", ".join(state.signals)
+        else:
+            what = "update" if state.signal in updates else "signal"
+            text = f"wait for {what}: {state.signal}"
+        if state.until is not None:
+            text += f" until {_short(state.until, 40)}"
+        elif state.timeout is not None:
+            text += f" (timeout {_short(_duration(state.timeout), 40)})"
+        return text
     if isinstance(state, SleepState):
         if state.duration is not None:
-            return f"sleep {_duration(state.duration)}"
+            return f"sleep {_short(_duration(state.duration), 40)}"
         return f"sleep until {_short(state.until or '', 40)}"
     if isinstance(state, SetState):
         return "set " + ", ".join(state.vars)
     if isinstance(state, ParallelState):
         return f"parallel: {len(state.branches)} branches"
     if isinstance(state, MapState):
-        return f"map over items (concurrency {state.concurrency or 10})"
+        return f"map over items (concurrency {_short(str(state.concurrency or 10), 40)})"
     if isinstance(state, FailState):
         return f"fail: {_short(state.error, 40)}"
     if isinstance(state, ContinueAsNewState):
@@ -211,7 +219,7 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
     if isinstance(state, ContinueAsNewState):
         return  # drawn by the builder: an edge back to the start marker
     if isinstance(state, WaitState) and state.on_timeout is not None:
-        yield state.on_timeout, "timeout", "timeout"
+        yield state.on_timeout, "until" if state.until is not None else "timeout", "timeout"
     if isinstance(state, ActivityState | ChildState | ParallelState | MapState):
         for catcher in state.catch or []:
             yield catcher.next, "catch: " + ", ".join(catcher.errors), "catch"

@@ -15,7 +15,8 @@ Duration = Annotated[
     str | int | float,
     Field(
         description="A duration: 100ms, 30s, 5m, 2h, 7d, combinations like 1h30m, "
-        "ISO 8601 (PT1H30M), or a number of seconds."
+        "ISO 8601 (PT1H30M), a number of seconds, or a template giving one (evaluated when "
+        "the state runs)."
     ),
 ]
 StateName = Annotated[str, Field(description="The name of a state in the same state machine.")]
@@ -220,17 +221,34 @@ class SleepState(_Flow):
     """Waits for a duration or until a timestamp (a durable timer)."""
 
     type: Literal["sleep"] = Field(description="State type.")
-    duration: Duration | None = Field(None, description="How long to sleep.")
+    duration: Duration | None = Field(None, description="How long to sleep (template allowed).")
     until: str | None = Field(None, description="An RFC 3339 timestamp (template allowed).")
 
 
 class WaitState(_Flow):
-    """Waits for a signal."""
+    """Waits for a signal, or for the first of several."""
 
     type: Literal["wait"] = Field(description="State type.")
-    signal: str = Field(description="The signal to wait for (declared under signals).")
-    timeout: Duration | None = Field(None, description="Give up after this long.")
-    result: VarPath | None = Field(None, description="Store the payload as vars.<result>.")
+    signal: str | None = Field(
+        None,
+        description="The signal to wait for (declared under signals); the result is its payload.",
+    )
+    signals: list[str] | None = Field(
+        None,
+        description="Wait for the first of several signals (instead of signal); the result is "
+        "{signal, payload}.",
+        min_length=1,
+    )
+    timeout: Duration | None = Field(
+        None, description="Give up after this long (template allowed)."
+    )
+    until: str | None = Field(
+        None,
+        description="Give up at this RFC 3339 timestamp (template allowed); instead of timeout.",
+    )
+    result: VarPath | None = Field(
+        None, description="Store the payload (or {signal, payload}) as vars.<result>."
+    )
     on_timeout: StateName | None = Field(
         None, description="The state after a timeout; without it the timeout fails with Timeout."
     )
@@ -262,8 +280,10 @@ class MapState(_Flow):
     as_: VarName | None = Field(
         None, alias="as", description="Name of the loop variable (default item)."
     )
-    concurrency: int | None = Field(
-        None, description="Iterations in flight at once (default 10).", ge=1
+    concurrency: Annotated[int, Field(ge=1)] | str | None = Field(
+        None,
+        description="Iterations in flight at once (default 10); a template giving a whole "
+        "number is evaluated when the map starts.",
     )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
     states: dict[str, State] = Field(description="The iteration's states.", min_length=1)

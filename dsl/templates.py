@@ -18,7 +18,7 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from dsl import template_checks, template_helpers
+from dsl import template_checks, template_helpers, timefuncs
 from dsl.template_limits import (
     LimitExceeded,
     active,
@@ -211,8 +211,9 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
         finalize=_checked_finalize,
     )
-    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no clock, no
-    # random filter; tideflow's own helpers come from dsl.template_helpers.
+    # Only deterministic, side-effect free helpers: no lipsum/cycler/joiner, no random filter,
+    # no clock (the time helpers read only their arguments; `now` comes from the run);
+    # tideflow's own helpers come from dsl.template_helpers and dsl.timefuncs.
     env.globals = {"range": env.globals["range"], "dict": dict, **template_helpers.GLOBALS}
     for name in template_helpers.REMOVED_FILTERS:
         del env.filters[name]
@@ -222,6 +223,7 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
     env.tests.update(template_helpers.TESTS)
     env.filters["int"] = _strict_number("int", env.filters["int"])
     env.filters["float"] = _strict_number("float", env.filters["float"])
+    env.filters.update(timefuncs.FILTERS)  # dates and durations, no clock (docs/dsl.md)
     env.filters = {
         name: template_checks.checked_filter(name, func) for name, func in env.filters.items()
     }

@@ -338,6 +338,7 @@ class Client:
         return updates.wait_for(self.store, stored, timeout)
 
     def query(self, run_id: str, name: str, args: Any = None) -> Any:
+        from interpreter.core.clock import clock_names
         from interpreter.expressions import ExpressionError, evaluate
 
         record = self.get(run_id)
@@ -355,6 +356,7 @@ class Client:
             "vars": root["vars"],
             "run": {**state["run"], "status": record.status},
             "args": args,  # the caller's (`tideflow query ... --data`)
+            **clock_names(root, state["run"]),  # the root's clock: no wall clock here either
         }
         try:
             # evaluate() refuses values JSON cannot show (NaN, huge integers, ...) as well.
@@ -458,7 +460,7 @@ def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
                     activity=task["activity"], attempt=task["attempt"], task_status=task["status"]
                 )
             elif wait.get("kind") == "signal":
-                entry["signal"] = wait.get("signal")
+                entry["signal"] = wait.get("signals") or wait.get("signal")
             elif wait.get("kind") == "child":
                 entry["child"] = wait.get("child")
             out.append(entry)

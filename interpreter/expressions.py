@@ -49,6 +49,24 @@ class ExpressionLimit(ExpressionError):
     kind = "ExpressionLimit"
 
 
+class InvalidValue(ExpressionError):
+    """A templated limit or timestamp (map.concurrency, until) evaluated to a value the state
+    cannot use; `details` names the field and the value. Catchable like any state error."""
+
+    kind = "InvalidValue"
+
+    def __init__(self, message: str, field: str, value: Any) -> None:
+        super().__init__(message)
+        self.details = {"field": field, "value": value}
+
+
+class InvalidDuration(InvalidValue):
+    """A templated duration is not a duration, is negative (or zero where a limit must be
+    positive), is longer than 100 years, or is not finite."""
+
+    kind = "InvalidDuration"
+
+
 class NeedsMoreTime(Exception):
     """A template ran out of the inline budget: redo the whole decision with the full budget
     off the event loop. Not an ExpressionError, so the engine does not record it."""

@@ -319,6 +319,19 @@ def summarize(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     }
 
 
+# --- deadline (the clock and several signals) ----------------------------------------------
+
+
+@sample_activity("deadline.hold")
+def hold(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """Holds the order (here: says so); the message was computed from the run's clock."""
+    return {
+        "hold": f"hold-{_field(payload, 'order_id')}",
+        "until": _field(payload, "until"),
+        "message": _field(payload, "message"),
+    }
+
+
 # --- callback tasks (completion: callback) -------------------------------------------------
 
 

@@ -189,12 +189,13 @@ def test_sleep_until_the_past_does_not_wait(client: Client, tmp_path: Path) -> N
     ("until", "words"),
     [("tomorrow", "not an RFC 3339 timestamp"), ("2030-01-01T00:00:00", "no time zone")],
 )
-def test_sleep_until_a_bad_timestamp_is_an_expression_error(
+def test_sleep_until_a_bad_timestamp_is_an_invalid_value(
     client: Client, tmp_path: Path, until: str, words: str
 ) -> None:
     run = run_to_end(client, _until_workflow(tmp_path), {"until": until})
     assert run.status == "failed"
-    assert run.error["type"] == "ExpressionError"
+    assert run.error["type"] == "InvalidValue"
+    assert run.error["details"] == {"field": "until", "value": until}
     assert words in run.error["message"]
     assert "'nap'" in run.error["message"]
 

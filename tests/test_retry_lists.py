@@ -286,3 +286,28 @@ def test_an_empty_list_of_policies_or_errors_is_refused(retry: str) -> None:
     result = validate_text(text)
     assert [d.code for d in result.diagnostics] == ["TF106"]
     assert result.workflow is None
+
+
+def test_templated_intervals_in_a_list_of_policies_come_from_the_input(
+    client: Client, tmp_path: Path
+) -> None:
+    """Retry lists (by error) and templated durations together: each policy's interval is
+    evaluated when the step starts, at its own index."""
+    log = tmp_path / "calls"
+    retry = """retry:
+              - errors: [Busy]
+                max_attempts: 3
+                initial_interval: "{{ input.busy_wait }}"
+                backoff: 1
+              - errors: ["*"]
+                max_attempts: 2
+                initial_interval: "{{ input.other_wait }}\""""
+    path = _workflow(tmp_path, retry)
+    failures = _failures("Busy", "Other")
+    data = {"path": str(log), "failures": failures, "busy_wait": "30ms", "other_wait": 0.05}
+    run = run_to_end(client, path, data)
+    assert run.status == "completed", run.error
+    assert _retries(client, run.id) == [(0, 0.03), (1, 0.05)]
+    bad = run_to_end(client, path, {**data, "busy_wait": "soon"})
+    assert bad.status == "failed" and bad.error["type"] == "InvalidDuration"
+    assert "retry[0].initial_interval" in bad.error["message"]

@@ -223,12 +223,11 @@ def test_several_problems_in_one_file_are_all_reported_once() -> None:
         retry: {max_attempts: "3"}
         next: b
       b:
-        type: wait
-        timeout: true
-        end: true
+        type: fail
+        message: true
     """
     found = _check(text)
-    # name pattern, quoted number, wait without `signal`, boolean timeout
+    # name pattern, quoted number, fail without `error`, boolean message
     assert found == [(2, 7, "TF105"), (7, 27, "TF103"), (9, 3, "TF102"), (11, 14, "TF103")]
 
 

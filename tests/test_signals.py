@@ -384,8 +384,11 @@ def test_approval_sample_from_the_cli(
     status: str,
     by: str,
 ) -> None:
+    # A long timeout from the input: on a loaded machine the CLI calls below can take longer
+    # than the sample's default 5 s, which would expire the request before the decision.
+    request = {**json.loads((SAMPLES / "inputs" / "approval.json").read_text()), "timeout": "10m"}
     proc = run_cli(
-        "start", str(SAMPLES / "approval.yaml"), "--input", f"@{SAMPLES / 'inputs' / 'approval.json'}",
+        "start", str(SAMPLES / "approval.yaml"), "--input", json.dumps(request),
         "--activities", str(SAMPLES / "activities.py"), "--db", store_url,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -27,7 +27,7 @@ from dsl.source import JsonPath
 from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
 from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
 
-BUILTIN_NAMES = frozenset({"input", "vars", "run"})
+BUILTIN_NAMES = frozenset({"input", "vars", "run", "now", "state"})
 QUERY_NAMES = frozenset({"args"})  # a query's templates also see the caller's args
 
 
@@ -48,9 +48,14 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield root, ("updates", name, field_name), value
         for key, value in (update.vars or {}).items():
             yield root, ("updates", name, "vars", key), value
+    if workflow.timeout is not None:
+        yield root, ("timeout",), workflow.timeout
+    if workflow.defaults is not None:
+        for field_path, value in _limit_fields(("defaults",), workflow.defaults):
+            yield root, field_path, value
     for scope, name, state in ctx.states():
         path = scope.state_path(name)
-        fields: list[tuple[JsonPath, Any]] = []
+        fields: list[tuple[JsonPath, Any]] = list(_limit_fields(path, state))
         if isinstance(state, ActivityState | ChildState):
             fields.append(((*path, "input"), state.input))
             if state.compensate is not None:
@@ -64,6 +69,10 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.extend(((*path, "vars", key), value) for key, value in state.vars.items())
         elif isinstance(state, SleepState):
             fields.append(((*path, "until"), state.until))
+            fields.append(((*path, "duration"), state.duration))
+        elif isinstance(state, WaitState):
+            fields.append(((*path, "timeout"), state.timeout))
+            fields.append(((*path, "until"), state.until))
         elif isinstance(state, SucceedState):
             fields.append(((*path, "output"), state.output))
         elif isinstance(state, ContinueAsNewState):
@@ -74,9 +83,37 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
             fields.append(((*path, "details"), state.details))
         elif isinstance(state, MapState):
             fields.append(((*path, "items"), state.items))
+            fields.append(((*path, "concurrency"), state.concurrency))
         for field_path, value in fields:
             if value is not None:
                 yield scope, field_path, value
+
+
+_DURATION_KEYS = frozenset(
+    {"initial_interval", "max_interval", "start_to_close", "schedule_to_close", "heartbeat"}
+)
+
+
+def _limit_fields(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
+    """The templated durations of `retry` and `timeout` blocks (a state's, its compensation's,
+    the defaults'): fields other than strings are skipped by the template rules anyway."""
+    blocks = [(path, owner)]
+    comp = getattr(owner, "compensate", None)
+    if comp is not None:
+        blocks.append(((*path, "compensate"), comp))
+    for base, block in blocks:
+        for section in ("retry", "timeout"):
+            settings = getattr(block, section, None)
+            if settings is None or isinstance(settings, str | int | float):
+                continue  # a wait's timeout is a duration itself (listed by the caller)
+            listed = isinstance(settings, list)  # a list of policies: each at its index
+            for index, policy in enumerate(settings if listed else [settings]):
+                at = (*base, section, index) if listed else (*base, section)
+                for key, value in policy:
+                    # Only the durations: a retry policy's `when` sees `error` and `attempt`,
+                    # and is checked by its own rule (TF284, dsl/lint/retries.py).
+                    if key in _DURATION_KEYS and isinstance(value, str):
+                        yield (*at, key), value
 
 
 def template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:
@@ -200,7 +237,7 @@ def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
                 f"the template uses {name!r}, which is not defined here",
                 join_hints(
                     did_you_mean(name, known),
-                    "templates see input, vars and run"
+                    "templates see input, vars, run, now and state"
                     + (f", and here also {', '.join(scope.map_names)}" if scope.map_names else "")
                     + "; variables are read as vars.<name>",
                 ),

@@ -23,15 +23,24 @@ def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:
     an update wakes a wait of its name the way a signal does)."""
     declared = {**(ctx.workflow.signals or {}), **(ctx.workflow.updates or {})}
     for scope, name, state in ctx.states():
-        if isinstance(state, WaitState) and state.signal not in declared:
+        if not isinstance(state, WaitState):
+            continue
+        named: list[tuple[JsonPath, str]] = []
+        if state.signal is not None:
+            named.append(((*scope.state_path(name), "signal"), state.signal))
+        for index, signal in enumerate(state.signals or []):
+            named.append(((*scope.state_path(name), "signals", index), signal))
+        for path, signal in named:
+            if signal in declared:
+                continue
             yield ctx.error(
                 "TF230",
-                (*scope.state_path(name), "signal"),
-                f"wait state {name!r} waits for signal {state.signal!r}, which is not "
+                path,
+                f"wait state {name!r} waits for signal {signal!r}, which is not "
                 "declared under signals (or updates)",
                 join_hints(
-                    did_you_mean(state.signal, declared),
-                    f"declare it: signals: {{{state.signal}: {{schema: {{type: object}}}}}}",
+                    did_you_mean(signal, declared),
+                    f"declare it: signals: {{{signal}: {{schema: {{type: object}}}}}}",
                 ),
             )
 

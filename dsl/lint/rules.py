@@ -18,6 +18,7 @@ from dsl.lint import (
     references,
     retries,
     segments,
+    timing,
     updates,
     values,
 )
@@ -75,6 +76,15 @@ RULES: tuple[Rule, ...] = (
     Rule({"TF230": E}, "wait on an undeclared signal", references.check_signals),
     Rule({"TF231": E}, "invalid JSON Schema", references.check_schemas),
     Rule({"TF232": W}, "on_timeout without timeout", values.check_wait_timeout),
+    Rule({"TF233": E, "TF234": E}, "wait signal / signals", timing.check_wait_signals),
+    Rule(
+        {"TF235": W},
+        "several signals' result read as a payload",
+        timing.check_several_signals_result,
+    ),
+    Rule({"TF250": E}, "wait with both timeout and until", timing.check_wait_deadline),
+    Rule({"TF251": E}, "map concurrency text is not a template", timing.check_map_concurrency),
+    Rule({"TF252": E}, "unknown time zone in a date helper", timing.check_time_zones),
     Rule({"TF240": E}, "activity not registered", references.check_activities),
     Rule({"TF241": E}, "child workflow not found", references.check_children),
     Rule({"TF259": E}, "child workflow is invalid", references.check_child_validity),

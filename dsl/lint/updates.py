@@ -86,7 +86,13 @@ def check_update_effects(ctx: LintContext) -> Iterator[Diagnostic]:
     updates = ctx.workflow.updates or {}
     if not updates:
         return
-    waited = {state.signal for _, _, state in ctx.states() if isinstance(state, WaitState)}
+    waited = {
+        name
+        for _, _, state in ctx.states()
+        if isinstance(state, WaitState)
+        for name in [state.signal, *(state.signals or [])]
+        if name is not None
+    }
     for name, update in updates.items():
         if not update.vars and update.returns is None and name not in waited:
             yield ctx.warning(

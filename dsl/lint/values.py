@@ -110,14 +110,7 @@ def check_durations(ctx: LintContext) -> Iterator[Diagnostic]:
     for path, value in _durations(ctx):
         where = ".".join(str(p) for p in path)
         if isinstance(value, str) and is_template(value):
-            yield ctx.error(
-                "TF210",
-                path,
-                f"{where}: a duration cannot be a template ({value!r})",
-                "write a fixed duration such as 30s; for a computed point in time use a "
-                "sleep state with `until: '{{ ... }}'`",
-            )
-            continue
+            continue  # evaluated and checked when the state runs (InvalidDuration)
         try:
             seconds = parse_duration(value)
         except DurationError as exc:
@@ -135,6 +128,8 @@ def check_durations(ctx: LintContext) -> Iterator[Diagnostic]:
 def check_sleep(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF212 / TF213: a sleep has exactly one of duration/until; a literal until is a timestamp."""
     for scope, name, state in ctx.states():
+        if isinstance(state, WaitState) and state.until is not None:
+            yield from _literal_until(ctx, scope.state_path(name), "wait", name, state.until)
         if not isinstance(state, SleepState):
             continue
         path = scope.state_path(name)
@@ -151,20 +146,29 @@ def check_sleep(ctx: LintContext) -> Iterator[Diagnostic]:
                 "give exactly one: `duration: 30s`, or `until: <RFC 3339 timestamp>`",
                 key=True,
             )
-        if state.until is not None and not is_template(state.until):
-            try:
-                stamp = datetime.fromisoformat(state.until)
-            except ValueError:
-                stamp = None
-            if stamp is None or stamp.tzinfo is None:
-                yield ctx.error(
-                    "TF213",
-                    (*path, "until"),
-                    f"until of sleep state {name!r} is not an RFC 3339 timestamp with a "
-                    f"time zone: {state.until!r}",
-                    "write e.g. 2030-01-01T09:00:00Z, or a template such as "
-                    "'{{ input.deliver_at }}'",
-                )
+        if state.until is not None:
+            yield from _literal_until(ctx, path, "sleep", name, state.until)
+
+
+def _literal_until(
+    ctx: LintContext, path: JsonPath, kind: str, name: str, until: str
+) -> Iterator[Diagnostic]:
+    """TF213 for one literal `until` (a template is checked when the state runs)."""
+    if is_template(until):
+        return
+    try:
+        stamp = datetime.fromisoformat(until)
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.tzinfo is None:
+        yield ctx.error(
+            "TF213",
+            (*path, "until"),
+            f"until of {kind} state {name!r} is not an RFC 3339 timestamp with a "
+            f"time zone: {until!r}",
+            "write e.g. 2030-01-01T09:00:00Z, or a template such as "
+            "'{{ input.deliver_at }}' or \"{{ now | add_duration('1d') }}\"",
+        )
 
 
 def _merged(
@@ -314,10 +318,15 @@ def check_catch_all_last(ctx: LintContext) -> Iterator[Diagnostic]:
 def check_wait_timeout(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF232 (warning): on_timeout without a timeout never fires."""
     for scope, name, state in ctx.states():
-        if isinstance(state, WaitState) and state.on_timeout is not None and state.timeout is None:
+        if (
+            isinstance(state, WaitState)
+            and state.on_timeout is not None
+            and state.timeout is None
+            and state.until is None
+        ):
             yield ctx.warning(
                 "TF232",
                 (*scope.state_path(name), "on_timeout"),
                 f"wait state {name!r} has on_timeout but no timeout, so it never times out",
-                "add `timeout: <duration>` or remove on_timeout",
+                "add `timeout: <duration>` or `until: <timestamp>`, or remove on_timeout",
             )

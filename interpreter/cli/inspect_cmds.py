@@ -97,6 +97,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "callback": "waiting for its callback (tideflow complete TOKEN)",
             }.get(cur.get("task_status", ""), cur.get("task_status", ""))
             detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
+        elif isinstance(cur.get("signal"), list):  # a wait for the first of several
+            detail = "one of the signals " + ", ".join(cur["signal"])
         elif cur.get("signal"):
             detail = f"signal {cur['signal']}"
         elif cur.get("child"):

@@ -13,6 +13,7 @@ import hashlib
 from typing import Any, Protocol
 
 from dsl.model import AnyState
+from interpreter.core.clock import clock_names
 from interpreter.core.definition import NOT_CONSTANT, Definition, Retry
 from interpreter.core.records import Command, Event, iso
 from interpreter.expressions import evaluate
@@ -87,7 +88,10 @@ class Bookkeeping:
         frame["state"] = name
         frame["status"] = "ready"
         frame["visits"][name] = frame["visits"].get(name, 0) + 1
-        payload: dict[str, Any] = {"type": self.state(frame).type}
+        # The moment the state is entered is kept with the frame and recorded in history:
+        # templates read it as `now` (interpreter/core/clock.py), on resume too.
+        frame["entered_at"] = at = iso(self.now)
+        payload: dict[str, Any] = {"type": self.state(frame).type, "at": at}
         if frame["parent"] is not None:
             payload["frame"] = frame["id"]
         elif frame.get("exit"):
@@ -100,6 +104,7 @@ class Bookkeeping:
             "input": self.s["input"],
             "vars": frame["vars"],
             "run": self.s["run"],
+            **clock_names(frame, self.s["run"]),
             **frame["locals"],
         }
 
@@ -112,19 +117,23 @@ class Bookkeeping:
         return evaluate(value, self.context(frame), where=where)
 
     # ----------------------------------------------------------------- timers and tasks
-    def start_timer(self, kind: str, frame: dict[str, Any] | None, delay: float) -> str:
+    def start_timer(
+        self, kind: str, frame: dict[str, Any] | None, delay: float, at: float | None = None
+    ) -> str:
+        """A timer due `delay` seconds from now, or exactly `at` (an `until`) when given."""
         timer_id = self.next_id("t")
         state = frame["state"] if frame else None
+        due = self.now + delay if at is None else at
         self.s["timers"][timer_id] = {
             "kind": kind,
-            "due": self.now + delay,
+            "due": due,
             "frame": frame["id"] if frame else None,
             "state": state,
         }
         self.emit(
             "TimerStarted",
             state,
-            payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(self.now + delay)},
+            payload={"timer": timer_id, "kind": kind, "delay": delay, "due": iso(due)},
         )
         return timer_id
 

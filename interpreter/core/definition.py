@@ -271,10 +271,16 @@ class Definition:
         return retry
 
     def _resolve_retry(self, policy: RetrySpec | None) -> Retry:
-        """A state's own retry wins; without one the defaults' apply. Fields a policy leaves
-        out come from `defaults.retry` when that is one policy, else from the documented
-        defaults (a list of default policies is used whole or not at all)."""
-        base = self.workflow.defaults.retry if self.workflow.defaults else None
+        return self.resolve_retry(
+            policy, self.workflow.defaults.retry if self.workflow.defaults else None
+        )
+
+    @staticmethod
+    def resolve_retry(policy: RetrySpec | None, base: RetrySpec | None) -> Retry:
+        """A state's own retry wins; without one the defaults' (`base`) apply. Fields a policy
+        leaves out come from `base` when that is one policy, else from the documented defaults
+        (a list of default policies is used whole or not at all). The durations must be
+        literal: core/timing.py evaluates templated ones first."""
         if policy is None:
             policy, base = base, None
         fallback = base if isinstance(base, RetryPolicy) else None
@@ -291,7 +297,14 @@ class Definition:
         return dict(resolved)
 
     def _resolve_timeouts(self, timeouts: Timeouts | None) -> dict[str, float | None]:
-        base = self.workflow.defaults.timeout if self.workflow.defaults else None
+        defaults = self.workflow.defaults
+        return self.resolve_timeouts(timeouts, defaults.timeout if defaults else None)
+
+    @staticmethod
+    def resolve_timeouts(
+        timeouts: Timeouts | None, base: Timeouts | None
+    ) -> dict[str, float | None]:
+        """`timeouts` over `base` (the defaults), key by key, in seconds (literal durations)."""
         out: dict[str, float | None] = {}
         for attr in ("start_to_close", "schedule_to_close", "heartbeat"):
             value = None

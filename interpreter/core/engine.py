@@ -15,10 +15,8 @@ timeouts and the run timeout are *timers*.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from dsl.durations import parse_duration
 from dsl.model import (
     ActivityState,
     AnyState,
@@ -35,7 +33,17 @@ from dsl.model import (
     SucceedState,
     WaitState,
 )
-from interpreter.core import callbacks, exits, fanout, saga, segments, updates, var_paths
+from interpreter.core import (
+    callbacks,
+    exits,
+    fanout,
+    saga,
+    segments,
+    timing,
+    updates,
+    var_paths,
+    waits,
+)
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.fail_state import failure_of
@@ -60,7 +68,12 @@ class Engine(Bookkeeping):
             saga.fail_run(self, self, error(exc.kind, exc.message))
             return
         if wf.timeout is not None:
-            self.start_timer("run_timeout", None, parse_duration(wf.timeout))
+            try:
+                limit = timing.duration(self, root, wf.timeout, "timeout")
+            except ExpressionError as exc:
+                saga.fail_run(self, self, error(exc.kind, exc.message, _details(exc)))
+                return
+            self.start_timer("run_timeout", None, limit)
         # The first state is entered but not run: the worker runs it, so commands such as
         # starting a child are carried out by the one place that handles commands.
         self.enter(root, self.defn.machine([])[1])
@@ -218,16 +231,13 @@ class Engine(Bookkeeping):
                 frame["wait"] = None
                 self.complete_state(frame, NO_RESULT)
             elif timer["kind"] == "wait_timeout":
-                frame["wait"] = None
+                wait, frame["wait"] = frame["wait"], None
                 state = self.state(frame)
                 assert isinstance(state, WaitState)
                 if state.on_timeout:
                     self.enter(frame, state.on_timeout)
                 else:
-                    self.state_error(
-                        frame,
-                        error("Timeout", f"no signal {state.signal!r} within {state.timeout}"),
-                    )
+                    self.state_error(frame, error("Timeout", waits.timeout_message(state, wait)))
         self.advance()
 
     def offer_signal(self, signal_id: Any, name: str, payload: Any) -> bool:
@@ -246,7 +256,7 @@ class Engine(Bookkeeping):
                 frame["status"] == "waiting"
                 and wait
                 and wait["kind"] == "signal"
-                and wait["signal"] == name
+                and waits.wants(wait, name)
             ):
                 if signal_id is not None:
                     self.commands.append(Command("consume_signal", {"id": signal_id}))
@@ -259,7 +269,7 @@ class Engine(Bookkeeping):
                     self.s["timers"].pop(wait["timer"], None)
                 frame["status"] = "ready"
                 frame["wait"] = None
-                self.complete_state(frame, payload)
+                self.complete_state(frame, waits.signal_result(wait, name, payload))
                 return True
         return False
 
@@ -333,7 +343,7 @@ class Engine(Bookkeeping):
         try:
             self._dispatch(frame, state)
         except ExpressionError as exc:
-            self.state_error(frame, error(exc.kind, exc.message))
+            self.state_error(frame, error(exc.kind, exc.message, _details(exc)))
 
     def _dispatch(self, frame: dict[str, Any], state: AnyState) -> None:
         if isinstance(state, ActivityState):
@@ -358,18 +368,9 @@ class Engine(Bookkeeping):
             frame["vars"] = var_paths.assign_all(frame["vars"], values, frame["state"])
             self.complete_state(frame, NO_RESULT)
         elif isinstance(state, SleepState):
-            if state.until is not None:
-                until = self.eval(frame, state.until, "until")
-                delay = _parse_timestamp(until, frame["state"]) - self.now
-            else:
-                delay = parse_duration(state.duration)
-            self._wait_timer(frame, "sleep", max(0.0, delay))
+            waits.start_sleep(self, frame, state)
         elif isinstance(state, WaitState):
-            frame["status"] = "waiting"
-            frame["wait"] = {"kind": "signal", "signal": state.signal, "timer": None}
-            if state.timeout is not None:
-                timer = self.start_timer("wait_timeout", frame, parse_duration(state.timeout))
-                frame["wait"]["timer"] = timer
+            waits.start_wait(self, frame, state)
         elif isinstance(state, ParallelState):
             fanout.start_parallel(self, frame, state)
         elif isinstance(state, MapState):
@@ -390,10 +391,6 @@ class Engine(Bookkeeping):
         elif isinstance(state, FailState):
             self.frame_failed(frame, failure_of(self, frame, state))
 
-    def _wait_timer(self, frame: dict[str, Any], kind: str, delay: float) -> None:
-        frame["status"] = "waiting"
-        frame["wait"] = {"kind": kind, "timer": self.start_timer(kind, frame, delay)}
-
     def _schedule_step(self, frame: dict[str, Any], state: ActivityState) -> None:
         input_ = self.eval(frame, state.input, "input")
         task = self.new_task(
@@ -402,8 +399,8 @@ class Engine(Bookkeeping):
             state_name=frame["state"],
             activity=state.activity,
             input_=input_,
-            retry=self.defn.retry_for(state.retry),
-            timeouts=self.defn.timeouts_for(state.timeout),
+            retry=timing.retry_policy(self, frame, state.retry),
+            timeouts=timing.timeouts(self, frame, state.timeout),
             key=self.idempotency_key(frame),
         )
         if state.completion == callbacks.CALLBACK:
@@ -444,8 +441,10 @@ class Engine(Bookkeeping):
         if comp is not None:
             try:
                 comp_input = self.eval(frame, comp.input, "compensate input")
+                comp_retry = timing.retry_policy(self, frame, comp.retry)
+                comp_timeouts = timing.timeouts(self, frame, comp.timeout)
             except ExpressionError as exc:
-                self.state_error(frame, error(exc.kind, exc.message))
+                self.state_error(frame, error(exc.kind, exc.message, _details(exc)))
                 return
             self.s["comp_stack"].append(
                 {
@@ -453,8 +452,8 @@ class Engine(Bookkeeping):
                     "input": comp_input,
                     "state": frame["state"],
                     "key": self.idempotency_key(frame) + "-c",
-                    "retry": self.defn.retry_for(comp.retry).to_json(),
-                    "timeouts": self.defn.timeouts_for(comp.timeout),
+                    "retry": comp_retry.to_json(),
+                    "timeouts": comp_timeouts,
                 }
             )
         nxt = getattr(state, "next", None)
@@ -535,19 +534,6 @@ class Engine(Bookkeeping):
             saga.finish_run(self, *outcome)
 
 
-def _parse_timestamp(value: Any, state: str) -> float:
-    if not isinstance(value, str):
-        raise ExpressionError(
-            f"state {state!r}, until: expected an RFC 3339 timestamp, got {value!r}"
-        )
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ExpressionError(
-            f"state {state!r}, until: {value!r} is not an RFC 3339 timestamp"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ExpressionError(
-            f"state {state!r}, until: {value!r} has no time zone (add Z or +00:00)"
-        )
-    return parsed.timestamp()
+def _details(exc: ExpressionError) -> Any:
+    """The error's details: the field and value of an InvalidValue / InvalidDuration."""
+    return getattr(exc, "details", None)

@@ -12,6 +12,7 @@ from dsl.model import ChildState, MapState, ParallelState
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
 from interpreter.core.records import Command, error, run_id_problem
+from interpreter.core.timing import map_concurrency
 from interpreter.expressions import ExpressionError
 
 # Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's
@@ -38,6 +39,7 @@ def start_parallel(run: Bookkeeping, frame: dict[str, Any], state: ParallelState
 
 def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state: MapState) -> None:
     items = run.eval(frame, state.items, "items")
+    limit = map_concurrency(run, frame, state.concurrency)  # templated: evaluated once, here
     if not isinstance(items, list):
         raise ExpressionError(
             f"state {frame['state']!r}, items: expected a list, got {type(items).__name__}"
@@ -50,6 +52,7 @@ def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state:
         "running": [],
         "next_index": 0,
         "total": len(items),
+        "concurrency": limit,
     }
     if not items:
         frame["status"] = "ready"
@@ -63,7 +66,9 @@ def launch_iterations(run: Bookkeeping, frame: dict[str, Any]) -> None:
     state = run.state(frame)
     assert isinstance(state, MapState)
     wait = frame["wait"]
-    limit = state.concurrency or DEFAULT_MAP_CONCURRENCY
+    # Evaluated by start_map; a run started by an older version keeps the literal.
+    literal = state.concurrency if isinstance(state.concurrency, int) else None
+    limit: int = wait.get("concurrency") or literal or DEFAULT_MAP_CONCURRENCY
     path = [*frame["machine"], [frame["state"], -1]]
     while len(wait["running"]) < limit and wait["next_index"] < wait["total"]:
         index = wait["next_index"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from dsl.model import AnyState, MapState, ParallelState, WaitState
+from interpreter.core import waits
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.records import Command
 from interpreter.expressions import ExpressionError, evaluate
@@ -113,7 +114,7 @@ def _waited_names(states: dict[str, AnyState]) -> set[str]:
     while pending:
         for state in pending.pop().values():
             if isinstance(state, WaitState):
-                names.add(state.signal)
+                names.update(waits.signal_names(state))
             elif isinstance(state, ParallelState):
                 pending.extend(dict(branch.states) for branch in state.branches)
             elif isinstance(state, MapState):
