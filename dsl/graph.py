@@ -20,6 +20,7 @@ from dsl.model import (
     AnyState,
     ChildState,
     ChoiceState,
+    Completion,
     ContinueAsNewState,
     FailState,
     MapState,
@@ -45,7 +46,7 @@ def one_line(text: str) -> str:
 class Node:
     id: str
     label: list[str]  # lines
-    kind: str  # start, end, state, callback, choice, succeed, fail, compensation
+    kind: str  # start, end, state, callback, choice, succeed, fail, compensation, detached
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Edge:
     source: str
     target: str
     label: str = ""
-    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart
+    style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart, detached
 
 
 @dataclass
@@ -88,7 +89,7 @@ def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
     if isinstance(state, ActivityState):
         return f"activity: {state.activity}"
     if isinstance(state, ChildState):
-        return f"child: {state.workflow}"
+        return f"{'detached ' if state.detached else ''}child: {state.workflow}"
     if isinstance(state, WaitState):
         if state.signals is not None:
             text = "wait for one of: " + ", ".join(state.signals)
@@ -107,14 +108,31 @@ def _describe(state: AnyState, updates: frozenset[str] = frozenset()) -> str:
     if isinstance(state, SetState):
         return "set " + ", ".join(state.vars)
     if isinstance(state, ParallelState):
-        return f"parallel: {len(state.branches)} branches"
+        return f"parallel: {len(state.branches)} branches" + _rule(state.completion, ", ")
     if isinstance(state, MapState):
-        return f"map over items (concurrency {_short(str(state.concurrency or 10), 40)})"
+        return f"map over items (concurrency {_short(str(state.concurrency or 10), 40)})" + _rule(
+            state.completion, ", "
+        )
     if isinstance(state, FailState):
         return f"fail: {_short(state.error, 40)}"
     if isinstance(state, ContinueAsNewState):
         return "continue as new"
     return state.type
+
+
+def _rule(completion: Completion | None, prefix: str) -> str:
+    """A completion rule in words ("" for the default: all, no failure tolerated)."""
+    if completion is None:
+        return ""
+    words = {
+        "all": "all",
+        "first": "first success wins",
+        "quorum": f"quorum of {completion.min_successes}",
+    }[completion.rule]
+    tolerated = completion.tolerated_failures
+    if tolerated is not None:
+        words += f", {tolerated} failure{'' if tolerated == 1 else 's'} tolerated"
+    return "" if words == "all" else prefix + words
 
 
 class _Builder:
@@ -154,6 +172,7 @@ class _Builder:
                 elif target in ids:  # a validated workflow never names another scope
                     self.edges.append(Edge(ids[name], ids[target], label, style))
             self._compensation(cluster, ids[name], state)
+            self._detached(cluster, ids[name], state)
             self._nested(cluster, ids[name], name, state)
         cluster.nodes.append(finish)
 
@@ -163,16 +182,37 @@ class _Builder:
             cluster.nodes.append(node)
             self.edges.append(Edge(source, node.id, "compensate", "compensation"))
 
+    def _detached(self, cluster: Cluster, source: str, state: AnyState) -> None:
+        """A detached child: its own node, reached by a dotted edge (the parent goes on)."""
+        if isinstance(state, ChildState) and state.detached:
+            policy = state.parent_close or "terminate"
+            node = Node(
+                self.new_id(), [f"run: {state.workflow}", f"parent_close: {policy}"], "detached"
+            )
+            cluster.nodes.append(node)
+            self.edges.append(Edge(source, node.id, "detached", "detached"))
+
     def _nested(self, cluster: Cluster, source: str, name: str, state: AnyState) -> None:
         bodies: list[tuple[str, str, dict[str, AnyState], str | None]] = []
         if isinstance(state, ParallelState):
+            rule = _rule(state.completion, " · ")
             for index, branch in enumerate(state.branches, start=1):
                 bodies.append(
-                    (f"{name}: branch {index}", f"branch {index}", branch.states, branch.start)
+                    (
+                        f"{name}: branch {index}{rule}",
+                        f"branch {index}",
+                        branch.states,
+                        branch.start,
+                    )
                 )
         elif isinstance(state, MapState):
             bodies.append(
-                (f"{name}: each {state.as_ or 'item'}", "each item", state.states, state.start)
+                (
+                    f"{name}: each {state.as_ or 'item'}{_rule(state.completion, ' · ')}",
+                    "each item",
+                    state.states,
+                    state.start,
+                )
             )
         for label, edge_label, states, start in bodies:
             inner = Cluster(self.new_id("c"), label)
@@ -271,6 +311,7 @@ _MERMAID_SHAPES = {
     "succeed": ('(["', '"])'),
     "fail": ('{{"', '"}}'),
     "compensation": ('[/"', '"/]'),
+    "detached": ('>"', '"]'),
 }
 _MERMAID_ARROWS = {
     "next": "-->",
@@ -280,6 +321,7 @@ _MERMAID_ARROWS = {
     "catch": "-.->",
     "compensation": "-.->",
     "restart": "-.->",
+    "detached": "-.->",
 }
 
 
@@ -338,6 +380,7 @@ _DOT_NODE = {
     "succeed": 'shape=box, style="rounded,filled", fillcolor="#d8f5d0"',
     "fail": 'shape=box, style="rounded,filled", fillcolor="#f8d0d0"',
     "compensation": "shape=parallelogram, style=dashed",
+    "detached": "shape=component, style=dashed",
 }
 _DOT_EDGE = {
     "next": "",
@@ -347,6 +390,7 @@ _DOT_EDGE = {
     "catch": "style=dashed, color=red3, fontcolor=red3",
     "compensation": "style=dashed, color=gray40, fontcolor=gray40, arrowhead=empty",
     "restart": "style=dashed, color=blue3, fontcolor=blue3",
+    "detached": "style=dotted, color=blue4, fontcolor=blue4, arrowhead=odot",
 }
 
 

@@ -261,6 +261,31 @@ class Branch(_Strict):
     states: dict[str, State] = Field(description="The branch's states.", min_length=1)
 
 
+Percentage = Annotated[
+    str, Field(description="A percentage, e.g. 10% or 12.5%.", pattern=r"^[0-9]+(\.[0-9]+)?%$")
+]
+
+
+class Completion(_Strict):
+    """When a parallel or map state is done: all branches (the default), the first to
+    succeed (a race), or at least N successes (a quorum); the rest are then cancelled."""
+
+    rule: Literal["all", "first", "quorum"] = Field(
+        "all",
+        description="all: every branch/item (default); first: the first success wins and the "
+        "others are cancelled; quorum: done after min_successes successes.",
+    )
+    min_successes: int | None = Field(
+        None, description="quorum: the number of successes needed (at least 1).", ge=1
+    )
+    tolerated_failures: Annotated[int, Field(ge=0)] | Percentage | None = Field(
+        None,
+        description="Failures tolerated before the state fails: a count (>= 0) or a "
+        "percentage of the branches/items ('10%'). Default: 0 for all, unlimited for first "
+        "and quorum.",
+    )
+
+
 class ParallelState(_Flow):
     """Runs branches concurrently and joins them."""
 
@@ -268,6 +293,14 @@ class ParallelState(_Flow):
     branches: list[Branch] = Field(description="The branches.", min_length=1)
     result: VarPath | None = Field(
         None, description="Store the list of branch outputs (branch order) as vars.<result>."
+    )
+    completion: Completion | None = Field(
+        None, description="When the state is done (default: all branches/items succeed)."
+    )
+    outcomes: VarName | None = Field(
+        None,
+        description="Store what each branch/item did (succeeded, failed, cancelled) and why "
+        "the state ended as vars.<outcomes>.",
     )
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
 
@@ -290,11 +323,19 @@ class MapState(_Flow):
     result: VarPath | None = Field(
         None, description="Store the per-item outputs (item order) as vars.<result>."
     )
+    completion: Completion | None = Field(
+        None, description="When the state is done (default: all branches/items succeed)."
+    )
+    outcomes: VarName | None = Field(
+        None,
+        description="Store what each branch/item did (succeeded, failed, cancelled) and why "
+        "the state ended as vars.<outcomes>.",
+    )
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
 
 
 class ChildState(_Flow):
-    """Starts a child workflow and waits for its output."""
+    """Starts a child workflow and waits for its output (or, detached, goes on at once)."""
 
     type: Literal["child"] = Field(description="State type.")
     workflow: str = Field(description="A workflow name or a relative file path.")
@@ -303,6 +344,16 @@ class ChildState(_Flow):
     result: VarPath | None = Field(None, description="Store the child's output as vars.<result>.")
     compensate: Compensation | None = Field(None, description="The saga undo step.")
     catch: list[Catcher] | None = Field(None, description="Error handlers, tried in order.")
+    detached: bool | None = Field(
+        None,
+        description="true: start the child and go on at once (the result is the child's run "
+        "id); parent_close says what happens to it when this run ends.",
+    )
+    parent_close: Literal["abandon", "cancel", "terminate"] | None = Field(
+        None,
+        description="A detached child, when this run ends: abandon (it runs on), cancel (it is "
+        "asked to cancel) or terminate (default; it ends at once).",
+    )
 
 
 class CompensateState(_Flow):

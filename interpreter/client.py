@@ -508,6 +508,10 @@ def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, 
         "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
+        # The latest completion-rule decisions of parallel/map states (who won, and why), and
+        # the detached children still running with their parent-close policy.
+        "decisions": state.get("decided", []),
+        "detached": state.get("detached", {}),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "ended_at": record.ended_at,

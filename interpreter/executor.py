@@ -234,7 +234,14 @@ class ActivityRunner:
             if heartbeat is not None:
                 waits.append(ctx.last_heartbeat + heartbeat - now)
             timeout = max(0.0, min(waits)) if waits else None
-            done, _ = await asyncio.wait({call}, timeout=timeout)
+            try:
+                done, _ = await asyncio.wait({call}, timeout=timeout)
+            except asyncio.CancelledError:
+                # The attempt is no longer wanted (its branch lost a race, the run was
+                # cancelled, the worker gave up on it): cancel the call too, so an async
+                # activity stops at its next await and a thread's late outcome is dropped.
+                self._abandon(call, ctx)
+                raise
             if done:
                 return self._outcome(call)
             now = time.monotonic()

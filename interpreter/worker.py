@@ -502,7 +502,7 @@ class _RunDriver:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
         counted = segments.seal(engine)  # the history limit (may end the run, so: first)
-        new_runs, cancel_runs, consumed, decided = [], [], [], []
+        new_runs, cancel_runs, terminate_runs, consumed, decided = [], [], [], [], []
         new_segment = None
         # Not a snapshot: a child that cannot start fails its state at once, and what follows
         # (a catch, the next map iteration) may append commands that belong to this commit.
@@ -514,10 +514,14 @@ class _RunDriver:
                 child = await self._new_child_run(command)
                 if isinstance(child, NewRun):
                     new_runs.append(child)
+                    if command.data.get("detached"):
+                        engine.child_started(command.data["id"])
                 else:
                     engine.child_finished(command.data["id"], NOT_STARTED, None, child)
             elif command.kind == "cancel_child":
                 cancel_runs.append(command.data["id"])
+            elif command.kind == "terminate_child":
+                terminate_runs.append(command.data["id"])
             elif command.kind == "consume_signal":
                 consumed.append(command.data["id"])
             elif command.kind == segments.SWITCH:
@@ -545,6 +549,7 @@ class _RunDriver:
             error=state["error"],
             new_runs=new_runs,
             cancel_runs=cancel_runs,
+            terminate_runs=terminate_runs,
             consumed=consumed,
             notify_parent=notify,
             map_rows=split.rows,

@@ -417,3 +417,44 @@ def lookup_customer(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
     if tier == "gold":
         profile["discount"] = {"percent": 10}
     return {"id": "cus-" + str(email).split("@")[0], "profile_json": json.dumps(profile)}
+
+
+# --- completion rules (race, quorum) and detached children ---------------------------------
+
+
+@sample_activity("race.quote")
+async def quote(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    """A price provider that answers after `wait_s` seconds, unless the race is over first:
+    then its attempt is cancelled (the log shows the outcome CancelledError)."""
+    await asyncio.sleep(float(_field(payload, "wait_s")))
+    provider = _field(payload, "provider")
+    return {"provider": provider, "price": 10 + len(str(provider))}
+
+
+@sample_activity("race.fetch")
+def fetch(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    mirror = str(_field(payload, "mirror"))
+    if mirror.startswith("down"):
+        raise ApplicationError(f"mirror {mirror} is down", type="MirrorDown", non_retryable=True)
+    return {"mirror": mirror, "bytes": 1024 * len(mirror)}
+
+
+@sample_activity("quorum.write")
+def write_replica(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    replica = str(_field(payload, "replica"))
+    if replica.startswith("down"):
+        raise ApplicationError(
+            f"replica {replica} did not answer", type="ReplicaDown", non_retryable=True
+        )
+    return {"replica": replica, "key": _field(payload, "key"), "version": 1}
+
+
+@sample_activity("signup.create_account")
+def create_account(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    email = str(_field(payload, "email"))
+    return {"account": "acct-" + email.split("@")[0], "email": email}
+
+
+@sample_activity("signup.send_mail")
+def send_mail(ctx: ActivityContext, payload: Any) -> dict[str, Any]:
+    return {"to": _field(payload, "to"), "template": _field(payload, "template")}

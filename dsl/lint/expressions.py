@@ -181,6 +181,8 @@ def _var_setters(ctx: LintContext) -> dict[str, list[Scope]]:
                 add(key, scope)
         if isinstance(state, ActivityState | WaitState | ParallelState | MapState | ChildState):
             add(state.result, scope)
+        if isinstance(state, ParallelState | MapState):
+            add(state.outcomes, scope)
         for catcher in catchers_of(state):
             add(catcher.result, scope)
     return setters

@@ -107,7 +107,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
-        print(f"child      {child}")
+        policy = info["detached"].get(child)
+        print(f"child      {child}" + (f" (detached, parent_close: {policy})" if policy else ""))
+    for decided in info["decisions"]:
+        outcome = "met" if decided["met"] else "not met"
+        print(f"decided    {decided['state']}: {decided['rule']} {outcome}: {decided['reason']}")
     history = info["history"]
     earlier = history["segments"] - 1
     print(

@@ -30,6 +30,8 @@ DEFAULT_INITIAL_INTERVAL = 1.0
 DEFAULT_BACKOFF = 2.0
 DEFAULT_MAX_INTERVAL = 30.0
 DEFAULT_MAP_CONCURRENCY = 10
+# What happens to a detached child when its parent ends (as Temporal's default).
+DEFAULT_PARENT_CLOSE = "terminate"
 
 # What Definition.constant returns for a value that holds a template (or does not evaluate).
 NOT_CONSTANT: Any = object()

@@ -278,7 +278,13 @@ class Engine(Bookkeeping):
         callbacks.apply(self, self, item_id, task_id, body)
         self.advance()
 
+    def child_started(self, child_id: str) -> None:
+        """The worker created a detached child's run (see fanout.child_started)."""
+        fanout.child_started(self, self, child_id)
+        self.advance()
+
     def child_finished(self, child_id: str, status: str, output: Any, err: Any) -> None:
+        fanout.detached_ended(self, child_id)
         frame_id = self.s["children"].pop(child_id, None)
         frame = self.s["frames"].get(frame_id) if frame_id else None
         if frame is None:
@@ -372,7 +378,7 @@ class Engine(Bookkeeping):
         elif isinstance(state, WaitState):
             waits.start_wait(self, frame, state)
         elif isinstance(state, ParallelState):
-            fanout.start_parallel(self, frame, state)
+            fanout.start_parallel(self, self, frame, state)
         elif isinstance(state, MapState):
             fanout.start_map(self, self, frame, state)
         elif isinstance(state, ChildState):
@@ -500,17 +506,7 @@ class Engine(Bookkeeping):
         if frame["parent"] is None:
             saga.finish_run(self, "completed", output, None)
             return
-        parent = self.s["frames"][frame["parent"]]
-        del self.s["frames"][frame["id"]]
-        wait = parent["wait"]
-        wait["results"][frame["slot"]] = output
-        wait["running"].remove(frame["id"])
-        if wait["kind"] == "map":
-            fanout.launch_iterations(self, parent)
-        if not wait["running"] and wait.get("next_index", 0) >= wait.get("total", 0):
-            parent["status"] = "ready"
-            parent["wait"] = None
-            self.complete_state(parent, wait["results"])
+        fanout.branch_done(self, self, frame, output)
 
     def frame_failed(self, frame: dict[str, Any], err: dict[str, Any]) -> None:
         if frame.get("exit"):
@@ -519,11 +515,7 @@ class Engine(Bookkeeping):
         if frame["parent"] is None:
             saga.fail_run(self, self, err)
             return
-        parent = self.s["frames"][frame["parent"]]
-        saga.drop_frames_under(self, parent["id"])
-        parent["status"] = "ready"
-        parent["wait"] = None
-        self.state_error(parent, err)
+        fanout.branch_failed(self, self, frame, err)
 
     def _end_handler(self, frame: dict[str, Any], output: Any, err: dict[str, Any] | None) -> None:
         """An exit handler's frame ended: drop what it left, then the next handler or the end."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from dsl.model import ChildState, MapState, ParallelState
+from interpreter.core import completion
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
-from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
+from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, DEFAULT_PARENT_CLOSE
 from interpreter.core.records import Command, error, run_id_problem
+from interpreter.core.saga import drop, drop_frames_under
 from interpreter.core.timing import map_concurrency
 from interpreter.expressions import ExpressionError
 
@@ -19,7 +21,9 @@ from interpreter.expressions import ExpressionError
 # `flow`; this module never imports the engine (see bookkeeping.py).
 
 
-def start_parallel(run: Bookkeeping, frame: dict[str, Any], state: ParallelState) -> None:
+def start_parallel(
+    run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state: ParallelState
+) -> None:
     frame["status"] = "waiting"
     frame["wait"] = {
         "kind": "parallel",
@@ -35,6 +39,8 @@ def start_parallel(run: Bookkeeping, frame: dict[str, Any], state: ParallelState
         )
         frame["wait"]["running"].append(child["id"])
         run.enter(child, run.defn.machine(path)[1])
+    if completion.is_ruled(state):
+        completion.judge(run, flow, frame)  # a quorum larger than the branches: unmet now
 
 
 def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state: MapState) -> None:
@@ -54,12 +60,60 @@ def start_map(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], state:
         "total": len(items),
         "concurrency": limit,
     }
+    if completion.is_ruled(state):
+        launch_iterations(run, frame)
+        completion.judge(run, flow, frame)  # no items, or fewer than a quorum: decided now
+        return
     if not items:
         frame["status"] = "ready"
         frame["wait"] = None
         flow.complete_state(frame, [])
         return
     launch_iterations(run, frame)
+
+
+def branch_done(run: Bookkeeping, flow: Transitions, frame: dict[str, Any], output: Any) -> None:
+    """A branch or map iteration ended with `output`: gather it, go on when the state is done."""
+    parent = run.s["frames"][frame["parent"]]
+    del run.s["frames"][frame["id"]]
+    wait = parent["wait"]
+    wait["results"][frame["slot"]] = output
+    wait["running"].remove(frame["id"])
+    state = run.state(parent)
+    assert isinstance(state, ParallelState | MapState)
+    if completion.is_ruled(state):
+        completion.branch_succeeded(run, parent, frame["slot"])
+        if not completion.judge(run, flow, parent) and wait["kind"] == "map":
+            launch_iterations(run, parent)
+        return
+    if wait["kind"] == "map":
+        launch_iterations(run, parent)
+    if not wait["running"] and wait.get("next_index", 0) >= wait.get("total", 0):
+        parent["status"] = "ready"
+        parent["wait"] = None
+        flow.complete_state(parent, wait["results"])
+
+
+def branch_failed(
+    run: Bookkeeping, flow: Transitions, frame: dict[str, Any], err: dict[str, Any]
+) -> None:
+    """A branch or map iteration failed with `err`. By default that fails the state and
+    cancels its other branches; under a completion rule it counts as one failure."""
+    parent = run.s["frames"][frame["parent"]]
+    state = run.state(parent)
+    assert isinstance(state, ParallelState | MapState)
+    if not completion.is_ruled(state):
+        drop_frames_under(run, parent["id"])
+        parent["status"] = "ready"
+        parent["wait"] = None
+        flow.state_error(parent, err)
+        return
+    drop_frames_under(run, frame["id"])
+    drop(run, {frame["id"]})
+    parent["wait"]["running"].remove(frame["id"])
+    completion.branch_failed(parent, frame["slot"], err)
+    if not completion.judge(run, flow, parent) and parent["wait"]["kind"] == "map":
+        launch_iterations(run, parent)
 
 
 def launch_iterations(run: Bookkeeping, frame: dict[str, Any]) -> None:
@@ -109,22 +163,38 @@ def start_child(
     frame["status"] = "waiting"
     frame["wait"] = {"kind": "child", "child": child_id}
     run.s["children"][child_id] = frame["id"]
-    run.commands.append(
-        Command(
-            "start_child",
-            {
-                "id": child_id,
-                "workflow": state.workflow,
-                "input": input_,
-                "state": frame["state"],
-            },
-        )
-    )
-    run.emit(
-        "ChildStarted",
-        frame["state"],
-        payload={"child": child_id, "workflow": state.workflow, "input": input_},
-    )
+    data = {"id": child_id, "workflow": state.workflow, "input": input_, "state": frame["state"]}
+    payload = {"child": child_id, "workflow": state.workflow, "input": input_}
+    if state.detached:
+        # The frame goes on once the worker has made the child run (child_started), in the
+        # same commit; a child that cannot start fails the state like a waited-for one.
+        policy = state.parent_close or DEFAULT_PARENT_CLOSE
+        frame["wait"]["detached"] = policy
+        data["detached"] = payload["detached"] = True
+        payload["parent_close"] = policy
+    run.commands.append(Command("start_child", data))
+    run.emit("ChildStarted", frame["state"], payload=payload)
+
+
+def child_started(run: Bookkeeping, flow: Transitions, child_id: str) -> None:
+    """A detached child's run was created: its state completes with the child's run id, and the
+    parent-close policy is kept until this run ends (or the child ends first)."""
+    frame = run.s["frames"].get(run.s["children"].get(child_id, ""))
+    wait = None if frame is None else frame.get("wait")
+    if frame is None or not wait or not wait.get("detached"):
+        return
+    del run.s["children"][child_id]
+    run.s.setdefault("detached", {})[child_id] = wait["detached"]
+    frame["status"] = "ready"
+    frame["wait"] = None
+    flow.complete_state(frame, child_id)
+
+
+def detached_ended(run: Bookkeeping, child_id: str) -> None:
+    """A detached child ended before this run: no policy applies to it any more."""
+    detached = run.s.get("detached")
+    if detached:
+        detached.pop(child_id, None)
 
 
 def _child_id(value: Any, state: str) -> str:

@@ -155,6 +155,7 @@ def finish_run(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] |
     run.s["output"] = output
     run.s["error"] = err
     run.s["timers"].clear()
+    close_detached(run)
     event = {
         "completed": "RunCompleted",
         "failed": "RunFailed",
@@ -164,3 +165,14 @@ def finish_run(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] |
     }[status]
     payload = {"output": output} if status == "completed" else {"error": err}
     run.emit(event, payload={**payload, **exits.end_payload(run.s)})
+
+
+def close_detached(run: Bookkeeping) -> None:
+    """This run ends: apply each running detached child's parent-close policy, once (the
+    commands are written in the same transaction as the run's end)."""
+    for child_id, policy in (run.s.pop("detached", None) or {}).items():
+        run.emit("ParentClosePolicyApplied", payload={"child": child_id, "policy": policy})
+        if policy == "cancel":
+            run.commands.append(Command("cancel_child", {"id": child_id}))
+        elif policy == "terminate":
+            run.commands.append(Command("terminate_child", {"id": child_id}))

@@ -75,6 +75,7 @@ def continue_as_new(
         )
         return
     new_input = run.s["input"] if state.input is None else run.eval(frame, state.input, "input")
+    new_input = with_defaults(run.defn.workflow.input_schema, new_input)  # as a new run's
     problem = input_problem(run.defn.workflow.input_schema, new_input)
     if problem is not None:
         flow.frame_failed(
@@ -90,6 +91,7 @@ def continue_as_new(
     segment = segment_of(run.s) + 1
     run.emit("ContinuedAsNew", frame["state"], payload={"segment": segment, "input": new_input})
     saga.drop_everything(run)  # a live child is cancelled: nothing would wait for it
+    saga.close_detached(run)  # the segment ends: detached children get their policy (as Temporal)
     first_event = len(run.events)
     run.commands.append(
         Command(SWITCH, {"segment": segment, "first_event": first_event, "input": new_input})
@@ -107,14 +109,23 @@ def continue_as_new(
             event.payload["segment"] = segment
 
 
+def with_defaults(schema: dict[str, Any] | None, value: Any) -> Any:
+    if not schema:
+        return value
+    from dsl.input_schema import with_defaults as fill
+
+    return fill(schema, value)
+
+
 def input_problem(schema: dict[str, Any] | None, value: Any) -> str | None:
     """Why `value` does not satisfy `schema`, or None."""
     if not schema:
         return None
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
-    err = best_match(Draft202012Validator(schema).iter_errors(value))
+    from dsl.input_schema import validator  # formats checked, as for a new run's input
+
+    err = best_match(validator(schema).iter_errors(value))
     if err is None:
         return None
     pointer = "/" + "/".join(str(p) for p in err.absolute_path)

@@ -254,6 +254,9 @@ class Commit:
     error: Any = None
     new_runs: list[NewRun] = field(default_factory=list)
     cancel_runs: list[str] = field(default_factory=list)
+    # Detached children ended with their parent (parent_close: terminate), with their own
+    # running children, as `terminate` does.
+    terminate_runs: list[str] = field(default_factory=list)
     consumed: list[int] = field(default_factory=list)
     # When the run ended and has a parent: tell the parent (inbox item of kind "child").
     notify_parent: dict[str, Any] | None = None

@@ -381,6 +381,11 @@ class SQLStore(CallbackSQL, UpdateSQL):
         for child_id in commit.cancel_runs:
             self._request_cancel(q, child_id, now)
             news = True
+        for child_id in commit.terminate_runs:
+            self._terminate_tree(
+                q, child_id, termination(f"parent run {run.id} ended"), now, tell_parent=False
+            )
+            news = True
         if commit.status not in TERMINAL_STATUSES:
             for frame in commit.map_frames_done:
                 q.execute(
@@ -485,39 +490,7 @@ class SQLStore(CallbackSQL, UpdateSQL):
 
         def op(q: Session) -> None:
             self._require_running(q, run_id)
-            pending = [run_id]
-            while pending:
-                current = pending.pop()
-                row = q.execute(
-                    self.sql(
-                        "SELECT state, next_seq, parent_id FROM runs WHERE id=? "
-                        "AND status='running' {for_update}"
-                    ),
-                    (current,),
-                ).fetchone()
-                if row is None:
-                    continue
-                q.execute(
-                    self.sql(
-                        "UPDATE runs SET status='terminated', error=?, state=?, ended_at=?, "
-                        "updated_at=?, due_at=NULL, lease_owner=NULL, lease_expires=NULL, "
-                        "next_seq=next_seq+1, needs=NULL WHERE id=?"
-                    ),
-                    (dumps(error), dumps(terminated_state(row[0], error)), now, now, current),
-                )
-                event = Event("RunTerminated", payload={"error": error})
-                self._insert_events(q, current, row[1], [event], now)
-                for table in ("map_rows", "heartbeats"):
-                    q.execute(self.sql(f"DELETE FROM {table} WHERE run_id=?"), (current,))
-                self._close_run_callbacks(q, current, now)
-                # A parent terminated with it needs no news; the run's own parent does.
-                if current == run_id and row[2]:
-                    self._post(q, row[2], "child", current, terminated_news(error), now)
-                children = q.execute(
-                    self.sql("SELECT id FROM runs WHERE parent_id=? AND status='running'"),
-                    (current,),
-                ).fetchall()
-                pending += [child[0] for child in children]
+            self._terminate_tree(q, run_id, error, now, tell_parent=True)
             self._notify(q, "terminate")
 
         def resolve(q: Session) -> tuple[bool, None]:
@@ -530,6 +503,57 @@ class SQLStore(CallbackSQL, UpdateSQL):
         record = self.get_run(run_id)
         assert record is not None
         return record
+
+    def _terminate_tree(
+        self, q: Session, run_id: str, error: dict[str, Any], now: float, *, tell_parent: bool
+    ) -> None:
+        """End `run_id` and its running children at once. A detached child follows its
+        parent-close policy instead (kept in the parent's state): abandon leaves it running,
+        cancel asks it to cancel."""
+        pending = [run_id]
+        while pending:
+            current = pending.pop()
+            row = q.execute(
+                self.sql(
+                    "SELECT state, next_seq, parent_id FROM runs WHERE id=? "
+                    "AND status='running' {for_update}"
+                ),
+                (current,),
+            ).fetchone()
+            if row is None:
+                continue
+            state = terminated_state(row[0], error)
+            detached: dict[str, str] = state.pop("detached", None) or {}
+            q.execute(
+                self.sql(
+                    "UPDATE runs SET status='terminated', error=?, state=?, ended_at=?, "
+                    "updated_at=?, due_at=NULL, lease_owner=NULL, lease_expires=NULL, "
+                    "next_seq=next_seq+?, needs=NULL WHERE id=?"
+                ),
+                (dumps(error), dumps(state), now, now, 1 + len(detached), current),
+            )
+            events = [
+                Event("ParentClosePolicyApplied", payload={"child": child, "policy": policy})
+                for child, policy in detached.items()
+            ]
+            events.append(Event("RunTerminated", payload={"error": error}))
+            self._insert_events(q, current, row[1], events, now)
+            for table in ("map_rows", "heartbeats"):
+                q.execute(self.sql(f"DELETE FROM {table} WHERE run_id=?"), (current,))
+            self._close_run_callbacks(q, current, now)
+            # A parent terminated with it needs no news; the run's own parent does.
+            if current == run_id and row[2] and tell_parent:
+                self._post(q, row[2], "child", current, terminated_news(error), now)
+            children = q.execute(
+                self.sql("SELECT id FROM runs WHERE parent_id=? AND status='running'"),
+                (current,),
+            ).fetchall()
+            for (child,) in children:
+                policy = detached.get(child)
+                if policy == "cancel":
+                    self._request_cancel(q, child, now)
+                elif policy != "abandon":
+                    pending.append(child)
 
     def record_heartbeat(self, run_id: str, task_id: str, details: Any, now: float) -> None:
         query = self.sql(

@@ -96,6 +96,7 @@ def has_effects(run: RunRecord, commit: Commit) -> bool:
     return bool(
         commit.new_runs
         or commit.cancel_runs
+        or commit.terminate_runs
         or (running and (commit.map_rows or commit.map_frames_done))
         or (commit.notify_parent is not None and run.parent_id is not None)
     )
