@@ -27,6 +27,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from interpreter import errors, jsondata
+from interpreter.cli._common import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_STILL_RUNNING, EXIT_USAGE
 from interpreter.client import Client, describe
 from interpreter.core.records import TERMINAL_STATUSES
 
@@ -38,18 +39,23 @@ MAX_PAGE = 1000
 WEB_DIR = Path(__file__).resolve().parent / "web"
 _WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,200}")
 
-# exception type -> (HTTP status, CLI exit code); the first matching base wins.
+# exception type -> (HTTP status, the CLI's exit code for it: interpreter/cli/_runtime.py);
+# the first matching base wins.
 ERROR_STATUS: tuple[tuple[type[errors.TideflowError], int, int], ...] = (
-    (errors.WorkflowInvalid, 422, 2),
-    (errors.InputInvalid, 422, 2),
-    (errors.RunIdConflict, 409, 2),
-    (errors.StoreError, 503, 2),
-    (errors.RunNotFound, 404, 1),
-    (errors.CallbackRefused, 409, 1),
-    (errors.RunFinished, 409, 1),
-    (errors.UpdateRejected, 422, 1),
-    (errors.ResultTimeout, 504, 1),
-    (errors.TideflowError, 400, 1),  # an undeclared signal or query, an unknown segment, ...
+    (errors.WorkflowInvalid, 422, EXIT_USAGE),
+    (errors.InputInvalid, 422, EXIT_USAGE),
+    (errors.RunIdConflict, 409, EXIT_USAGE),
+    (errors.StoreError, 503, EXIT_USAGE),
+    (errors.RunNotFound, 404, EXIT_NOT_FOUND),
+    (errors.CallbackRefused, 409, EXIT_FAILED),
+    (errors.RunFinished, 409, EXIT_FAILED),
+    (errors.UpdateRejected, 422, EXIT_FAILED),
+    (errors.ResultTimeout, 504, EXIT_STILL_RUNNING),
+    (
+        errors.TideflowError,
+        400,
+        EXIT_FAILED,
+    ),  # an undeclared signal or query, an unknown segment, ...
 )
 
 
@@ -204,34 +210,48 @@ class Api:
         )
 
     async def list_runs(self, request: Request) -> Response:
+        """As `tideflow list --output json`: the same filters (status repeatable, workflow,
+        parent, error type, since/until as ISO 8601 or a duration ago), newest first, `limit`
+        per page and the `cursor` of the next page (None on the last)."""
+        import argparse
+
+        from interpreter.cli import list_cmds
+        from interpreter.store.base import RunFilter
+
         params = request.query_params
-        status = params.get("status")
-        if status is not None and status not in ("running", *TERMINAL_STATUSES):
-            raise ApiError(422, "InputInvalid", f"unknown status {status!r}")
+        statuses = tuple(params.getlist("status"))
+        for status in statuses:
+            if status not in (*list_cmds.STATUSES, "paused"):
+                raise ApiError(422, "InputInvalid", f"unknown status {status!r}")
+        paused = True if "paused" in statuses else None
         limit = _int_param(params.get("limit"), "limit", 1, MAX_PAGE, 100)
-        offset = _int_param(params.get("offset"), "offset", 0, 10**9, 0)
-        workflow = params.get("workflow")
-        records = await self.call(
-            lambda: self.client.store.list_runs(
-                status=status, workflow=workflow, limit=offset + limit + 1
-            )
+        try:
+            cursor = list_cmds.cursor_arg(params["cursor"]) if "cursor" in params else None
+            since = list_cmds.time_arg(params["since"]) if "since" in params else None
+            until = list_cmds.time_arg(params["until"]) if "until" in params else None
+        except argparse.ArgumentTypeError as exc:
+            raise ApiError(422, "InputInvalid", str(exc)) from None
+        where = RunFilter(
+            statuses=tuple(s for s in statuses if s != "paused"),
+            workflow=params.get("workflow"),
+            parent_id=params.get("parent"),
+            error_type=params.get("error"),
+            since=since,
+            until=until,
+            paused=paused,
         )
-        page = records[offset : offset + limit]
-        runs = [
-            {
-                "run_id": r.id,
-                "workflow": r.workflow,
-                "version": r.version,
-                "status": r.status,
-                "parent_id": r.parent_id,
-                "created_at": r.created_at,
-                "ended_at": r.ended_at,
-                "duration": (r.ended_at or time.time()) - r.created_at,
-            }
+        runs = await self.call(
+            lambda: self.client.store.find_runs(where, limit=limit + 1, before=cursor)
+        )
+        page = runs[:limit]
+        now = time.time()
+        body = [
+            {**list_cmds.summary_json(r), "duration": (r.ended_at or now) - r.created_at}
             for r in page
         ]
-        more = len(records) > offset + limit
-        return JSONResponse({"runs": runs, "next_offset": offset + limit if more else None})
+        more = len(runs) > limit and page
+        next_cursor = list_cmds.encode_cursor(page[-1]) if more else None
+        return JSONResponse({"runs": body, "cursor": next_cursor})
 
     async def describe(self, request: Request) -> Response:
         info = await self.call(lambda: self.client.status(request.path_params["run_id"]))

@@ -105,11 +105,18 @@ def openapi_document() -> dict[str, Any]:
                     "list runs, newest first",
                     ok,
                     params=[
-                        {"name": "status", "in": "query", "schema": {"type": "string"}},
-                        {"name": "workflow", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "offset", "in": "query", "schema": {"type": "integer"}},
-                    ],
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in (
+                            "status",
+                            "workflow",
+                            "parent",
+                            "error",
+                            "since",
+                            "until",
+                            "cursor",
+                        )
+                    ]
+                    + [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                     errs=(401, 422, 503),
                 ),
             },

@@ -82,7 +82,7 @@ def test_start_signal_query_describe_history(server: Server, store_url: str) -> 
     sse = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
     assert [e["type"] for e in sse[:-1]] == types and sse[-1] == {"status": "completed"}
     listed = server.get("/runs", params={"workflow": "approval", "status": "completed"}).json()
-    assert [r["run_id"] for r in listed["runs"]] == ["a1"] and listed["next_offset"] is None
+    assert [r["run_id"] for r in listed["runs"]] == ["a1"] and listed["cursor"] is None
     graph = server.get("/runs/a1/graph").json()["graph"]
     assert "wait_for_decision" in json.dumps(graph)
     assert server.get("/definitions").json()["definitions"][0]["workflow"] == "approval"
@@ -97,13 +97,17 @@ def test_list_pages(server: Server) -> None:
             == 201
         )
     first = server.get("/runs", params={"limit": "2"}).json()
-    assert len(first["runs"]) == 2 and first["next_offset"] == 2
-    rest = server.get("/runs", params={"limit": "2", "offset": "2"}).json()
-    assert len(rest["runs"]) == 1 and rest["next_offset"] is None
+    assert len(first["runs"]) == 2 and first["cursor"]
+    rest = server.get("/runs", params={"limit": "2", "cursor": first["cursor"]}).json()
+    assert len(rest["runs"]) == 1 and rest["cursor"] is None
     ids = {r["run_id"] for r in first["runs"] + rest["runs"]}
     assert ids == {"p0", "p1", "p2"}
     _error(server.get("/runs", params={"limit": "0"}), 422, "InputInvalid")
     _error(server.get("/runs", params={"status": "nope"}), 422, "InputInvalid")
+    _error(server.get("/runs", params={"cursor": "garbage"}), 422, "InputInvalid")
+    _error(server.get("/runs", params={"since": "yesterday"}), 422, "InputInvalid")
+    assert server.get("/runs", params={"since": "1h", "status": "running"}).json()["runs"]
+    assert server.get("/runs", params={"status": "failed"}).json()["runs"] == []
 
 
 def test_cancel_and_terminate(server: Server) -> None:
@@ -155,7 +159,7 @@ def test_oversized_malformed_and_unknown_store_nothing(server: Server, store_url
     )
     assert bad["exit_code"] == 2
     for path in ("/runs/nope", "/runs/nope/history", "/runs/nope/graph"):
-        _error(server.get(path), 404, "RunNotFound")
+        assert _error(server.get(path), 404, "RunNotFound")["exit_code"] == 4  # as the CLI
     for path in (
         "/runs/nope/signal",
         "/runs/nope/query",
