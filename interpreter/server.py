@@ -269,7 +269,12 @@ class Api:
             diagram = asdict(describe_graph(workflow))
             signals = {n: {"schema": s.schema_} for n, s in (workflow.signals or {}).items()}
             declared = {"signals": signals, "queries": sorted(workflow.queries or {})}
-            return {"definition_hash": record.def_hash, "graph": diagram, "workflow": declared}
+            return {
+                "definition_hash": record.def_hash,
+                "graph": diagram,
+                "workflow": declared,
+                "retry": hasattr(self.client, "retry"),  # the UI offers retry only then
+            }
 
         return JSONResponse(await self.call(load))
 

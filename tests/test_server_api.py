@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -213,3 +214,56 @@ def test_refuses_to_bind_elsewhere_without_token(sqlite_url: str) -> None:
     )
     assert proc.returncode == 2
     assert "needs a token" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_update_and_query_args(server: Server) -> None:
+    server.post(
+        "/runs", json={"workflow": "entity_greeting", "input": {"name": "Ada"}, "run_id": "e1"}
+    )
+    resp = server.post("/runs/e1/update", json={"name": "set_language", "data": {"language": "fr"}})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["value"] == "en"
+    greeting = server.post(
+        "/runs/e1/query", json={"name": "greeting_in", "args": {"language": "de"}}
+    )
+    assert greeting.json()["value"] == "Hallo, Ada!"
+    rejected = server.post(
+        "/runs/e1/update", json={"name": "set_language", "data": {"language": "xx"}}
+    )
+    _error(rejected, 422, "UpdateRejected")
+    bad = server.post("/runs/e1/update", json={"name": "set_language", "data": {"lang": "fr"}})
+    _error(bad, 422, "InputInvalid")
+    assert server.post("/runs/e1/query", json={"name": "status"}).json()["value"]["changes"] == 1
+    done = server.post("/runs/e1/update", json={"name": "finish"})
+    assert done.json()["value"] == "Bonjour, Ada!"
+    wait_for(lambda: server.get("/runs/e1").json()["status"] == "completed", timeout=30)
+
+
+def test_callbacks_complete_fail_and_heartbeat(server: Server, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    body = {"workflow": "approval_callbacks", "input": {"request_id": "q", "outbox": str(outbox)}}
+    run_id = server.post("/runs", json=body).json()["run_id"]
+    tokens = wait_for(
+        lambda: (
+            len(list(outbox.glob("*.token"))) == 3
+            and {p.stem: p.read_text().strip() for p in outbox.glob("*.token")}
+        ),
+        timeout=30,
+    )
+    # No server token is needed: the callback token is the authorisation.
+    plain = httpx.Client(base_url=server.url)
+    beat = plain.post(f"/callbacks/{tokens['finance']}/heartbeat", json={"details": {"p": 1}})
+    assert beat.status_code == 200 and beat.json()["outcome"] == "heartbeat", beat.text
+    for who in ("finance", "legal"):
+        done = plain.post(f"/callbacks/{tokens[who]}", json={"result": {"approved": True}})
+        assert done.status_code == 200 and done.json()["run_id"] == run_id, done.text
+    again = plain.post(f"/callbacks/{tokens['finance']}", json={"result": {"approved": True}})
+    _error(again, 409, "CallbackRefused")
+    failed = plain.post(
+        f"/callbacks/{tokens['manager']}",
+        json={"kind": "fail", "error": {"type": "Rejected", "message": "too dear"}},
+    )
+    assert failed.status_code == 200 and failed.json()["outcome"] == "failed", failed.text
+    wait_for(lambda: server.get(f"/runs/{run_id}").json()["status"] == "completed", timeout=30)
+    assert server.get(f"/runs/{run_id}").json()["output"]["status"] == "rejected"

@@ -120,7 +120,7 @@ function renderActions(box, runId, info, graph) {
   const running = info.status === "running";
   box.innerHTML = `<div id="queries"></div><div id="signals"></div>
     ${running ? `<button id="cancel">cancel</button><button id="terminate">terminate</button>` : ""}
-    ${!running ? `<button id="retry">retry</button>` : ""} <span id="action-result"></span>`;
+    ${!running && graph.retry ? `<button id="retry">retry</button>` : ""} <span id="action-result"></span>`;
   const result = (text) => { $("#action-result").textContent = text; };
   const act = (btn, what, path, body) => btn && (btn.onclick = async () => {
     if (!confirm(`${what} run ${runId}?`)) return;
