@@ -21,6 +21,11 @@ def register(subparsers: Any) -> None:
         description="Serve the HTTP API (see docs/server.md) and the web UI on one port. "
         "Binding an address other than 127.0.0.1 requires a token (--token or "
         "TIDEFLOW_SERVER_TOKEN) that every request must carry.",
+        epilog="examples:\n"
+        "  tideflow server --workflows samples --activities samples/activities.py --workers 2\n"
+        "  TIDEFLOW_SERVER_TOKEN=$(openssl rand -hex 32) tideflow server --host 0.0.0.0 "
+        "--db postgresql://app@db/tideflow",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server.add_argument("--host", default="127.0.0.1", type=text_arg, help="default 127.0.0.1")
     server.add_argument(
