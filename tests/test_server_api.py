@@ -141,6 +141,13 @@ def test_token_missing_or_wrong_is_401_and_stores_nothing(server: Server, store_
 def test_oversized_malformed_and_unknown_store_nothing(server: Server, store_url: str) -> None:
     big = b'{"workflow": "approval", "input": "' + b"x" * (MAX_BODY_BYTES + 10) + b'"}'
     _error(server.post("/runs", content=big), 413, "BodyTooLarge")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while reading
+        yield big[:1000]
+        for _ in range(40):
+            yield b"x" * 65536
+
+    _error(server.post("/runs", content=chunks()), 413, "BodyTooLarge")
     _error(server.post("/runs", content=b'{"workflow": '), 400, "MalformedJson")
     _error(
         server.post("/runs", content=b'{"workflow": "approval", "input": NaN}'),
