@@ -79,6 +79,7 @@ def test_run_page_shows_run_history_and_lit_graph(server: Server, browser: Any) 
     assert "RunStarted" in history and "StateEntered" in history
     lit = browser.find_elements(By.CSS_SELECTOR, "svg .node.visited")
     assert lit, "no state of the graph is lit"
+    assert browser.find_elements(By.CSS_SELECTOR, 'svg .node.visited[data-state="end"]')
     assert browser.find_elements(By.CSS_SELECTOR, "svg .edge")
     assert browser.find_elements(By.CSS_SELECTOR, "#timeline .bar")
     _shot(browser, "run-page")

@@ -78,8 +78,8 @@ async function runPage(main, runId) {
     <h3>Timeline</h3><div id="timeline" class="timeline"></div>
     <h3>History</h3><table id="history"><tbody></tbody></table>`;
   const events = [];
-  const draw = (current) => {
-    renderGraph($("#graph"), graph.graph, events, current);
+  const draw = (current, status) => {
+    renderGraph($("#graph"), graph.graph, events, current, status);
     renderTimeline($("#timeline"), events);
   };
   const show = (info) => {
@@ -89,7 +89,7 @@ async function runPage(main, runId) {
     $("#output").textContent = JSON.stringify(info.output, null, 2);
     $("#error").textContent = info.error ? JSON.stringify(info.error, null, 2) : "";
     renderActions($("#actions"), runId, info, graph);
-    draw(info.current.map((c) => c.state));
+    draw(info.current.map((c) => c.state), info.status);
   };
   show(info);
   const tbody = $("#history tbody");
@@ -177,7 +177,7 @@ function signalForm(runId, name, schema, result) {
 // ------------------------------------------------------------------ graph (dsl/graph.py's description)
 function allNodes(cluster, out = []) { out.push(...cluster.nodes); cluster.clusters.forEach((c) => allNodes(c, out)); return out; }
 
-function renderGraph(box, diagram, events, current) {
+function renderGraph(box, diagram, events, current, status) {
   const nodes = allNodes(diagram.root);
   const byId = Object.fromEntries(nodes.map((n) => [n.id, n]));
   // Layers by longest path from the start markers along forward edges (BFS, each node once).
@@ -195,6 +195,8 @@ function renderGraph(box, diagram, events, current) {
   const W = 150, H = 34, GX = 20, GY = 30, pos = {};
   Object.entries(rows).forEach(([l, row]) => row.forEach((n, i) => (pos[n.id] = { x: 10 + i * (W + GX), y: 10 + Number(l) * (H + GY) })));
   const visited = new Set(events.filter((e) => e.type === "StateEntered").map((e) => e.state));
+  // A run that completed reached its machine's end marker (succeed states record no event).
+  const root = new Set(diagram.root.nodes.map((n) => n.id));
   const path = events.filter((e) => e.type === "StateEntered").map((e) => e.state);
   const taken = new Set(path.slice(1).map((s, i) => path[i] + "\u2192" + s));
   const name = (n) => (n.kind === "start" || n.kind === "end" ? null : n.label[0]);
@@ -209,7 +211,8 @@ function renderGraph(box, diagram, events, current) {
   const cur = new Set(current);
   const shapes = nodes.map((n) => {
     const p = pos[n.id], s = name(n);
-    const cls = ["node", s && visited.has(s) ? "visited" : "", s && cur.has(s) ? "current" : ""].join(" ");
+    const ended = n.kind === "end" && status === "completed" && root.has(n.id);
+    const cls = ["node", (s && visited.has(s)) || ended ? "visited" : "", s && cur.has(s) ? "current" : ""].join(" ");
     return `<g class="${cls}" data-state="${esc(s ?? n.kind)}"><rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="${n.kind === "start" || n.kind === "end" ? 16 : 4}"></rect>
       <text x="${p.x + 6}" y="${p.y + 21}">${esc(n.label[0]).slice(0, 22)}</text><title>${esc(n.label.join("\n"))}</title></g>`;
   }).join("");
