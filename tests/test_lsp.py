@@ -298,3 +298,10 @@ states:
         {"textDocument": {"uri": uri}, "position": _at(text, "start: first", 8)},
     )
     assert target["range"]["start"] == _at(text, "first:\n")
+
+
+def test_yaml_that_is_not_a_workflow_gets_no_diagnostics(client: Client, tmp_path: Path) -> None:
+    uri = (tmp_path / "compose.yaml").as_uri()
+    assert _open(client, uri, "services:\n  web:\n    image: nginx\n") == []
+    # the same buffer once it declares dsl: is checked
+    assert _change(client, uri, 'dsl: "1.0"\nservices: {}\n', 2)

@@ -18,6 +18,7 @@ from dsl.loader import load_text
 from dsl.source import SourceDocument
 from dsl.validate import validate_text
 from interpreter.cli._common import version
+from interpreter.cli.validate_cmd import declares_dsl
 
 _KINDS = {
     "state": lsp.CompletionItemKind.Reference,
@@ -37,6 +38,11 @@ class TideflowServer(LanguageServer):
 
     def check(self, uri: str) -> None:
         text = self.workspace.get_text_document(uri).source
+        if not declares_dsl(text):  # a YAML/JSON file that is not a workflow
+            self.text_document_publish_diagnostics(
+                lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+            )
+            return
         path = to_fs_path(uri) or uri
         dirs = [*self.dirs, Path(path).parent]
         result = validate_text(text, path, activities=self.activities, workflow_dirs=dirs)
