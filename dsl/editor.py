@@ -48,11 +48,12 @@ def _state_paths(document: SourceDocument) -> Iterator[JsonPath]:
     """The path of every state key at any depth (`(..., "states", name)`)."""
     for path in document.key_positions:
         is_name = len(path) >= 2 and path[-2] == "states" and isinstance(path[-1], str)
-        if is_name and isinstance(_node(document.data, path[:-1]), dict):
+        if is_name and isinstance(node_at(document.data, path[:-1]), dict):
             yield path
 
 
-def _node(data: Any, path: JsonPath) -> Any:
+def node_at(data: Any, path: JsonPath) -> Any:
+    """The node at `path` in `data`, None when there is none."""
     node = data
     for part in path:
         in_dict = isinstance(node, dict) and part in node
@@ -98,7 +99,7 @@ def reference_scope(path: JsonPath) -> JsonPath:
 
 
 def state_names(document: SourceDocument, scope: JsonPath) -> list[str]:
-    states = _node(document.data, scope)
+    states = node_at(document.data, scope)
     return [name for name in states if isinstance(name, str)] if isinstance(states, dict) else []
 
 
@@ -169,7 +170,7 @@ def _value_at(document: SourceDocument, line: int, column: int) -> JsonPath | No
     for path, position in document.value_positions.items():
         if position.line != line or position.column > column:
             continue
-        value = _node(document.data, path)
+        value = node_at(document.data, path)
         if not isinstance(value, str):
             continue
         quoted = document.text.splitlines()[line - 1][position.column - 1 : position.column]
@@ -184,7 +185,7 @@ def definition(document: SourceDocument, line: int, column: int) -> Position | N
     path = _value_at(document, line, column)
     if path is None or not path or path[-1] not in STATE_REFERENCE_KEYS:
         return None
-    name = _node(document.data, path)
+    name = node_at(document.data, path)
     target = (*reference_scope(path), name)
     return document.key_positions.get(target)
 
@@ -229,7 +230,7 @@ def describe(data: Any, path: JsonPath) -> str | None:
             candidates = [arg for c in candidates for arg in _dict_values(c)]
             if not candidates:
                 return None
-        node = _node(node, (part,))
+        node = node_at(node, (part,))
     if described is None:
         if len(path) >= 2 and path[-2] == "states" and isinstance(node, dict):
             kind = node.get("type")

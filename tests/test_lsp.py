@@ -178,6 +178,7 @@ def test_session_diagnostics_completion_hover_definition(client: Client, tmp_pat
     found = _change(client, uri, typo, 2)
     (bad,) = [d for d in found if d["range"]["start"] == _at(typo, "next: reserv", 6)]
     assert "reserv" in bad["message"] and "hint:" in bad["message"]
+    assert bad["range"]["end"] == _at(typo, "next: reserv", len("next: reserv"))
     assert bad["source"] == "tideflow" and bad["severity"] == 1 and bad["code"].startswith("TF")
 
     assert _change(client, uri, GOOD, 3) == []
@@ -305,3 +306,20 @@ def test_yaml_that_is_not_a_workflow_gets_no_diagnostics(client: Client, tmp_pat
     assert _open(client, uri, "services:\n  web:\n    image: nginx\n") == []
     # the same buffer once it declares dsl: is checked
     assert _change(client, uri, 'dsl: "1.0"\nservices: {}\n', 2)
+
+
+def test_incremental_edits_are_applied_to_the_buffer(client: Client, tmp_path: Path) -> None:
+    """Editors send ranges, not the whole text: the server checks the edited buffer."""
+    uri = (tmp_path / "w.yaml").as_uri()
+    assert _open(client, uri, GOOD) == []
+    start = _at(GOOD, "next: approval", len("next: "))
+    end = {**start, "character": start["character"] + len("approval")}
+    client.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [{"range": {"start": start, "end": end}, "text": "reserv"}],
+        },
+    )
+    found = client.diagnostics(uri)
+    assert any(d["range"]["start"] == start and "reserv" in d["message"] for d in found), found

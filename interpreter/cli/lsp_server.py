@@ -49,10 +49,9 @@ class TideflowServer(LanguageServer):
         if result.document is not None:
             self.parsed[uri] = result.document
         lines = text.splitlines()
+        found = [_diagnostic(d, lines, result.document) for d in result.diagnostics]
         self.text_document_publish_diagnostics(
-            lsp.PublishDiagnosticsParams(
-                uri=uri, diagnostics=[_diagnostic(d, lines) for d in result.diagnostics]
-            )
+            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=found)
         )
 
     def document(self, uri: str) -> tuple[SourceDocument | None, list[str]]:
@@ -63,13 +62,13 @@ class TideflowServer(LanguageServer):
         return loaded or self.parsed.get(uri), text.splitlines()
 
 
-def _diagnostic(found: Diagnostic, lines: list[str]) -> lsp.Diagnostic:
+def _diagnostic(
+    found: Diagnostic, lines: list[str], document: SourceDocument | None
+) -> lsp.Diagnostic:
     line = max(0, found.line - 1)
     start = max(0, found.column - 1)
     text = lines[line] if line < len(lines) else ""
-    end = len(text.rstrip())
-    if end <= start:
-        end = start + 1
+    end = _token_end(found, text, start, document)
     message = found.message + (f"\nhint: {found.hint}" if found.hint else "")
     return lsp.Diagnostic(
         range=lsp.Range(lsp.Position(line, start), lsp.Position(line, end)),
@@ -82,6 +81,29 @@ def _diagnostic(found: Diagnostic, lines: list[str]) -> lsp.Diagnostic:
         code=found.code,
         source="tideflow",
     )
+
+
+def _token_end(found: Diagnostic, text: str, start: int, document: SourceDocument | None) -> int:
+    """Where the underline ends: after the string scalar the diagnostic points at (its
+    quotes included), else at the end of the line (a comment left out)."""
+    value = _scalar_at(found, document)
+    if isinstance(value, str) and value:
+        quote = text[start : start + 1]
+        if quote in ("'", '"'):
+            close = text.find(quote, start + 1)
+            if close > start:
+                return close + 1
+        elif text[start : start + len(value)] == value:
+            return start + len(value)
+    comment = text.find(" #", start)
+    end = len((text if comment < 0 else text[:comment]).rstrip())
+    return end if end > start else start + 1
+
+
+def _scalar_at(found: Diagnostic, document: SourceDocument | None) -> object:
+    if document is None or document.value_positions.get(found.path) != found.position:
+        return None
+    return editor.node_at(document.data, found.path)
 
 
 def build_server(activities: Collection[str] | None, dirs: Sequence[Path]) -> TideflowServer:
