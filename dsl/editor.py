@@ -167,13 +167,15 @@ def _signal_names(document: SourceDocument) -> list[str]:
 
 def _value_at(document: SourceDocument, line: int, column: int) -> JsonPath | None:
     """The path of the string scalar under (`line`, `column`)."""
+    lines = document.text.splitlines()
+    raw = lines[line - 1] if 0 < line <= len(lines) else ""
     for path, position in document.value_positions.items():
         if position.line != line or position.column > column:
             continue
         value = node_at(document.data, path)
         if not isinstance(value, str):
             continue
-        quoted = document.text.splitlines()[line - 1][position.column - 1 : position.column]
+        quoted = raw[position.column - 1 : position.column]
         width = len(value) + (2 if quoted in ("'", '"') else 0)
         if column <= position.column + width:
             return path
@@ -194,20 +196,38 @@ def definition(document: SourceDocument, line: int, column: int) -> Position | N
 
 
 def hover(document: SourceDocument, line: int, column: int) -> Hover | None:
-    """The model's description of the key under the cursor (and of its state type)."""
+    """The model's description of the key under the cursor; on a state reference, the
+    state it names (its type and description)."""
+    lines = document.text.splitlines()
+    raw = lines[line - 1] if 0 < line <= len(lines) else ""
     for path, position in document.key_positions.items():
         if position.line != line or not path or not isinstance(path[-1], str):
             continue
         key = path[-1]
-        raw = document.text.splitlines()[line - 1]
-        width = len(key) + (2 if raw[position.column - 1 : position.column] in "'\"" else 0)
+        width = len(key) + (2 if raw[position.column - 1 : position.column] in ("'", '"') else 0)
         if not position.column <= column < position.column + width:
             continue
         text = describe(document.data, path)
         if text is None:
             return None
         return Hover(text, position, Position(line, position.column + width))
-    return None
+    return _reference_hover(document, line, column)
+
+
+def _reference_hover(document: SourceDocument, line: int, column: int) -> Hover | None:
+    path = _value_at(document, line, column)
+    if path is None or not path or path[-1] not in STATE_REFERENCE_KEYS:
+        return None
+    name = node_at(document.data, path)
+    state = node_at(document.data, (*reference_scope(path), name))
+    start = document.value_positions[path]
+    end = Position(line, start.column + len(name))
+    if not isinstance(state, dict):
+        return Hover(f"**{name}**: no such state here", start, end)
+    text = f"**{name}**: a state" + (f" of type `{state['type']}`" if "type" in state else "")
+    if isinstance(state.get("description"), str):
+        text += f"\n\n{state['description']}"
+    return Hover(text, start, end)
 
 
 def describe(data: Any, path: JsonPath) -> str | None:

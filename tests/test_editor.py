@@ -36,6 +36,9 @@ states:
       - when: "{{ vars.ok }}"
         next: fan
     default: fan
+  end:
+    type: succeed
+    description: The happy end.
 """
 
 
@@ -65,7 +68,7 @@ def test_references_in_a_branch_complete_the_branch_states_only() -> None:
     assert [c.label for c in found] == ["one", "two"]
     number, line = _line("default: fan")
     found = editor.completions(_document(), line, number, len(line) + 1)
-    assert [c.label for c in found] == ["fan", "pick"]
+    assert [c.label for c in found] == ["fan", "pick", "end"]
 
 
 def test_a_key_that_takes_no_name_completes_nothing() -> None:
@@ -90,3 +93,14 @@ def test_definition_of_branch_start_and_top_level_references() -> None:
     assert editor.definition(_document(), number, line.index("fan") + 2) == Position(10, 3)
     number, line = _line("type: succeed")
     assert editor.definition(_document(), number, line.index("succeed") + 1) is None
+
+
+def test_hover_on_a_reference_describes_the_state() -> None:
+    number, line = _line("default: fan")
+    found = editor.hover(_document(), number, line.index("fan") + 1)
+    assert found is not None and found.text == "**fan**: a state of type `parallel`"
+    text = TEXT.replace("default: fan", "default: end")
+    document = load_text(text, "e.yaml").document
+    assert document is not None
+    found = editor.hover(document, number, line.index("fan") + 1)
+    assert found is not None and found.text.endswith("\n\nThe happy end.")
