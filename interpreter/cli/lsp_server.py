@@ -32,9 +32,10 @@ class TideflowServer(LanguageServer):
         super().__init__("tideflow", version())
         self.activities = activities
         self.dirs = list(dirs)
-        # The last parse of each buffer that loaded: completion while typing (a half-written
-        # line that does not parse) still knows the state names.
-        self.parsed: dict[str, SourceDocument] = {}
+        # The last parse of each buffer that loaded, and the text it was parsed from:
+        # requests on an unchanged buffer reuse it, and completion while typing (a
+        # half-written line that does not parse) still knows the state names.
+        self.parsed: dict[str, tuple[str, SourceDocument]] = {}
 
     def check(self, uri: str) -> None:
         text = self.workspace.get_text_document(uri).source
@@ -47,7 +48,7 @@ class TideflowServer(LanguageServer):
         dirs = [*self.dirs, Path(path).parent]
         result = validate_text(text, path, activities=self.activities, workflow_dirs=dirs)
         if result.document is not None:
-            self.parsed[uri] = result.document
+            self.parsed[uri] = (text, result.document)
         lines = text.splitlines()
         found = [_diagnostic(d, lines, result.document) for d in result.diagnostics]
         self.text_document_publish_diagnostics(
@@ -56,10 +57,14 @@ class TideflowServer(LanguageServer):
 
     def document(self, uri: str) -> tuple[SourceDocument | None, list[str]]:
         text = self.workspace.get_text_document(uri).source
+        cached = self.parsed.get(uri)
+        if cached is not None and cached[0] == text:
+            return cached[1], text.splitlines()
         loaded = load_text(text, uri).document
         if loaded is not None:
-            self.parsed[uri] = loaded
-        return loaded or self.parsed.get(uri), text.splitlines()
+            self.parsed[uri] = (text, loaded)
+            return loaded, text.splitlines()
+        return (cached[1] if cached else None), text.splitlines()
 
 
 def _diagnostic(
