@@ -323,3 +323,26 @@ def test_incremental_edits_are_applied_to_the_buffer(client: Client, tmp_path: P
     )
     found = client.diagnostics(uri)
     assert any(d["range"]["start"] == start and "reserv" in d["message"] for d in found), found
+
+
+def test_a_burst_of_changes_is_checked_once_at_its_last_version(
+    client: Client, tmp_path: Path
+) -> None:
+    """Keystrokes in a row: the diagnostics that arrive are those of the last buffer."""
+    uri = (tmp_path / "w.yaml").as_uri()
+    assert _open(client, uri, GOOD) == []
+    for version, name in enumerate(["r", "re", "res", "rese", "reser"], start=2):
+        client.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"text": GOOD.replace("next: approval", f"next: {name}")}],
+            },
+        )
+    final = GOOD.replace("next: approval", "next: reserv")
+    found = _change(client, uri, final, 7)
+    # whichever checks ran, the last published diagnostics are the final buffer's
+    while not any("names 'reserv'" in d["message"] for d in found):
+        assert any(d["code"] == "TF201" for d in found), found
+        found = client.diagnostics(uri)
+    assert any(d["range"]["start"] == _at(final, "next: reserv", 6) for d in found)

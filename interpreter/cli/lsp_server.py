@@ -5,6 +5,7 @@ dsl/editor.py. LSP positions are 0-based (UTF-16 code units; pygls converts), ti
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from dsl.validate import validate_text
 from interpreter.cli._common import version
 from interpreter.cli.validate_cmd import declares_dsl
 
+CHANGE_PAUSE_SECONDS = 0.1
 _KINDS = {
     "state": lsp.CompletionItemKind.Reference,
     "activity": lsp.CompletionItemKind.Function,
@@ -36,6 +38,7 @@ class TideflowServer(LanguageServer):
         # requests on an unchanged buffer reuse it, and completion while typing (a
         # half-written line that does not parse) still knows the state names.
         self.parsed: dict[str, tuple[str, SourceDocument]] = {}
+        self.latest: dict[str, int] = {}  # the newest change's version of each buffer
 
     def check(self, uri: str) -> None:
         text = self.workspace.get_text_document(uri).source
@@ -119,8 +122,14 @@ def build_server(activities: Collection[str] | None, dirs: Sequence[Path]) -> Ti
         ls.check(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: TideflowServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        ls.check(params.text_document.uri)
+    async def did_change(ls: TideflowServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        # Typing sends a change per keystroke: check only the buffer no newer change follows
+        # within a short pause, instead of queueing one whole-file validation per key.
+        uri, version = params.text_document.uri, params.text_document.version
+        ls.latest[uri] = version
+        await asyncio.sleep(CHANGE_PAUSE_SECONDS)
+        if ls.latest.get(uri) == version:
+            ls.check(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: TideflowServer, params: lsp.DidSaveTextDocumentParams) -> None:
@@ -129,6 +138,7 @@ def build_server(activities: Collection[str] | None, dirs: Sequence[Path]) -> Ti
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TideflowServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.parsed.pop(params.text_document.uri, None)
+        ls.latest.pop(params.text_document.uri, None)
         ls.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
         )
