@@ -104,3 +104,15 @@ def test_hover_on_a_reference_describes_the_state() -> None:
     assert document is not None
     found = editor.hover(document, number, line.index("fan") + 1)
     assert found is not None and found.text.endswith("\n\nThe happy end.")
+
+
+def test_every_state_name_field_of_the_model_is_a_reference_key() -> None:
+    """A new StateName field in dsl/model.py must be completed and resolved too."""
+    import re
+    from pathlib import Path
+
+    import dsl.model
+
+    source = Path(dsl.model.__file__).read_text(encoding="utf-8")
+    fields = set(re.findall(r"(?m)^\s+(\w+): StateName\b", source))
+    assert fields and fields <= editor.STATE_REFERENCE_KEYS, fields
