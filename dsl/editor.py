@@ -158,8 +158,15 @@ def _enclosing_list_key(document: SourceDocument, line: int, line_text: str) -> 
 
 
 def _signal_names(document: SourceDocument) -> list[str]:
-    signals = document.data.get("signals") if isinstance(document.data, dict) else None
-    return [name for name in signals if isinstance(name, str)] if isinstance(signals, dict) else []
+    """What a wait can name: the signals declared under `signals`, then the updates under
+    `updates` (an accepted update also wakes a wait for its name, as lint TF230 allows)."""
+    data = document.data if isinstance(document.data, dict) else {}
+    names: list[str] = []
+    for section in ("signals", "updates"):
+        declared = data.get(section)
+        if isinstance(declared, dict):
+            names.extend(n for n in declared if isinstance(n, str) and n not in names)
+    return names
 
 
 # --- definition -----------------------------------------------------------------------------

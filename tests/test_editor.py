@@ -116,3 +116,13 @@ def test_every_state_name_field_of_the_model_is_a_reference_key() -> None:
     source = Path(dsl.model.__file__).read_text(encoding="utf-8")
     fields = set(re.findall(r"(?m)^\s+(\w+): StateName\b", source))
     assert fields and fields <= editor.STATE_REFERENCE_KEYS, fields
+
+
+def test_a_wait_completes_declared_updates_after_the_signals() -> None:
+    text = TEXT.replace("defaults:", "updates:\n  bump: {}\ndefaults:")
+    document = load_text(text, "e.yaml").document
+    assert document is not None
+    line = next(t for t in text.splitlines() if "signals: [approve" in t)
+    number = text.splitlines().index(line) + 1
+    found = editor.completions(document, line, number, line.index("[") + 2)
+    assert [c.label for c in found] == ["approve", "reject", "bump"]
