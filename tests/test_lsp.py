@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("pygls")
-
 ACTIVITIES = """
 from interpreter.activities import activity
 
@@ -131,6 +129,7 @@ class Client:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Any:
+    pytest.importorskip("pygls")
     module = tmp_path / "acts.py"
     module.write_text(ACTIVITIES, encoding="utf-8")
     started = Client("--activities", str(module))
@@ -346,3 +345,21 @@ def test_a_burst_of_changes_is_checked_once_at_its_last_version(
         assert any(d["code"] == "TF201" for d in found), found
         found = client.diagnostics(uri)
     assert any(d["range"]["start"] == _at(final, "next: reserv", 6) for d in found)
+
+
+def test_without_pygls_the_command_says_which_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['pygls'] = None\n"
+        "from interpreter.cli import main\n"
+        "sys.exit(main(['lsp']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pygls" in done.stderr and "tideflow[lsp]" in done.stderr
+    assert "Traceback" not in done.stderr
