@@ -1,0 +1,228 @@
+"""`*.test.yaml` files for `tideflow test`: the pydantic model (its JSON Schema is committed
+as schemas/test.schema.json) and loading with located diagnostics (codes TF300-TF319, listed
+in docs/diagnostics.md). Loading reuses the workflow loader, so positions are file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dsl.diagnostics import Diagnostic, Position, error_at
+from dsl.durations import parse_duration
+from dsl.loader import load_file
+from dsl.source import SourceDocument
+
+TEST_CODES: dict[str, str] = {
+    "TF300": "Test file does not match the test file schema",
+    "TF301": "Test file names a workflow that cannot be found",
+    "TF302": "Test file's workflow is invalid",
+    "TF303": "Mock or expectation names an activity the workflow does not use",
+    "TF304": "Signal point or expectation names a state the workflow does not have",
+    "TF305": "Bad duration in a test file",
+    "TF306": "Duplicate case name",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MockError(_Strict):
+    type: str = Field(description="the error type the attempt fails with")
+    message: str = ""
+    details: Any = None
+    non_retryable: bool = False
+
+
+class MockResult(_Strict):
+    """One attempt's outcome: `result` or `error`."""
+
+    result: Any = None
+    error: MockError | None = None
+    delay: str | float | None = Field(None, description="virtual time the attempt takes")
+
+
+class Mock(_Strict):
+    """Replaces one activity for a case. Give one of: `result`, `error`, `results` (one per
+    call, the last repeats), `python` (module:function), `real: true`."""
+
+    result: Any = None
+    error: MockError | None = None
+    results: list[MockResult] | None = None
+    python: str | None = Field(None, description="module:function called with the input")
+    real: bool = False
+    delay: str | float | None = Field(None, description="virtual time each attempt takes")
+    callback: MockResult | None = Field(
+        None, description="for `completion: callback`: complete (or fail) the token"
+    )
+
+
+class Send(_Strict):
+    """A signal or update sent during the case: on entering `on_state`, or at virtual `at`."""
+
+    name: str
+    payload: Any = None
+    on_state: str | None = None
+    at: str | float | None = None
+
+
+class QueryCheck(_Strict):
+    name: str
+    args: Any = None
+    equals: Any = None
+
+
+class EventCheck(_Strict):
+    type: str
+    state: str | None = None
+
+
+class Expect(_Strict):
+    status: Literal["completed", "failed", "cancelled", "terminated", "timed_out", "running"] = (
+        "completed"
+    )
+    output: Any = None
+    error_type: str | None = None
+    states: list[str] | None = Field(None, description="states entered, exactly in order")
+    states_include: list[str] | None = Field(None, description="states entered, as a subsequence")
+    compensations: list[str] | None = Field(None, description="compensations run, in order")
+    calls: dict[str, int | list[Any]] | None = Field(
+        None, description="per activity: how many calls, or the list of inputs"
+    )
+    queries: list[QueryCheck] | None = None
+    events: list[EventCheck] | None = Field(None, description="history events, as a subsequence")
+
+
+class Case(_Strict):
+    name: str
+    input: Any = None
+    mocks: dict[str, Mock] = Field(default_factory=dict)
+    signals: list[Send] = Field(default_factory=list)
+    updates: list[Send] = Field(default_factory=list)
+    limit: str = Field("3650d", description="virtual time after which the case stops")
+    expect: Expect = Field(default_factory=Expect)
+
+
+class TestFile(_Strict):
+    """A `*.test.yaml` file: the workflow under test and its cases."""
+
+    workflow: str = Field(description="the workflow file, relative to this file")
+    activities: list[str] = Field(default_factory=list, description=".py files or modules")
+    mocks: dict[str, Mock] = Field(default_factory=dict, description="mocks for every case")
+    cases: list[Case] = Field(min_length=1)
+
+
+class LoadedTests:
+    def __init__(self, path: Path, model: TestFile, doc: SourceDocument) -> None:
+        self.path = path
+        self.model = model
+        self.doc = doc
+
+    def workflow_path(self) -> Path:
+        return (self.path.parent / self.model.workflow).resolve()
+
+
+def load_test_file(path: Path) -> tuple[LoadedTests | None, list[Diagnostic]]:
+    name = str(path)
+    loaded = load_file(path)
+    if loaded.document is None:
+        return None, loaded.diagnostics
+    doc = loaded.document
+    try:
+        model = TestFile.model_validate(doc.data)
+    except ValidationError as exc:
+        diags = []
+        for err in exc.errors()[:20]:
+            where = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+            pos = _locate(doc, where)
+            diags.append(
+                error_at(
+                    name,
+                    "TF300",
+                    f"{'/'.join(map(str, where)) or 'the file'}: {err['msg']}",
+                    "see schemas/test.schema.json and docs/testing.md",
+                    pos,
+                )
+            )
+        return None, diags
+    diags = []
+    seen: set[str] = set()
+    for i, case in enumerate(model.cases):
+        if case.name in seen:
+            diags.append(
+                error_at(
+                    name,
+                    "TF306",
+                    f"case {case.name!r} appears twice",
+                    "give each case its own name",
+                    _locate(doc, ("cases", i, "name")),
+                )
+            )
+        seen.add(case.name)
+        for key, send_list in (("signals", case.signals), ("updates", case.updates)):
+            for j, send in enumerate(send_list):
+                if send.at is not None and _bad_duration(send.at):
+                    diags.append(
+                        error_at(
+                            name,
+                            "TF305",
+                            f"{send.at!r} is not a duration",
+                            "write e.g. 10s, 5m, 2h or 30d",
+                            _locate(doc, ("cases", i, key, j, "at")),
+                        )
+                    )
+        if _bad_duration(case.limit):
+            diags.append(
+                error_at(
+                    name,
+                    "TF305",
+                    f"{case.limit!r} is not a duration",
+                    "write e.g. 10s, 5m, 2h or 30d",
+                    _locate(doc, ("cases", i, "limit")),
+                )
+            )
+    loaded_tests = LoadedTests(path, model, doc)
+    if not loaded_tests.workflow_path().is_file():
+        diags.append(
+            error_at(
+                name,
+                "TF301",
+                f"workflow {model.workflow!r} not found",
+                "give the workflow's path relative to the test file",
+                _locate(doc, ("workflow",)),
+            )
+        )
+    return (None if diags else loaded_tests), diags
+
+
+def _bad_duration(value: object) -> bool:
+    try:
+        parse_duration(value)
+    except (ValueError, TypeError):
+        return True
+    return False
+
+
+def _locate(doc: SourceDocument, path: tuple[str | int, ...]) -> Position:
+    while path:
+        try:
+            return doc.locate(path)
+        except (KeyError, IndexError, TypeError):
+            path = path[:-1]
+    return Position(1, 1)
+
+
+def find_test_files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(sorted(p.rglob("*.test.yaml")))
+        else:
+            found.append(p)
+    return found
+
+
+def schema() -> dict[str, Any]:
+    return TestFile.model_json_schema()
