@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interpreter import jsondata
+from interpreter import clock, jsondata
 from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
 from interpreter.errors import (
     InputInvalid,

@@ -307,7 +307,7 @@ async def _drive(
 
     def finished() -> bool:
         if timed_out[0] or worker.is_driving(run_id) or worker.has_drivers():
-            return False if not timed_out[0] else True
+            return timed_out[0]
         current = client.store.get_run(run_id)
         return current is not None and current.status in TERMINAL_STATUSES
 
