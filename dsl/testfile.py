@@ -101,6 +101,7 @@ class Case(_Strict):
     mocks: dict[str, Mock] = Field(default_factory=dict)
     signals: list[Send] = Field(default_factory=list)
     updates: list[Send] = Field(default_factory=list)
+    run_id: str | None = Field(None, description="the run's id (default test-<workflow>)")
     limit: str = Field("3650d", description="virtual time after which the case stops")
     expect: Expect = Field(default_factory=Expect)
 

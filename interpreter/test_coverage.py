@@ -55,7 +55,7 @@ def coverage(files: list[LoadedTests], cases: list[CaseResult]) -> dict[str, dic
             for e in case.events:
                 if e["type"] == "ErrorCaught":
                     entry["catches"].add(e.get("state"))
-                elif e["type"] == "ActivityScheduled" and (e.get("attempt") or 1) > 1:
+                elif e["type"] == "RetryScheduled":
                     entry["retries"].add(e.get("state"))
                 elif e["type"] == "CompensationStarted":
                     entry["compensations"].add(e.get("state"))

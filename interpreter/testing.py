@@ -75,15 +75,16 @@ class Report:
 
     def text(self) -> str:
         lines = []
-        for d in self.invalid:
-            lines.append(f"{d.file}:{d.line}:{d.position.column}: {d.code} {d.message}")
         for c in self.cases:
             lines.append(f"{'PASS' if c.ok else 'FAIL'} {c.file} :: {c.name}")
             if not c.ok:
                 lines.extend(f"    {f}" for f in c.failures)
                 lines.append(f"    path taken: {' -> '.join(c.states) or '(none)'}")
         passed = sum(c.ok for c in self.cases)
-        lines.append(f"{passed}/{len(self.cases)} cases passed")
+        if self.invalid:
+            lines.append(f"{len(self.invalid)} problem(s) in test files: no case ran")
+        else:
+            lines.append(f"{passed}/{len(self.cases)} cases passed")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -250,7 +251,7 @@ async def _drive(
     client: Any, defn: Any, case: Case, ref: list[Any], worker_class: Any, wf_dir: Path
 ) -> Any:
     loop = asyncio.get_running_loop()
-    run_id = client.start(defn, case.input, run_id=f"test-{defn.name}")
+    run_id = client.start(defn, case.input, run_id=case.run_id or f"test-{defn.name}")
     worker = worker_class(
         client.store,
         root_id=run_id,

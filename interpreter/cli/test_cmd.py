@@ -30,6 +30,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
     else:
+        if report.invalid:
+            from dsl.formatters import format_text
+            from dsl.validate import ValidationResult
+
+            files = sorted({d.file for d in report.invalid})
+            results = [
+                ValidationResult(f, None, None, [d for d in report.invalid if d.file == f])
+                for f in files
+            ]
+            print(format_text(results), end="")
         print(report.text())
         if args.coverage and report.coverage:
             print(table(report.coverage))

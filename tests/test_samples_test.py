@@ -1,0 +1,61 @@
+"""`tideflow test`: the sample test files pass with 100% state coverage, failures and invalid
+files give exit 1 and 2, and virtual time makes long waits instant."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from interpreter.testing import run_test_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tideflow(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "interpreter", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_samples_pass_with_full_state_coverage() -> None:
+    proc = _tideflow("test", "samples/", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and len(report["cases"]) >= 20
+    missed = {k: v["states_missed"] for k, v in report["coverage"].items() if v["states_missed"]}
+    assert not missed or set(missed) <= {"poller", "race"}, missed
+
+
+def test_a_wrong_expectation_fails_with_a_diff(tmp_path: Path) -> None:
+    test = tmp_path / "greeting.test.yaml"
+    test.write_text(
+        f"workflow: {ROOT / 'samples' / 'greeting.yaml'}\n"
+        "mocks:\n  greet: {result: {message: Hi}}\n"
+        "cases:\n  - name: wrong\n    input: {name: Ada}\n"
+        "    expect: {output: {message: Hello}}\n",
+        encoding="utf-8",
+    )
+    report = run_test_file(test)
+    assert report.exit_code() == 1
+    assert "expected {'message': 'Hello'}" in report.text()
+    junit = tmp_path / "j.xml"
+    proc = _tideflow("test", str(test), "--junit", str(junit))
+    assert proc.returncode == 1 and "<failure" in junit.read_text()
+
+
+def test_an_invalid_test_file_is_exit_2_with_a_position(tmp_path: Path) -> None:
+    test = tmp_path / "bad.test.yaml"
+    test.write_text("workflow: nowhere.yaml\ncases:\n  - name: a\n    colour: red\n")
+    proc = _tideflow("test", str(test))
+    assert proc.returncode == 2, proc.stdout
+    assert "bad.test.yaml:4:" in proc.stdout and "TF300" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_thirty_day_timeout_is_virtual() -> None:
+    report = run_test_file(ROOT / "samples" / "tests" / "approval.test.yaml", only="30-day")
+    assert report.ok, report.text()
+    assert report.cases[0].virtual_seconds >= 30 * 86400
