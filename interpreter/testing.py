@@ -79,7 +79,8 @@ class Report:
             lines.append(f"{'PASS' if c.ok else 'FAIL'} {c.file} :: {c.name}")
             if not c.ok:
                 lines.extend(f"    {f}" for f in c.failures)
-                lines.append(f"    path taken: {' -> '.join(c.states) or '(none)'}")
+                shown = c.states if len(c.states) <= 40 else ["...", *c.states[-40:]]
+                lines.append(f"    path taken: {' -> '.join(shown) or '(none)'}")
         passed = sum(c.ok for c in self.cases)
         if self.invalid:
             lines.append(f"{len(self.invalid)} problem(s) in test files: no case ran")
@@ -214,7 +215,7 @@ def run_case(tests: LoadedTests, case: Case) -> CaseResult:
     mocks = {**tests.model.mocks, **case.mocks}
     virtual = clock.VirtualClock()
     client = Client(store=open_store(":memory:"))
-    ref: list[Any] = [client, None]
+    ref: list[Any] = [client, None, result.failures]
     mocked = _Mocked(mocks, ref)
     try:
         with _activities(mocked, set(mocks) | set(defn.activity_names())):
@@ -265,6 +266,7 @@ async def _drive(
     ref[1] = worker
     pending_on_state: list[Send] = []
     timed_out = [False]
+    problems: list[str] = ref[2]
 
     def sender(kind: str, send: Send) -> Callable[[], None]:
         def go() -> None:
@@ -275,8 +277,8 @@ async def _drive(
                     from interpreter import updates
 
                     updates.submit(client.store, client.get(run_id), send.name, send.payload, None)
-            except TideflowError:
-                pass
+            except TideflowError as exc:
+                problems.append(f"{kind} {send.name!r} could not be sent: {exc.message}")
             worker.notify()
 
         return go

@@ -138,10 +138,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     tests = [p for p in [*files, *skipped] if p.name.endswith(TEST_SUFFIX)]
     files = [p for p in files if not p.name.endswith(TEST_SUFFIX)]
     skipped = [p for p in skipped if not p.name.endswith(TEST_SUFFIX)]
-    if not files and tests:
-        files_ok = True
-    else:
-        files_ok = bool(files)
+    files_ok = bool(files or tests)
     if not files_ok and args.only_workflows:
         print(f"note: no workflow files among {len(skipped)} file(s)", file=sys.stderr)
         return EXIT_OK
