@@ -263,6 +263,7 @@ async def _drive(
     )
     worker.timers_only = True
     worker.idle_poll = 1e9
+    worker.step_wait = 1e9
     ref[1] = worker
     pending_on_state: list[Send] = []
     timed_out = [False]

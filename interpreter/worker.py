@@ -94,6 +94,7 @@ class Worker:
         # Whoever adds work calls notify() (tests on virtual time): poll only for timers.
         self.timers_only = False
         self.idle_poll = IDLE_POLL_SECONDS
+        self.step_wait = 0.5  # a driver's longest wait while attempts run
         # Set when a run's driver met an error that makes going on unsafe (StoreDamaged):
         # run() stops and raises it.
         self.fatal: StoreDamaged | None = None
@@ -449,7 +450,8 @@ class _RunDriver:
                     due = now  # attempts cut off by a shutdown: the next owner restarts them
                 self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, due)
                 return
-            timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
+            cap = self.w.step_wait
+            timeout = cap if next_wake is None else max(0.0, min(cap, next_wake - now))
             await self._wait(timeout)
             if self.lease_lost:
                 raise LeaseLost(self.run.id)
