@@ -45,7 +45,9 @@ def main() -> int:
         "cpu_s": round(cpu, 3),
         "cases_per_s": round(len(chosen) / wall, 1),
     }
-    print(json.dumps(result) if args.json else "\n".join(f"{k:>15}: {v}" for k, v in result.items()))
+    print(
+        json.dumps(result) if args.json else "\n".join(f"{k:>15}: {v}" for k, v in result.items())
+    )
     return 1 if failed else 0
 
 

@@ -226,4 +226,23 @@ def find_test_files(paths: list[Path]) -> list[Path]:
 
 
 def schema() -> dict[str, Any]:
-    return TestFile.model_json_schema()
+    """The JSON Schema of a test file (committed as schemas/test.schema.json)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tideflow test file (*.test.yaml)",
+        **TestFile.model_json_schema(),
+    }
+
+
+def main() -> int:
+    """`python -m dsl.testfile`: rewrite schemas/test.schema.json."""
+    import json
+
+    out = Path(__file__).resolve().parent.parent / "schemas" / "test.schema.json"
+    out.write_text(json.dumps(schema(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,9 +2,13 @@
 worker, engine and SQL store (an in-memory SQLite store), on virtual time
 (interpreter/clock.py), with activities replaced by mocks for a case.
 
-    from interpreter.testing import run_test_file
+    from interpreter.testing import run_cases, run_test_file
     report = run_test_file("samples/tests/order.test.yaml")
     assert report.ok, report.text()
+    report = run_cases("samples/greeting.yaml", [{"name": "hi", "input": {"name": "Ada"},
+        "mocks": {"greet": {"result": {"message": "Hi"}}}, "expect": {"output": {"message": "Hi"}}}])
+
+docs/testing.md shows a pytest fixture built on these.
 """
 
 from __future__ import annotations
@@ -395,4 +399,21 @@ def run_paths(paths: list[Path], only: str | None = None) -> Report:
     from interpreter.test_coverage import coverage
 
     report.coverage = coverage(loaded_files, report.cases)
+    return report
+
+
+def run_cases(
+    workflow: str | Path, cases: list[dict[str, Any]], *, mocks: dict[str, Any] | None = None
+) -> Report:
+    """Run cases given as data (the shape of a test file's `cases`) against `workflow`."""
+    from dsl.source import SourceDocument
+    from dsl.testfile import TestFile
+
+    path = Path(workflow).resolve()
+    model = TestFile.model_validate({"workflow": path.name, "mocks": mocks or {}, "cases": cases})
+    tests = LoadedTests(path.parent / f"{path.stem}.test.yaml", model, SourceDocument("", "", {}))
+    report = Report(cases=[run_case(tests, case) for case in model.cases])
+    from interpreter.test_coverage import coverage
+
+    report.coverage = coverage([tests], report.cases)
     return report

@@ -65,3 +65,36 @@ def test_a_thirty_day_timeout_is_virtual() -> None:
     report = run_test_file(ROOT / "samples" / "tests" / "approval.test.yaml", only="30-day")
     assert report.ok, report.text()
     assert report.cases[0].virtual_seconds >= 30 * 86400
+
+
+def test_cases_as_data_from_python() -> None:
+    from interpreter.testing import run_cases
+
+    report = run_cases(
+        ROOT / "samples" / "booking_saga.yaml",
+        [
+            {
+                "name": "payment refused: undo newest first",
+                "input": {"trip_id": "T-1", "hotel": "H", "flight": "F", "amount": 10},
+                "mocks": {
+                    "booking.charge": {
+                        "results": [
+                            {"error": {"type": "Flaky"}},
+                            {"error": {"type": "Declined", "non_retryable": True}},
+                        ]
+                    },
+                    "booking.reserve_hotel": {"result": {"confirmation": "h1"}},
+                    "booking.reserve_flight": {"result": {"confirmation": "f1"}},
+                    "booking.cancel_hotel": {"result": None},
+                    "booking.cancel_flight": {"result": None},
+                },
+                "expect": {
+                    "status": "failed",
+                    "compensations": ["reserve_flight", "reserve_hotel"],
+                    "calls": {"booking.charge": 2},
+                },
+            }
+        ],
+    )
+    assert report.ok, report.text()
+    assert report.coverage["booking_saga"]["retries"]
