@@ -195,6 +195,8 @@ def load_test_file(path: Path) -> tuple[LoadedTests | None, list[Diagnostic]]:
                 _locate(doc, ("workflow",)),
             )
         )
+    else:
+        diags.extend(_check_names(loaded_tests))
     return (None if diags else loaded_tests), diags
 
 
@@ -246,3 +248,116 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _check_names(tests: LoadedTests) -> list[Diagnostic]:
+    """TF303/TF304: mocks and expectations name activities and states the workflow has."""
+    wf = tests.workflow_path()
+    data = _data(wf)
+    states = all_states(data)
+    activities = _activities(data)
+    for child in _children(data):  # a child's activities run under the case's mocks too
+        child_data = _data(wf.parent / f"{child}.yaml")
+        activities |= _activities(child_data)
+        states |= all_states(child_data)
+    activities.add("http")
+    out: list[Diagnostic] = []
+    file = str(tests.path)
+    doc = tests.doc
+
+    def activity(where: tuple[str | int, ...], name: str) -> None:
+        if name not in activities:
+            out.append(
+                error_at(
+                    file,
+                    "TF303",
+                    f"{name!r} is not an activity of {wf.name}",
+                    f"its activities: {', '.join(sorted(activities))}",
+                    doc.locate(where, key=True),
+                )
+            )
+
+    def state(where: tuple[str | int, ...], name: str) -> None:
+        if name not in states:
+            out.append(
+                error_at(
+                    file,
+                    "TF304",
+                    f"{name!r} is not a state of {wf.name}",
+                    f"its states: {', '.join(sorted(states))}",
+                    doc.locate(where),
+                )
+            )
+
+    for mock in tests.model.mocks:
+        activity(("mocks", mock), mock)
+    for i, case in enumerate(tests.model.cases):
+        for mock in case.mocks:
+            activity(("cases", i, "mocks", mock), mock)
+        for key, sends in (("signals", case.signals), ("updates", case.updates)):
+            for j, send in enumerate(sends):
+                if send.on_state is not None:
+                    state(("cases", i, key, j, "on_state"), send.on_state)
+        ex = case.expect
+        for key, names in (
+            ("states", ex.states),
+            ("states_include", ex.states_include),
+            ("compensations", ex.compensations),
+        ):
+            for j, n in enumerate(names or []):
+                state(("cases", i, "expect", key, j), n)
+        for n in ex.calls or {}:
+            activity(("cases", i, "expect", "calls", n), n)
+    return out
+
+
+def _data(path: Path) -> Any:
+    loaded = load_file(path)
+    return loaded.document.data if loaded.document is not None else {}
+
+
+def _strings_under(node: Any, key: str) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key and isinstance(v, str):
+                found.add(v)
+            else:
+                found |= _strings_under(v, key)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _strings_under(item, key)
+    return found
+
+
+def _states_of(data: Any) -> Any:
+    """The document without its schemas: states, exit handlers, compensations."""
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if not k.endswith("schema") and k != "signals"}
+
+
+def _activities(data: Any) -> set[str]:
+    return _strings_under(_states_of(data), "activity")
+
+
+def _children(data: Any) -> set[str]:
+    return {c for c in _strings_under(_states_of(data), "workflow") if "{" not in c}
+
+
+def all_states(data: Any) -> set[str]:
+    """Every state name in a workflow document, nested ones (parallel, map) included."""
+    found: set[str] = set()
+
+    def walk(node: Any, under_states: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if under_states and isinstance(value, dict):
+                    found.add(str(key))
+                walk(value, key == "states" and isinstance(value, dict))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, False)
+
+    walk(_states_of(data), False)
+    return found

@@ -10,26 +10,9 @@ if TYPE_CHECKING:
     from interpreter.testing import CaseResult
 
 
-def all_states(data: Any) -> set[str]:
-    """Every state name in a workflow document, nested ones (parallel, map) included."""
-    found: set[str] = set()
-
-    def walk(node: Any, under_states: bool) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if under_states and isinstance(value, dict):
-                    found.add(str(key))
-                walk(value, key == "states" and isinstance(value, dict))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, False)
-
-    walk(data.get("states", {}) if isinstance(data, dict) else {}, True)
-    return found
-
-
 def coverage(files: list[LoadedTests], cases: list[CaseResult]) -> dict[str, dict[str, Any]]:
     from dsl.loader import load_file
+    from dsl.testfile import all_states
 
     out: dict[str, dict[str, Any]] = {}
     for tests in files:

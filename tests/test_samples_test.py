@@ -98,3 +98,17 @@ def test_cases_as_data_from_python() -> None:
     )
     assert report.ok, report.text()
     assert report.coverage["booking_saga"]["retries"]
+
+
+def test_unknown_activity_and_state_names_are_tf303_tf304(tmp_path: Path) -> None:
+    test = tmp_path / "greeting.test.yaml"
+    test.write_text(
+        f"workflow: {ROOT / 'samples' / 'greeting.yaml'}\n"
+        "cases:\n  - name: a\n    mocks:\n      gret: {result: 1}\n"
+        "    expect: {states: [greet, gone]}\n",
+        encoding="utf-8",
+    )
+    proc = _tideflow("test", str(test), "--json")
+    assert proc.returncode == 2, proc.stdout
+    invalid = json.loads(proc.stdout)["invalid"]
+    assert [(d["code"], d["line"]) for d in invalid] == [("TF303", 5), ("TF304", 6)]
