@@ -69,9 +69,12 @@ class Send(_Strict):
 
 
 class QueryCheck(_Strict):
+    """A query's value: at the end of the case, or once the run has entered `on_state`."""
+
     name: str
     args: Any = None
     equals: Any = None
+    on_state: str | None = None
 
 
 class EventCheck(_Strict):
@@ -298,6 +301,9 @@ def _check_names(tests: LoadedTests) -> list[Diagnostic]:
             for j, send in enumerate(sends):
                 if send.on_state is not None:
                     state(("cases", i, key, j, "on_state"), send.on_state)
+        for j, q in enumerate(case.expect.queries or []):
+            if q.on_state is not None:
+                state(("cases", i, "expect", "queries", j, "on_state"), q.on_state)
         ex = case.expect
         for key, names in (
             ("states", ex.states),

@@ -219,7 +219,8 @@ def run_case(tests: LoadedTests, case: Case) -> CaseResult:
     mocks = {**tests.model.mocks, **case.mocks}
     virtual = clock.VirtualClock()
     client = Client(store=open_store(":memory:"))
-    ref: list[Any] = [client, None, result.failures]
+    # client, worker, failures, query values taken on entering a state (by id of the check)
+    ref: list[Any] = [client, None, result.failures, {}]
     mocked = _Mocked(mocks, ref)
     try:
         with _activities(mocked, set(mocks) | set(defn.activity_names())):
@@ -229,7 +230,9 @@ def run_case(tests: LoadedTests, case: Case) -> CaseResult:
             with clock.use_virtual(virtual):
                 events = list(client.history(record.id, all_segments=True))
                 queries = [
-                    (q, _query(client, record.id, q.name, q.args))
+                    (q, ref[3].get(id(q), "(the run never entered that state)"))
+                    if q.on_state is not None
+                    else (q, _query(client, record.id, q.name, q.args))
                     for q in case.expect.queries or []
                 ]
         result.status, result.output = record.status, record.output
@@ -299,6 +302,9 @@ async def _drive(
     def on_events(record: Any, events: list[Any]) -> None:
         for event in events:
             if event.type == "StateEntered":
+                for q in case.expect.queries or []:
+                    if q.on_state == event.state and id(q) not in ref[3]:
+                        ref[3][id(q)] = _query(client, run_id, q.name, q.args)
                 for send in list(pending_on_state):
                     if send.on_state == event.state:
                         pending_on_state.remove(send)
