@@ -22,6 +22,7 @@ TEST_CODES: dict[str, str] = {
     "TF304": "Signal point or expectation names a state the workflow does not have",
     "TF305": "Bad duration in a test file",
     "TF306": "Duplicate case name",
+    "TF307": "Test file's activities cannot be loaded",
 }
 
 

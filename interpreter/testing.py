@@ -375,6 +375,37 @@ def _subsequence(want: list[str], got: list[str]) -> bool:
 
 
 # ------------------------------------------------------------------------ files
+def _prepare(tests: LoadedTests) -> list[Diagnostic]:
+    """Load the file's activity modules and its workflow: TF307 / TF302 when they fail."""
+    from dsl.diagnostics import error_at
+    from interpreter.client import load_definition
+    from interpreter.errors import ActivityRegistryError, WorkflowInvalid
+
+    file, doc = str(tests.path), tests.doc
+    specs = [str(tests.path.parent / a) if a.endswith(".py") else a for a in tests.model.activities]
+    try:
+        load_activity_modules(specs)
+    except ActivityRegistryError as exc:
+        hint = exc.hint or "give .py files relative to the test file, or importable modules"
+        return [error_at(file, "TF307", exc.message, hint, doc.locate(("activities",)))]
+    wf = tests.workflow_path()
+    try:
+        load_definition(wf, workflow_dirs=(wf.parent,))
+    except WorkflowInvalid as exc:
+        first = exc.diagnostics[0] if exc.diagnostics else None
+        detail = f": {first.file}:{first.line}: {first.message}" if first else ""
+        return [
+            error_at(
+                file,
+                "TF302",
+                f"the workflow {tests.model.workflow!r} is invalid{detail}",
+                f"run `tideflow validate {tests.model.workflow}`",
+                doc.locate(("workflow",)),
+            )
+        ]
+    return []
+
+
 def run_test_file(path: str | Path, only: str | None = None) -> Report:
     return run_paths([Path(path)], only=only)
 
@@ -388,17 +419,11 @@ def run_paths(paths: list[Path], only: str | None = None) -> Report:
         tests, diags = load_test_file(p)
         report.invalid.extend(diags)
         if tests is not None:
+            report.invalid.extend(_prepare(tests))
             loaded_files.append(tests)
     if report.invalid:
         return report
     for tests in loaded_files:
-        if tests.model.activities:
-            load_activity_modules(
-                [
-                    str(tests.path.parent / a) if a.endswith(".py") else a
-                    for a in tests.model.activities
-                ]
-            )
         for case in tests.model.cases:
             if only is None or only in case.name:
                 report.cases.append(run_case(tests, case))

@@ -112,3 +112,16 @@ def test_unknown_activity_and_state_names_are_tf303_tf304(tmp_path: Path) -> Non
     assert proc.returncode == 2, proc.stdout
     invalid = json.loads(proc.stdout)["invalid"]
     assert [(d["code"], d["line"]) for d in invalid] == [("TF303", 5), ("TF304", 6)]
+
+
+def test_an_invalid_workflow_or_activities_module_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text('dsl: "1.0"\nname: wf\nstates:\n  a: {type: nope}\n')
+    (tmp_path / "wf.test.yaml").write_text("workflow: wf.yaml\ncases:\n  - name: a\n")
+    (tmp_path / "g.test.yaml").write_text(
+        f"workflow: {ROOT / 'samples' / 'greeting.yaml'}\nactivities: [missing.py]\n"
+        "cases:\n  - name: a\n"
+    )
+    proc = _tideflow("test", str(tmp_path), "--json")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    codes = sorted(d["code"] for d in json.loads(proc.stdout)["invalid"])
+    assert codes == ["TF302", "TF307"]
