@@ -334,7 +334,12 @@ def _check(case: Case, r: CaseResult, calls: list[Call], queries: list[Any]) -> 
     ex = case.expect
     f = r.failures
     if r.status != ex.status:
-        f.append(f"status: expected {ex.status}, got {r.status} (error: {r.error})")
+        why = (
+            f"still running after the case's limit ({case.limit} of virtual time)"
+            if r.status == "running"
+            else f"error: {r.error}"
+        )
+        f.append(f"status: expected {ex.status}, got {r.status} ({why})")
     if ex.output is not None and r.output != ex.output:
         f.append(f"output:\n      expected {ex.output!r}\n      actual   {r.output!r}")
     if ex.error_type is not None:

@@ -125,3 +125,23 @@ def test_an_invalid_workflow_or_activities_module_is_exit_2(tmp_path: Path) -> N
     assert proc.returncode == 2, proc.stdout + proc.stderr
     codes = sorted(d["code"] for d in json.loads(proc.stdout)["invalid"])
     assert codes == ["TF302", "TF307"]
+
+
+def test_a_case_stops_at_its_virtual_time_limit(tmp_path: Path) -> None:
+    test = tmp_path / "approval.test.yaml"
+    test.write_text(
+        f"workflow: {ROOT / 'samples' / 'approval.yaml'}\n"
+        f"activities: [{ROOT / 'samples' / 'activities.py'}]\n"
+        "cases:\n"
+        "  - name: waiting\n"
+        "    input: {request_id: R-7, amount: 1, requester: bob, timeout: 30d}\n"
+        "    limit: 1d\n"
+        "    expect: {status: running, states: [submit, awaiting, wait_for_decision]}\n"
+        "  - name: expected to complete\n"
+        "    input: {request_id: R-7, amount: 1, requester: bob, timeout: 30d}\n"
+        "    limit: 1d\n",
+        encoding="utf-8",
+    )
+    report = run_test_file(test)
+    assert [c.ok for c in report.cases] == [True, False]
+    assert "still running after the case's limit (1d" in report.text()
