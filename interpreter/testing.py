@@ -341,7 +341,7 @@ def _check(case: Case, r: CaseResult, calls: list[Call], queries: list[Any]) -> 
         )
         f.append(f"status: expected {ex.status}, got {r.status} ({why})")
     if ex.output is not None and r.output != ex.output:
-        f.append(f"output:\n      expected {ex.output!r}\n      actual   {r.output!r}")
+        f.append("output differs (- expected, + actual):\n" + _diff(ex.output, r.output))
     if ex.error_type is not None:
         got = (r.error or {}).get("type")
         if got != ex.error_type:
@@ -372,6 +372,17 @@ def _check(case: Case, r: CaseResult, calls: list[Call], queries: list[Any]) -> 
             if not any(gt == t and (s is None or gs == s) for gt, gs in it):
                 f.append(f"event {t}{' at ' + s if s else ''} not found (in order)")
                 break
+
+
+def _diff(expected: Any, actual: Any) -> str:
+    import difflib
+    import json
+
+    def lines(value: Any) -> list[str]:
+        return json.dumps(value, indent=2, sort_keys=True, default=str).splitlines()
+
+    body = difflib.unified_diff(lines(expected), lines(actual), lineterm="", n=2)
+    return "\n".join(f"      {line}" for line in list(body)[2:] if not line.startswith("@@"))
 
 
 def _subsequence(want: list[str], got: list[str]) -> bool:

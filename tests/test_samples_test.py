@@ -46,7 +46,7 @@ def test_a_wrong_expectation_fails_with_a_diff(tmp_path: Path) -> None:
     )
     report = run_test_file(test)
     assert report.exit_code() == 1
-    assert "expected {'message': 'Hello'}" in report.text()
+    assert '-  "message": "Hello"\n      +  "message": "Hi"' in report.text()
     junit = tmp_path / "j.xml"
     proc = _tideflow("test", str(test), "--junit", str(junit))
     assert proc.returncode == 1 and "<failure" in junit.read_text()
