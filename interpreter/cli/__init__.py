@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.inspect_cmds",
     "interpreter.cli.callback_cmds",
     "interpreter.cli.update_cmd",
+    "interpreter.cli.replay_cmd",
 )
 
 

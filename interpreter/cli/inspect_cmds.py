@@ -44,6 +44,11 @@ def register(subparsers: Any) -> None:
     which.add_argument(
         "--all", action="store_true", dest="all_segments", help="every segment, oldest first"
     )
+    hist.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the whole history with its definition and input for `tideflow replay`",
+    )
     lst = command("list", "list runs", cmd_list, run_id=False)
     lst.add_argument(
         "--status", choices=STATUSES, help=f"only runs with this status: {', '.join(STATUSES)}"
@@ -142,6 +147,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     client = rt.open_client(args, create=False)
+    if args.export:
+        from interpreter.cli.replay_cmd import export_history
+
+        doc = rt.call(lambda: export_history(client, args.run_id, args.export))
+        print(f"exported {len(doc['events'])} events of run {args.run_id} to {args.export}")
+        return EXIT_OK
     chain = rt.call(lambda: client.segments(args.run_id))
     events = rt.call(
         lambda: client.history(args.run_id, segment=args.segment, all_segments=args.all_segments)

@@ -1,0 +1,255 @@
+"""Replay: does an edited definition make the same decisions as a recorded history?
+
+The recorded run is re-decided from its start by the ONE core (`interpreter/core`) with the new
+definition: the recorded inputs (activity outcomes, attempts started, timers fired, signals,
+updates, cancels, child ends) are fed to the engine in recorded order, at their recorded
+times, and every event the engine emits is compared with the recorded one. The first event
+that differs (or that one side has and the other has not) makes the run incompatible.
+
+Only the latest segment of a run that continued as new is replayed (it starts from its own
+`RunStarted` with its own input). The export format (`history --export`) is documented in
+docs/versioning.md; `EXPORT_VERSION` is its version field.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from interpreter.core.definition import Definition
+from interpreter.core.engine import Engine
+from interpreter.core.records import Event, new_run_state
+from interpreter.core.updates import apply_update
+
+EXPORT_FORMAT = "tideflow-history"
+EXPORT_VERSION = 1
+
+# Events the worker causes by handing the engine an input; each names the engine call.
+_INPUTS = frozenset(
+    {
+        "ActivityStarted",
+        "ActivityInterrupted",
+        "ActivityCompleted",
+        "ActivityFailed",
+        "CompensationCompleted",
+        "CompensationFailed",
+        "TimerFired",
+        "SignalReceived",
+        "UpdateApplied",
+        "CancelRequested",
+        "ChildCompleted",
+        "ChildFailed",
+    }
+)
+# Payload fields that are part of the decision (the rest: ids and times, mapped or ignored).
+_COMPARED = {
+    "ActivityScheduled": ("activity", "input"),
+    "ChildStarted": ("workflow", "input"),
+    "TimerStarted": ("kind",),
+    "ErrorCaught": ("next",),
+    "RunCompleted": ("output",),
+    "ContinuedAsNew": ("input",),
+}
+_IDS = ("task", "timer", "child")
+
+
+class ReplayError(Exception):
+    """A history that cannot be replayed at all (not an incompatibility)."""
+
+
+@dataclass
+class ReplayResult:
+    run_id: str
+    workflow: str
+    compatible: bool
+    events: int  # recorded events compared
+    first_difference: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "compatible": self.compatible,
+            "events": self.events,
+            "first_difference": self.first_difference,
+            "notes": self.notes,
+        }
+
+
+def export_document(record: Any, source: str, events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The stable export of one run's history (see docs/versioning.md)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "run_id": record.id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "definition": {"hash": record.def_hash, "source": source},
+        "input": record.input,
+        "events": [
+            {k: e.get(k) for k in ("seq", "type", "time", "state", "attempt", "payload")}
+            for e in events
+        ],
+    }
+
+
+def check_export(doc: Any, where: str) -> dict[str, Any]:
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise ReplayError(f"{where}: not a tideflow history export (no format {EXPORT_FORMAT!r})")
+    if doc.get("version") != EXPORT_VERSION:
+        raise ReplayError(
+            f"{where}: history export version {doc.get('version')!r} is not supported "
+            f"(this tideflow reads version {EXPORT_VERSION})"
+        )
+    if not isinstance(doc.get("events"), list) or not doc["events"]:
+        raise ReplayError(f"{where}: the export holds no events")
+    return doc
+
+
+def replay(defn: Definition, run_id: str, events: list[dict[str, Any]]) -> ReplayResult:
+    """Re-decide the recorded `events` (one run, oldest first) with `defn` and compare."""
+    return _Replayer(defn, run_id, _last_segment(events)).run()
+
+
+def _last_segment(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    starts = [i for i, e in enumerate(events) if e["type"] == "RunStarted"]
+    if not starts:
+        raise ReplayError("the history has no RunStarted event")
+    return events[starts[-1] :]
+
+
+def _brief(event: dict[str, Any] | Event | None) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    if isinstance(event, Event):
+        return {"type": event.type, "state": event.state, "payload": event.payload}
+    return {
+        "seq": event.get("seq"),
+        "type": event["type"],
+        "state": event.get("state"),
+        "payload": event.get("payload"),
+    }
+
+
+class _Replayer:
+    def __init__(self, defn: Definition, run_id: str, events: list[dict[str, Any]]) -> None:
+        self.defn = defn
+        self.run_id = run_id
+        self.recorded = events
+        self.pending: deque[Event] = deque()
+        self.ids: dict[str, str] = {}  # recorded task/timer/child id -> the replay's
+        self.state: dict[str, Any] = {}
+
+    def run(self) -> ReplayResult:
+        first = self.recorded[0]
+        input_ = (first.get("payload") or {}).get("input")
+        self.state = new_run_state(self.defn, self.run_id, input_, first["time"])
+        engine = Engine(self.defn, self.state, first["time"])
+        engine.start()
+        self.pending.extend(engine.events)
+        compared = 0
+        for rec in self.recorded:
+            if not self.pending and any(
+                f["status"] == "ready" for f in self.state["frames"].values()
+            ):
+                # A state entered but not yet run: the worker's next step runs it.
+                step = Engine(self.defn, self.state, float(rec["time"]))
+                step.advance()
+                self.pending.extend(step.events)
+            if not self.pending and rec["type"] in _INPUTS:
+                try:
+                    self._feed(rec)
+                except ReplayError as exc:
+                    return self._differ(compared, rec, None, str(exc))
+            if not self.pending:
+                return self._differ(
+                    compared, rec, None, "the new definition does not record this event"
+                )
+            mine = self.pending.popleft()
+            why = self._mismatch(rec, mine)
+            if why:
+                return self._differ(compared, rec, mine, why)
+            compared += 1
+        if self.pending:
+            return self._differ(
+                compared, None, self.pending[0], "the new definition records more events here"
+            )
+        return ReplayResult(self.run_id, self.defn.name, True, compared)
+
+    def _differ(
+        self, compared: int, rec: dict[str, Any] | None, mine: Event | None, why: str
+    ) -> ReplayResult:
+        return ReplayResult(
+            self.run_id,
+            self.defn.name,
+            False,
+            compared,
+            {"reason": why, "recorded": _brief(rec), "replayed": _brief(mine)},
+        )
+
+    def _mismatch(self, rec: dict[str, Any], mine: Event) -> str | None:
+        if rec["type"] != mine.type:
+            return f"recorded {rec['type']}, the new definition records {mine.type}"
+        if rec.get("state") != mine.state:
+            return f"recorded state {rec.get('state')!r}, the new definition {mine.state!r}"
+        payload = rec.get("payload") or {}
+        for key in _COMPARED.get(mine.type, ()):
+            if payload.get(key) != mine.payload.get(key):
+                return f"{mine.type} differs in {key!r}"
+        for key in _IDS:
+            if key in payload and key in mine.payload:
+                self.ids[str(payload[key])] = str(mine.payload[key])
+        return None
+
+    def _id(self, payload: dict[str, Any], key: str) -> str:
+        recorded = str(payload.get(key))
+        if recorded not in self.ids:
+            raise ReplayError(f"the new definition has no {key} {recorded!r} to feed")
+        return self.ids[recorded]
+
+    def _feed(self, rec: dict[str, Any]) -> None:
+        """Hand the engine the input that caused the recorded event `rec`."""
+        kind, payload, now = rec["type"], rec.get("payload") or {}, float(rec["time"])
+        s = self.state
+        if kind == "ActivityStarted":
+            due = [t["due"] for t in s["tasks"].values() if t["status"] in ("ready", "backoff")]
+            if due:
+                now = max(now, min(due))
+        elif kind == "TimerFired":
+            timer = s["timers"].get(self._id(payload, "timer"))
+            if timer is not None:
+                now = max(now, timer["due"])
+        engine = Engine(self.defn, s, now)
+        if kind == "ActivityStarted":
+            engine.start_due_tasks()
+        elif kind == "ActivityInterrupted":
+            engine.restart_interrupted()
+        elif kind in ("ActivityCompleted", "CompensationCompleted"):
+            engine.task_completed(self._id(payload, "task"), payload.get("result"))
+        elif kind in ("ActivityFailed", "CompensationFailed"):
+            # The history does not say why a failure was final (a non-retryable error or the
+            # last attempt): one the recorded run did not retry is fed as non-retryable.
+            err = payload.get("error") or {}
+            engine.task_failed(self._id(payload, "task"), err, not payload.get("will_retry"))
+        elif kind == "TimerFired":
+            engine.fire_due_timers()
+        elif kind == "SignalReceived":
+            engine.offer_signal(0, payload.get("signal", ""), payload.get("payload"))
+        elif kind == "UpdateApplied":
+            apply_update(
+                engine, engine, 0, payload.get("id"), payload.get("update"), payload.get("payload")
+            )
+        elif kind == "CancelRequested":
+            engine.cancel(payload.get("reason", "cancel requested"))
+        else:  # ChildCompleted / ChildFailed
+            child = self._id(payload, "child")
+            if kind == "ChildCompleted":
+                engine.child_finished(child, "completed", payload.get("output"), None)
+            else:
+                engine.child_finished(
+                    child, payload.get("status", "failed"), None, payload.get("error")
+                )
+        self.pending.extend(engine.events)
