@@ -6,8 +6,9 @@ updates, cancels, child ends) are fed to the engine in recorded order, at their 
 times, and every event the engine emits is compared with the recorded one. The first event
 that differs (or that one side has and the other has not) makes the run incompatible.
 
-Only the latest segment of a run that continued as new is replayed (it starts from its own
-`RunStarted` with its own input). The export format (`history --export`) is documented in
+A run that continued as new is replayed as its whole chain of segments (the core switches
+segments itself). Each decision is re-made at the moment the recorded one was made: the `at`
+of a `StateEntered` it recorded, else the time of its first event. The export format (`history --export`) is documented in
 docs/versioning.md; `EXPORT_VERSION` is its version field.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from interpreter.core.definition import Definition
@@ -51,6 +53,8 @@ _COMPARED = {
     "ErrorCaught": ("next",),
     "RunCompleted": ("output",),
     "ContinuedAsNew": ("input",),
+    "ActivityFailed": ("will_retry",),
+    "CompensationFailed": ("will_retry",),
 }
 _IDS = ("task", "timer", "child")
 
@@ -111,14 +115,22 @@ def check_export(doc: Any, where: str) -> dict[str, Any]:
 
 def replay(defn: Definition, run_id: str, events: list[dict[str, Any]]) -> ReplayResult:
     """Re-decide the recorded `events` (one run, oldest first) with `defn` and compare."""
-    return _Replayer(defn, run_id, _last_segment(events)).run()
+    return _Replayer(defn, run_id, _whole_chain(events)).run()
 
 
-def _last_segment(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    starts = [i for i, e in enumerate(events) if e["type"] == "RunStarted"]
-    if not starts:
-        raise ReplayError("the history has no RunStarted event")
-    return events[starts[-1] :]
+def _whole_chain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not events or events[0]["type"] != "RunStarted":
+        raise ReplayError("the history does not start with RunStarted (export it with --all)")
+    return events
+
+
+def _parse_at(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _brief(event: dict[str, Any] | Event | None) -> dict[str, Any] | None:
@@ -146,22 +158,23 @@ class _Replayer:
     def run(self) -> ReplayResult:
         first = self.recorded[0]
         input_ = (first.get("payload") or {}).get("input")
-        self.state = new_run_state(self.defn, self.run_id, input_, first["time"])
-        engine = Engine(self.defn, self.state, first["time"])
+        now = self._decision_now(0)
+        self.state = new_run_state(self.defn, self.run_id, input_, now)
+        engine = Engine(self.defn, self.state, now)
         engine.start()
-        self.pending.extend(engine.events)
+        self._collect(engine)
         compared = 0
-        for rec in self.recorded:
+        for index, rec in enumerate(self.recorded):
             if not self.pending and any(
                 f["status"] == "ready" for f in self.state["frames"].values()
             ):
                 # A state entered but not yet run: the worker's next step runs it.
-                step = Engine(self.defn, self.state, float(rec["time"]))
+                step = Engine(self.defn, self.state, self._decision_now(index))
                 step.advance()
-                self.pending.extend(step.events)
+                self._collect(step)
             if not self.pending and rec["type"] in _INPUTS:
                 try:
-                    self._feed(rec)
+                    self._feed(rec, self._decision_now(index))
                 except ReplayError as exc:
                     return self._differ(compared, rec, None, str(exc))
             if not self.pending:
@@ -178,6 +191,29 @@ class _Replayer:
                 compared, None, self.pending[0], "the new definition records more events here"
             )
         return ReplayResult(self.run_id, self.defn.name, True, compared)
+
+    def _decision_now(self, index: int) -> float:
+        """When the decision that recorded event `index` was made: the `at` of a StateEntered
+        it recorded (up to the next input), else the event's time."""
+        for rec in self.recorded[index:]:
+            if rec["type"] == "StateEntered":
+                at = _parse_at((rec.get("payload") or {}).get("at"))
+                if at is not None:
+                    return at
+            if rec is not self.recorded[index] and rec["type"] in _INPUTS:
+                break
+        return float(self.recorded[index]["time"])
+
+    def _collect(self, engine: Engine) -> None:
+        """Take the step's events; carry out what the worker does within the same decision
+        (a detached child's run is created: the engine hears at once that it started)."""
+        index = 0
+        while index < len(engine.commands):
+            command = engine.commands[index]
+            index += 1
+            if command.kind == "start_child" and command.data.get("detached"):
+                engine.child_started(command.data["id"])
+        self.pending.extend(engine.events)
 
     def _differ(
         self, compared: int, rec: dict[str, Any] | None, mine: Event | None, why: str
@@ -210,9 +246,9 @@ class _Replayer:
             raise ReplayError(f"the new definition has no {key} {recorded!r} to feed")
         return self.ids[recorded]
 
-    def _feed(self, rec: dict[str, Any]) -> None:
+    def _feed(self, rec: dict[str, Any], now: float) -> None:
         """Hand the engine the input that caused the recorded event `rec`."""
-        kind, payload, now = rec["type"], rec.get("payload") or {}, float(rec["time"])
+        kind, payload = rec["type"], rec.get("payload") or {}
         s = self.state
         if kind == "ActivityStarted":
             due = [t["due"] for t in s["tasks"].values() if t["status"] in ("ready", "backoff")]
@@ -252,4 +288,4 @@ class _Replayer:
                 engine.child_finished(
                     child, payload.get("status", "failed"), None, payload.get("error")
                 )
-        self.pending.extend(engine.events)
+        self._collect(engine)
