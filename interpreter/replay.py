@@ -22,7 +22,7 @@ from typing import Any
 
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import Event, new_run_state
+from interpreter.core.records import Event, iso, new_run_state
 from interpreter.core.updates import apply_update
 
 EXPORT_FORMAT = "tideflow-history"
@@ -115,7 +115,24 @@ def check_export(doc: Any, where: str) -> dict[str, Any]:
 
 def replay(defn: Definition, run_id: str, events: list[dict[str, Any]]) -> ReplayResult:
     """Re-decide the recorded `events` (one run, oldest first) with `defn` and compare."""
-    return _Replayer(defn, run_id, _whole_chain(events)).run()
+    return _Replayer(defn, run_id, *decided_events(_whole_chain(events))).run()
+
+
+RETRIED_EVENT = "RunRetried"
+
+
+def decided_events(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+    """The history as the core decided it: what a retry took back (from the input that ended
+    the run up to its `RunRetried`) is left out; those inputs are returned by seq."""
+    out: list[dict[str, Any]] = []
+    endings: dict[int, Any] = {}
+    for event in events:
+        if event["type"] == RETRIED_EVENT:
+            point = int((event.get("payload") or {}).get("retry_point") or 0)
+            endings.update({int(e["seq"]): e for e in out if int(e.get("seq") or 0) == point})
+            out = [e for e in out if int(e.get("seq") or 0) < point]
+        out.append(event)
+    return out, endings
 
 
 def _whole_chain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,15 +164,30 @@ def _brief(event: dict[str, Any] | Event | None) -> dict[str, Any] | None:
 
 
 class _Replayer:
-    def __init__(self, defn: Definition, run_id: str, events: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        defn: Definition,
+        run_id: str,
+        events: list[dict[str, Any]],
+        endings: dict[int, Any] | None = None,
+    ) -> None:
+        self.endings = endings or {}
+        self.why = ""
         self.defn = defn
         self.run_id = run_id
         self.recorded = events
         self.pending: deque[Event] = deque()
         self.ids: dict[str, str] = {}  # recorded task/timer/child id -> the replay's
         self.state: dict[str, Any] = {}
+        self.emitted: list[Event] = []
 
     def run(self) -> ReplayResult:
+        return self.walk(len(self.recorded))
+
+    def walk(self, stop: int, entered: str | None = None) -> ReplayResult:
+        """Re-decide the recorded events before index `stop` (an input there is not fed); with
+        `entered`, stop once the decision that first entered that state is matched whole.
+        `self.emitted` holds the events re-decided so far, `self.state` the state."""
         first = self.recorded[0]
         input_ = (first.get("payload") or {}).get("input")
         now = self._decision_now(0)
@@ -164,7 +196,10 @@ class _Replayer:
         engine.start()
         self._collect(engine)
         compared = 0
-        for index, rec in enumerate(self.recorded):
+        reached = False
+        for index, rec in enumerate(self.recorded[:stop]):
+            if reached and not self.pending:
+                break
             if not self.pending and any(
                 f["status"] == "ready" for f in self.state["frames"].values()
             ):
@@ -172,6 +207,10 @@ class _Replayer:
                 step = Engine(self.defn, self.state, self._decision_now(index))
                 step.advance()
                 self._collect(step)
+            if not self.pending and rec["type"] == RETRIED_EVENT:
+                ending = self.endings.get(int((rec.get("payload") or {}).get("retry_point") or 0))
+                if ending is not None:
+                    self.pending.append(self.retry_at(ending, float(rec["time"])))
             if not self.pending and rec["type"] in _INPUTS:
                 try:
                     self._feed(rec, self._decision_now(index))
@@ -186,11 +225,48 @@ class _Replayer:
             if why:
                 return self._differ(compared, rec, mine, why)
             compared += 1
-        if self.pending:
+            if entered is not None and rec["type"] == "StateEntered" and rec["state"] == entered:
+                reached = True
+        if entered is not None:
+            if not reached:
+                raise ReplayError(f"the run never entered state {entered!r}")
+            while self.pending:  # the rest of that decision is the new run's too
+                self.pending.popleft()
+        elif self.pending and stop == len(self.recorded):
             return self._differ(
                 compared, None, self.pending[0], "the new definition records more events here"
             )
         return ReplayResult(self.run_id, self.defn.name, True, compared)
+
+    def retry_at(self, ending: dict[str, Any], now: float) -> Event:
+        """The state as it was just before the input `ending` that ended the run, made to go
+        on: a failed step gets a fresh first attempt, a run timeout its full length again.
+        Returns the `RunRetried` event that opens the new segment."""
+        state, payload = self.state, ending.get("payload") or {}
+        if ending["type"] == "ActivityFailed":
+            task = state["tasks"].get(self.ids.get(str(payload.get("task")), ""))
+            if task is None or task["kind"] != "step":
+                raise ReplayError("the failed activity is not a step of the run")
+            task.update(status="ready", attempt=1, due=now)
+            task.pop("retry_counts", None)
+            task.pop("started_at", None)
+        elif ending["type"] == "TimerFired":
+            timer = state["timers"].get(self.ids.get(str(payload.get("timer")), ""))
+            if timer is not None:
+                timer["due"] = now + (timer["due"] - float(self.recorded[0]["time"]))
+        for task in state["tasks"].values():
+            if task["status"] in ("ready", "backoff"):
+                task["due"] = min(task["due"], now)
+        info = state["run"]
+        info["segment"] = int(info.get("segment", 1)) + 1
+        info["segment_started_at"] = iso(now)
+        state["segment_events"] = 1
+        return Event(
+            RETRIED_EVENT,
+            ending.get("state"),
+            None,
+            {"segment": info["segment"], "retry_point": ending.get("seq"), "from": ending["type"]},
+        )
 
     def _decision_now(self, index: int) -> float:
         """When the decision that recorded event `index` was made: the `at` of a StateEntered
@@ -214,6 +290,7 @@ class _Replayer:
             if command.kind == "start_child" and command.data.get("detached"):
                 engine.child_started(command.data["id"])
         self.pending.extend(engine.events)
+        self.emitted.extend(engine.events)
 
     def _differ(
         self, compared: int, rec: dict[str, Any] | None, mine: Event | None, why: str
@@ -276,7 +353,12 @@ class _Replayer:
             engine.offer_signal(0, payload.get("signal", ""), payload.get("payload"))
         elif kind == "UpdateApplied":
             apply_update(
-                engine, engine, 0, payload.get("id"), payload.get("update"), payload.get("payload")
+                engine,
+                engine,
+                0,
+                str(payload.get("id")),
+                str(payload.get("update")),
+                payload.get("payload"),
             )
         elif kind == "CancelRequested":
             engine.cancel(payload.get("reason", "cancel requested"))

@@ -14,8 +14,8 @@ from interpreter.cli._common import (
     EXIT_OK,
     CliError,
     print_json,
-    workflow_file,
     workflow_dirs,
+    workflow_file,
 )
 from interpreter.core.records import TERMINAL_STATUSES
 
@@ -36,9 +36,7 @@ def register(subparsers: Any) -> None:
         help="a `history --export` file to check against (repeatable); without it, the runs "
         "of the workflow in --db",
     )
-    parser.add_argument(
-        "--status", choices=STATUSES, help="only the store's runs with this status"
-    )
+    parser.add_argument("--status", choices=STATUSES, help="only the store's runs with this status")
     parser.add_argument(
         "--workflows",
         metavar="DIR",
@@ -82,14 +80,14 @@ def _recorded(args: argparse.Namespace, name: str) -> list[tuple[str, list[dict[
                 ) from None
             if doc.get("workflow") != name:
                 raise CliError(
-                    f"{path}: the export is a run of workflow {doc.get('workflow')!r}, "
-                    f"not {name!r}"
+                    f"{path}: the export is a run of workflow {doc.get('workflow')!r}, not {name!r}"
                 )
             out.append((str(doc.get("run_id")), doc["events"]))
         return out
     client = rt.open_client(args, create=False)
     for record in rt.call(lambda: client.list_runs(status=args.status, workflow=name)):
-        out.append((record.id, list(rt.call(lambda: client.history(record.id)))))
+        with rt.translated_errors():
+            out.append((record.id, list(client.history(record.id, all_segments=True))))
     return out
 
 
