@@ -533,6 +533,8 @@ def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, 
         "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
+        # A fork names the run and state it came from (interpreter/redrive.py).
+        "forked_from": state.get("run", {}).get("forked_from"),
         # The latest completion-rule decisions of parallel/map states (who won, and why), and
         # the detached children still running with their parent-close policy.
         "decisions": state.get("decided", []),

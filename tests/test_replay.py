@@ -78,9 +78,7 @@ def test_exported_histories_pass_a_compatible_edit_and_catch_an_incompatible_one
     assert "3 of 3 runs compatible" in proc.stdout
 
     # Incompatible: the flight step now sends another input.
-    other = edited(
-        tmp_path, 'flight: "{{ input.flight }}"', 'flight: "{{ input.flight }}-v2"'
-    )
+    other = edited(tmp_path, 'flight: "{{ input.flight }}"', 'flight: "{{ input.flight }}-v2"')
     proc = run_cli("replay", str(other), *files, "--json")
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.callback_cmds",
     "interpreter.cli.update_cmd",
     "interpreter.cli.replay_cmd",
+    "interpreter.cli.redrive_cmds",
 )
 
 

@@ -111,6 +111,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"current    {cur['state']} (waiting for {detail})")
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
+    if info["forked_from"]:
+        print(f"forked     from {info['forked_from']['run']} at {info['forked_from']['state']}")
     for child in info["children"]:
         policy = info["detached"].get(child)
         print(f"child      {child}" + (f" (detached, parent_close: {policy})" if policy else ""))
@@ -199,9 +201,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'RUN ID':<40} {'WORKFLOW':<18} {'STATUS':<10} {'CREATED':<24} PARENT")
     for r in runs:
-        print(
-            f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {r.parent_id or ''}"
-        )
+        fork = r.state.get("run", {}).get("forked_from")
+        link = r.parent_id or (f"fork of {fork['run']} at {fork['state']}" if fork else "")
+        print(f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {link}")
     return EXIT_OK
 
 
