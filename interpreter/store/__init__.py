@@ -14,6 +14,7 @@ from interpreter.store.base import (
     NewRun,
     RunRecord,
     Segment,
+    Reopen,
     SegmentStart,
     Store,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "NewRun",
     "RunRecord",
     "Segment",
+    "Reopen",
     "SegmentStart",
     "Store",
     "open_store",
