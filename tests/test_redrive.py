@@ -113,7 +113,8 @@ def test_retry_onto_an_edited_definition_only_when_replay_agrees(
     proc = cli(store_url, "retry", run_id, "--definition", str(bad))
     assert proc.returncode == 1
     assert "not compatible" in proc.stderr and "ActivityScheduled" in proc.stderr
-    assert Client(store_url).get(run_id).status == "failed"  # nothing changed
+    with Client(store_url) as client:
+        assert client.get(run_id).status == "failed"  # nothing changed
 
     # Compatible: `second` now catches the error (the recorded run never got one handled).
     good = write_workflow(
@@ -152,11 +153,12 @@ def test_a_booking_saga_that_compensated_is_not_retried(store_url: str) -> None:
         "--json",
     )
     run_id = json.loads(proc.stdout)["run_id"]
-    before = list(Client(store_url).history(run_id, all_segments=True))
-    proc = cli(store_url, "retry", run_id)
-    assert proc.returncode == 1
-    assert "compensated already" in proc.stderr and "fork" in proc.stderr
-    assert list(Client(store_url).history(run_id, all_segments=True)) == before
+    with Client(store_url) as client:
+        before = list(client.history(run_id, all_segments=True))
+        proc = cli(store_url, "retry", run_id)
+        assert proc.returncode == 1
+        assert "compensated already" in proc.stderr and "fork" in proc.stderr
+        assert list(client.history(run_id, all_segments=True)) == before
 
 
 def test_fork_reuses_the_results_before_the_state_and_is_linked(
