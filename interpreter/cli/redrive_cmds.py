@@ -23,6 +23,10 @@ def register(subparsers: Any) -> None:
     retry: argparse.ArgumentParser = subparsers.add_parser(
         "retry",
         help="continue a failed, timed-out or cancelled run from the step that ended it",
+        epilog="examples:\n  tideflow retry booking_saga-1a2b3c\n"
+        "  tideflow retry order-1a2b3c --definition order.v2.yaml --json\n"
+        "  tideflow resume order-1a2b3c --activities samples/activities.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     retry.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
     retry.add_argument(
@@ -35,11 +39,28 @@ def register(subparsers: Any) -> None:
     retry.set_defaults(handler=cmd_retry)
 
     fork: argparse.ArgumentParser = subparsers.add_parser(
-        "fork", help="start a new run from a state of a run, reusing its results up to there"
+        "fork",
+        help="start a new run from a state of a run, reusing its results up to there",
+        epilog="examples:\n  tideflow fork order-1a2b3c --from ship\n"
+        "  tideflow fork order-1a2b3c --from charge --id order-1a2b3c-again --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fork.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
-    fork.add_argument("--from", dest="from_state", metavar="STATE", required=True, type=text_arg)
-    fork.add_argument("--id", dest="new_id", metavar="NEW_ID", type=new_run_id_arg)
+    fork.add_argument(
+        "--from",
+        dest="from_state",
+        metavar="STATE",
+        required=True,
+        type=text_arg,
+        help="the state to execute from (the first time the run entered it)",
+    )
+    fork.add_argument(
+        "--id",
+        dest="new_id",
+        metavar="NEW_ID",
+        type=new_run_id_arg,
+        help="the new run's id (default: the workflow name and a random suffix)",
+    )
     rt.add_db(fork)
     rt.add_json(fork)
     fork.set_defaults(handler=cmd_fork)

@@ -26,6 +26,10 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "replay",
         help="check an edited definition against recorded histories (exit 1 if any differs)",
+        epilog="examples:\n  tideflow history order-1a2b3c --export order-1a2b3c.json\n"
+        "  tideflow replay order.v2.yaml --history order-1a2b3c.json\n"
+        "  tideflow replay order.v2.yaml --db postgresql://tf@db/tf --status running --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="the edited workflow (.yaml or .json)")
     parser.add_argument(
