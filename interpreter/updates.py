@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from interpreter import clock
 from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
 from interpreter.errors import (
     InputInvalid,
@@ -66,7 +67,7 @@ def submit(
                 hint="an update id is 1 to 200 characters of text",
             )
     update_id = update_id or uuid.uuid4().hex
-    stored, created = store.add_update(record.id, update_id, name, payload, time.time())
+    stored, created = store.add_update(record.id, update_id, name, payload, clock.wall())
     if not created and (stored.name != name or _canonical(stored.payload) != _canonical(payload)):
         raise InputInvalid(
             f"update id {update_id!r} of run {record.id!r} was already used for "
@@ -88,7 +89,7 @@ def outcome(update: UpdateRecord) -> Any:
 
 def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
     """Wait until the run applied or rejected `update`; return its value."""
-    began = time.monotonic()
+    began = clock.monotonic()
     deadline = None if timeout is None else began + timeout
     poll = FIRST_POLL
     next_run_check = began
@@ -100,10 +101,10 @@ def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
             return outcome(current)
         # Every RUN_CHECK seconds the run's status, then the update again: an update still
         # pending after its run was seen ended can never be applied (its steps stop with it).
-        if time.monotonic() < next_run_check:
+        if clock.monotonic() < next_run_check:
             run, ended = None, False
         else:
-            next_run_check = time.monotonic() + RUN_CHECK
+            next_run_check = clock.monotonic() + RUN_CHECK
             run = store.get_run(update.run_id)
             ended = run is None or run.status in TERMINAL_STATUSES
         if ended:
@@ -116,7 +117,7 @@ def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
                 f"{update.name!r} (id {update.id!r})",
                 hint="the update was not applied; an update needs a running run",
             )
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and clock.monotonic() >= deadline:
             raise UpdateTimeout(
                 f"update {update.name!r} (id {update.id!r}) of run {update.run_id!r} was not "
                 f"applied within {timeout:g}s",
@@ -124,5 +125,5 @@ def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
                 f"again with --id {update.id} (Client.update: update_id=) to wait for the same update",
             )
         time.sleep(poll)
-        if time.monotonic() - began > FAST_FOR:
+        if clock.monotonic() - began > FAST_FOR:
             poll = min(LAST_POLL, poll * 1.5)

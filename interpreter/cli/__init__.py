@@ -23,6 +23,9 @@ _COMMAND_MODULES = (
     "interpreter.cli.update_cmd",
     "interpreter.cli.replay_cmd",
     "interpreter.cli.redrive_cmds",
+    "interpreter.cli.test_cmd",
+    "interpreter.cli.lsp_cmd",
+    "interpreter.cli.server_cmd",
 )
 
 
