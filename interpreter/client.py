@@ -406,6 +406,31 @@ class Client:
         self.get(run_id)
         self.store.request_cancel(run_id, clock.wall())
 
+    def retry(self, run_id: str, *, definition: str | Path | Definition | None = None) -> RunRecord:
+        """Continue a failed, timed-out or cancelled run from the step that ended it, keeping
+        the results of completed activities (interpreter/redrive.py). `definition` moves the
+        run to an edited definition, only if replay finds its history compatible."""
+        from interpreter.core.definition import Definition
+        from interpreter.redrive import retry_run
+
+        defn = None
+        if definition is not None:
+            defn = definition if isinstance(definition, Definition) else load_definition(definition)
+        return retry_run(self.store, run_id, defn, time.time())
+
+    def fork(self, run_id: str, from_state: str, *, new_id: str | None = None) -> RunRecord:
+        """A new run that reuses `run_id`'s recorded results up to `from_state` and executes
+        from there on; its status names the original (`forked_from`)."""
+        from interpreter.redrive import fork_run
+
+        record = self.get(run_id)
+        if new_id is not None:
+            problem = run_id_problem(new_id)
+            if problem:
+                raise InputInvalid(problem, hint="a run id is 1 to 200 characters of text")
+        new_id = new_id or f"{record.workflow}-{uuid.uuid4().hex[:12]}"
+        return fork_run(self.store, run_id, from_state, new_id, time.time())
+
     def terminate(self, run_id: str, reason: str = "terminated by user") -> RunRecord:
         self.get(run_id)
         return self.store.terminate(run_id, reason, clock.wall())
@@ -522,6 +547,8 @@ def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, 
         "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
+        # A fork names the run and state it came from (interpreter/redrive.py).
+        "forked_from": state.get("run", {}).get("forked_from"),
         # The latest completion-rule decisions of parallel/map states (who won, and why), and
         # the detached children still running with their parent-close policy.
         "decisions": state.get("decided", []),

@@ -18,6 +18,8 @@ TideflowError
 │                           attempt ended); a malformed one is InputInvalid
 ├── RunFinished             a signal/cancel aimed at a run that already ended (or an update
 │                           whose run ended before applying it)
+├── RedriveRefused          a retry or fork that cannot be done safely (the run compensated
+│                           already, an incompatible definition, no step to retry)
 ├── UpdateRejected          the update's validator (or one of its templates) rejected it
 └── ResultTimeout           Client.result waited longer than asked
     └── UpdateTimeout       Client.update waited longer than asked (the update stays stored)
@@ -106,6 +108,10 @@ class RunNotFound(TideflowError):
 
 
 class RunFinished(TideflowError):
+    pass
+
+
+class RedriveRefused(TideflowError):
     pass
 
 

@@ -361,6 +361,10 @@ def _install_crash_hook(spec: str) -> None:
         store.commit_many = around(
             store.commit_many, lambda steps: [e for _, _, commit, _ in steps for e in commit.events]
         )
+        # A retry reopens an ended run in one transaction (Store.reopen_run).
+        store.reopen_run = around(
+            store.reopen_run, lambda run_id, status, reopen, now: reopen.events
+        )
         return store
 
     client_module.open_store = open_store  # type: ignore[assignment]

@@ -56,6 +56,11 @@ def register(subparsers: Any) -> None:
         "--all", action="store_true", dest="all_segments", help="every segment, oldest first"
     )
     history.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the whole history with its definition and input for `tideflow replay`",
+    )
+    history.add_argument(
         "--follow",
         "-f",
         action="store_true",
@@ -132,6 +137,8 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"worker     {_worker_line(info)}")
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
+    if info["forked_from"]:
+        print(f"forked     from {info['forked_from']['run']} at {info['forked_from']['state']}")
     for child in info["children"]:
         policy = info["detached"].get(child)
         print(f"child      {child}" + (f" (detached, parent_close: {policy})" if policy else ""))
@@ -199,6 +206,12 @@ def cmd_history(args: argparse.Namespace) -> int:
             hint="drop --follow to see an earlier segment",
         )
     client = rt.open_client(args, create=False)
+    if args.export:
+        from interpreter.cli.replay_cmd import export_history
+
+        doc = rt.call(lambda: export_history(client, args.run_id, args.export))
+        print(f"exported {len(doc['events'])} events of run {args.run_id} to {args.export}")
+        return EXIT_OK
     chain = rt.call(lambda: client.segments(args.run_id))
     events = rt.call(
         lambda: client.history(args.run_id, segment=args.segment, all_segments=args.all_segments)

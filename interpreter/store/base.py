@@ -242,6 +242,21 @@ class SegmentStart:
 
 
 @dataclass
+class Reopen:
+    """An ended run made to go on (Store.reopen_run, see interpreter/redrive.py): its rebuilt
+    state, the first events of its new history segment, and the definition it now runs."""
+
+    state: dict[str, Any]
+    events: list[Event]
+    segment: int
+    workflow: str
+    def_hash: str
+    def_source: str
+    def_version: str | None
+    def_file: str | None
+
+
+@dataclass
 class Segment:
     """One segment of a run's history: its events are those from `first_seq` up to the next
     segment's first_seq."""
@@ -412,3 +427,6 @@ class Store(Protocol):
         self, run_id: str, update_id: str, name: str, payload: Any, now: float
     ) -> tuple[UpdateRecord, bool]: ...
     def get_update(self, run_id: str, update_id: str) -> UpdateRecord | None: ...
+    def reopen_run(
+        self, run_id: str, expect_status: str, reopen: Reopen, now: float
+    ) -> RunRecord: ...

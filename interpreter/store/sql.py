@@ -42,6 +42,7 @@ from interpreter.store.base import (
 )
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
 from interpreter.store.sql_callbacks import CallbackSQL
+from interpreter.store.sql_redrive import RedriveSQL
 from interpreter.store.sql_updates import UpdateSQL
 from interpreter.store.sqladmin import SQLAdmin
 from interpreter.store.sqlcore import (
@@ -59,7 +60,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL):
+class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs

@@ -1,0 +1,94 @@
+"""`retry RUN [--definition FILE]` and `fork RUN --from STATE [--id NEW]`: continue an ended
+run from the step that ended it, or start a new run from a state of an old one. Both reuse the
+recorded activity results (interpreter/redrive.py); a worker (or `resume`) executes the rest."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from interpreter.cli import _runtime as rt
+from interpreter.cli._common import (
+    EXIT_OK,
+    new_run_id_arg,
+    print_json,
+    run_id_arg,
+    text_arg,
+    workflow_dirs,
+    workflow_file,
+)
+
+
+def register(subparsers: Any) -> None:
+    retry: argparse.ArgumentParser = subparsers.add_parser(
+        "retry",
+        help="continue a failed, timed-out or cancelled run from the step that ended it",
+        epilog="examples:\n  tideflow retry booking_saga-1a2b3c\n"
+        "  tideflow retry order-1a2b3c --definition order.v2.yaml --json\n"
+        "  tideflow resume order-1a2b3c --activities samples/activities.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    retry.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+    retry.add_argument(
+        "--definition",
+        metavar="FILE",
+        help="move the run to this edited definition (only if replay finds it compatible)",
+    )
+    rt.add_db(retry)
+    rt.add_json(retry)
+    retry.set_defaults(handler=cmd_retry)
+
+    fork: argparse.ArgumentParser = subparsers.add_parser(
+        "fork",
+        help="start a new run from a state of a run, reusing its results up to there",
+        epilog="examples:\n  tideflow fork order-1a2b3c --from ship\n"
+        "  tideflow fork order-1a2b3c --from charge --id order-1a2b3c-again --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fork.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+    fork.add_argument(
+        "--from",
+        dest="from_state",
+        metavar="STATE",
+        required=True,
+        type=text_arg,
+        help="the state to execute from (the first time the run entered it)",
+    )
+    fork.add_argument(
+        "--id",
+        dest="new_id",
+        metavar="NEW_ID",
+        type=new_run_id_arg,
+        help="the new run's id (default: the workflow name and a random suffix)",
+    )
+    rt.add_db(fork)
+    rt.add_json(fork)
+    fork.set_defaults(handler=cmd_fork)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from interpreter.client import load_definition
+
+    defn = None
+    if args.definition:
+        defn = rt.call(lambda: load_definition(workflow_file(args.definition), workflow_dirs([])))
+    client = rt.open_client(args, create=False)
+    record = rt.call(lambda: client.retry(args.run_id, definition=defn))
+    if args.json:
+        print_json(
+            {"run_id": record.id, "status": record.status, "definition_hash": record.def_hash}
+        )
+    else:
+        print(f"run {record.id} continues from its failed step")
+        print(f"  execute it: tideflow resume {record.id} --activities ... (or a worker)")
+    return EXIT_OK
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    client = rt.open_client(args, create=False)
+    record = rt.call(lambda: client.fork(args.run_id, args.from_state, new_id=args.new_id))
+    if args.json:
+        print_json({"run_id": record.id, "forked_from": args.run_id, "state": args.from_state})
+    else:
+        print(record.id)
+    return EXIT_OK

@@ -1,0 +1,90 @@
+"""SIGKILL around a retry (tests/crash_util.py picks the exact transaction): a retry killed
+before its one transaction leaves the failed run as it was; killed after it, or killed while
+the retried run executes, a resume finishes it with every activity exactly once (an attempt
+whose completion was lost runs again with the same idempotency key and attempt)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from crash_util import CRASH_ENV, ROOT
+from test_redrive import RD_ACTIVITIES, calls, failed_chain
+
+from interpreter import Client
+
+CRASH_CLI = str(Path(__file__).resolve().parent / "crash_util.py")
+
+
+def crash_cli(store: str, crash: str, *args: str, env: dict[str, str]) -> int:
+    full = {**os.environ, **env, CRASH_ENV: crash}
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, CRASH_CLI, *args, "--db", store],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode
+
+
+def status(store: str, run_id: str) -> str:
+    with Client(store) as client:
+        return client.get(run_id).status
+
+
+def test_kill_before_the_retry_commits_changes_nothing(store_url: str, tmp_path: Path) -> None:
+    run_id, log, fixed = failed_chain(store_url, tmp_path)
+    code = crash_cli(store_url, "before:RunRetried:1", "retry", run_id, env=fixed)
+    assert code == -9
+    assert status(store_url, run_id) == "failed"
+    with Client(store_url) as client:
+        assert len(client.segments(run_id)) == 1
+    # The retry can simply be run again.
+    code = crash_cli(store_url, "after:RunRetried:1", "retry", run_id, env=fixed)
+    assert code == -9  # killed right after its transaction: the run is reopened
+    assert status(store_url, run_id) == "running"
+    from conftest import run_cli
+
+    proc = run_cli("resume", run_id, "--activities", RD_ACTIVITIES, "--db", store_url, env=fixed)
+    assert proc.returncode == 0, proc.stderr
+    assert calls(log) == [(run_id, s) for s in ("first", "second", "second", "third")]
+
+
+def test_kill_while_the_retried_run_executes(store_url: str, tmp_path: Path) -> None:
+    run_id, log, fixed = failed_chain(store_url, tmp_path)
+    from conftest import run_cli
+
+    assert run_cli("retry", run_id, "--db", store_url).returncode == 0
+    # The retried `second` completes, and the kill loses that completion.
+    code = crash_cli(
+        store_url,
+        "before:ActivityCompleted:1",
+        "resume",
+        run_id,
+        "--activities",
+        RD_ACTIVITIES,
+        env=fixed,
+    )
+    assert code == -9
+    proc = run_cli("resume", run_id, "--activities", RD_ACTIVITIES, "--db", store_url, env=fixed)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        json.loads(run_cli("status", run_id, "--db", store_url, "--json").stdout)["status"]
+        == "completed"
+    )
+    got = Counter(state for _, state in calls(log))
+    # `first` never again; `second` failed once, then ran in the retry and once more after
+    # the kill lost its completion; `third` once.
+    assert got == Counter({"first": 1, "second": 3, "third": 1})
+    with Client(store_url) as client:
+        events = list(client.history(run_id, all_segments=True))
+    done = [e["state"] for e in events if e["type"] == "ActivityCompleted"]
+    assert done == ["first", "second", "third"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
