@@ -49,6 +49,7 @@ class Trace:
     current: set[StateKey] = field(default_factory=set)
     taken: set[tuple[StateKey, StateKey]] = field(default_factory=set)
 
+
 _MAX_EDGE_LABEL = 60
 # A label is one line of the drawing; a line break inside a name is shown, not obeyed.
 _LINE_BREAK = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -279,7 +280,7 @@ def _retry_lines(state: AnyState, defaults: Defaults | None = None) -> list[str]
         if retry.initial_interval is not None:
             parts.append(f"after {_short(_duration(retry.initial_interval), 20)}")
         if retry.backoff is not None:
-            parts.append(f"×{retry.backoff:g}")
+            parts.append(f"backoff {retry.backoff:g}")
         if retry.max_interval is not None:
             parts.append(f"≤ {_short(_duration(retry.max_interval), 20)}")
         return [_short("retry: " + (", ".join(parts) or "default policy") + suffix)]
