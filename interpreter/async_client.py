@@ -194,6 +194,12 @@ class AsyncClient:
     async def terminate(self, run_id: str, reason: str = "terminated by user") -> RunRecord:
         return await self._call(self.sync.terminate, run_id, reason)
 
+    async def pause(self, run_id: str) -> bool:
+        return await self._call(self.sync.pause, run_id)
+
+    async def unpause(self, run_id: str) -> bool:
+        return await self._call(self.sync.unpause, run_id)
+
     # ----------------------------------------------------------------- inspection
     async def status(self, run_id: str) -> dict[str, Any]:
         return await self._call(self.sync.status, run_id)

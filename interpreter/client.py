@@ -426,6 +426,17 @@ class Client:
         self.get(run_id)
         return self.store.terminate(run_id, reason, time.time())
 
+    def pause(self, run_id: str) -> bool:
+        """Pause a running run: no worker starts an activity or fires a timer of it until
+        `unpause`; attempts in flight finish and are recorded. False: it was paused already."""
+        self.get(run_id)
+        return self.store.set_paused(run_id, True, time.time())
+
+    def unpause(self, run_id: str) -> bool:
+        """Let a paused run go on; False: it was not paused."""
+        self.get(run_id)
+        return self.store.set_paused(run_id, False, time.time())
+
     # ----------------------------------------------------------------- inspection
     def status(self, run_id: str) -> dict[str, Any]:
         from interpreter.history import history_info
@@ -434,6 +445,8 @@ class Client:
         info = describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
         source, _file = self.store.load_definition(record.def_hash)
         info["history"] = history_info(record, source, len(self.store.list_segments(run_id)))
+        info["paused"] = record.status == "running" and self.store.is_paused(run_id)
+        info["worker"] = record.lease_owner if record.status == "running" else None
         return info
 
     def history(

@@ -39,6 +39,8 @@ class Client(Protocol):
     def terminate(self, run_id: str, reason: str = ...) -> RunRecord: ...
     def status(self, run_id: str) -> dict[str, Any]: ...
     def get(self, run_id: str) -> RunRecord: ...
+    def pause(self, run_id: str) -> bool: ...
+    def unpause(self, run_id: str) -> bool: ...
 
 
 class AsyncClient(Protocol):
@@ -58,6 +60,8 @@ class AsyncClient(Protocol):
     async def terminate(self, run_id: str, reason: str = ...) -> RunRecord: ...
     async def status(self, run_id: str) -> dict[str, Any]: ...
     async def get(self, run_id: str) -> RunRecord: ...
+    async def pause(self, run_id: str) -> bool: ...
+    async def unpause(self, run_id: str) -> bool: ...
 
 
 class RunHandle:
@@ -98,6 +102,12 @@ class RunHandle:
     def describe(self) -> dict[str, Any]:
         """What `tideflow status` shows: status, current states, vars, output, error..."""
         return self.client.status(self.id)
+
+    def pause(self) -> bool:
+        return self.client.pause(self.id)
+
+    def unpause(self) -> bool:
+        return self.client.unpause(self.id)
 
     def get(self) -> RunRecord:
         return self.client.get(self.id)
@@ -140,6 +150,12 @@ class AsyncRunHandle:
 
     async def describe(self) -> dict[str, Any]:
         return await self.client.status(self.id)
+
+    async def pause(self) -> bool:
+        return await self.client.pause(self.id)
+
+    async def unpause(self) -> bool:
+        return await self.client.unpause(self.id)
 
     async def get(self) -> RunRecord:
         return await self.client.get(self.id)

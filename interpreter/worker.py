@@ -289,6 +289,7 @@ class _RunDriver:
         self._waiter: asyncio.Future[None] | None = None
         self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
         self.stopping = False
+        self.paused = False  # `tideflow pause`: start nothing new, hand the run back
         self.lease_lost = False
         self._last_hb: dict[str, float] = {}
         # Heartbeat details not yet written (throttled); flushed when the attempt ends so the
@@ -412,9 +413,10 @@ class _RunDriver:
                 inbox_read_for = waits
                 engine = await self._read_inbox(engine)
                 check_inbox = False
-            engine, _ = await self._decide(engine, Engine.fire_due_timers)
+            if not self.paused:
+                engine, _ = await self._decide(engine, Engine.fire_due_timers)
             started: list[dict[str, Any]] = []
-            if not self.stopping:
+            if not (self.stopping or self.paused):
                 engine, started = await self._decide(
                     engine, lambda e: e.start_due_tasks(self.w.can_run)
                 )
@@ -431,6 +433,7 @@ class _RunDriver:
             now = time.time()
             if not self.running and (
                 self.stopping
+                or self.paused
                 or next_wake is None
                 or next_wake - now > HOLD_SECONDS
                 or self._needs_other_worker(engine)
@@ -449,6 +452,7 @@ class _RunDriver:
             if self.woken:
                 self.woken = False
                 check_inbox = True
+                self.paused = self.w.store.is_paused(self.run.id)
             engine = self._engine()
             for task_id, (future, _ctx) in list(self.running.items()):
                 if future.done():

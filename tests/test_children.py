@@ -67,8 +67,8 @@ def test_child_output_id_and_links(client: Client, store_url: str, cc_log: Path)
 
     proc = run_cli("list", "--db", store_url)
     assert proc.returncode == 0, proc.stderr
-    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
-    assert [child_id, "kid", "completed"] == rows[1][:3] and rows[1][-1] == run_id
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]  # newest first
+    assert [child_id, "kid", "completed"] == rows[0][:3] and rows[0][-1] == run_id
     proc = run_cli("list", "--json", "--db", store_url)
     listed = {r["run_id"]: r for r in json.loads(proc.stdout)}
     assert listed[child_id]["parent_id"] == run_id and listed[run_id]["parent_id"] is None

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("pydantic", "jinja2", "httpx", "psycopg", "jsonschema", "dsl.model")
+HEAVY = ("pydantic", "jinja2", "httpx", "psycopg", "jsonschema", "dsl.model", "pygls", "lsprotocol")
 
 _PROBE = """
 import json, sys

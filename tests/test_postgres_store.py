@@ -101,6 +101,7 @@ def test_fresh_schema_gets_current_version_and_reopens(pg_url: str) -> None:
         "heartbeats",
         "map_rows",
         "callbacks",
+        "segments",
         "updates",
     }
     PostgresStore(pg_url).close()  # opening again migrates nothing and fails nothing

@@ -94,7 +94,7 @@ def test_signal_errors_are_clear(client: Client, store_url: str, tmp_path: Path)
     with pytest.raises(RunNotFound):
         client.signal("no-such-run", "go", {"n": 1})
     proc = run_cli("signal", "no-such-run", "go", "--data", '{"n": 1}', "--db", store_url)
-    assert proc.returncode == 1 and "no run with id 'no-such-run'" in proc.stderr
+    assert proc.returncode == 4 and "no run with id 'no-such-run'" in proc.stderr
     assert_no_traceback(proc)
 
     proc = run_cli("signal", run_id, "go", "--data", "{not json", "--db", store_url)
@@ -295,13 +295,13 @@ def test_queries_at_every_stage(client: Client, store_url: str, cc_log: Path) ->
     # Errors: undeclared query, a template that fails, unknown run; no traceback.
     with pytest.raises(TideflowError, match="declares no query 'nope'"):
         client.query(run_id, "nope")
-    for args, message in (
-        ((run_id, "nope"), "declares no query 'nope'"),
-        ((run_id, "broken"), "missing"),
-        (("no-such-run", "stage"), "no run with id"),
+    for args, message, code in (
+        ((run_id, "nope"), "declares no query 'nope'", 1),
+        ((run_id, "broken"), "missing", 1),
+        (("no-such-run", "stage"), "no run with id", 4),  # its own exit code
     ):
         proc = run_cli("query", *args, "--db", store_url)
-        assert proc.returncode == 1, proc.stderr
+        assert proc.returncode == code, proc.stderr
         assert message in proc.stderr
         assert_no_traceback(proc)
 

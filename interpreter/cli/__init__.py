@@ -16,17 +16,27 @@ _COMMAND_MODULES = (
     "interpreter.cli.graph_cmd",
     "interpreter.cli.run_cmds",
     "interpreter.cli.inspect_cmds",
+    "interpreter.cli.list_cmds",
+    "interpreter.cli.watch_cmds",
+    "interpreter.cli.completion_cmd",
     "interpreter.cli.callback_cmds",
     "interpreter.cli.update_cmd",
+    "interpreter.cli.lsp_cmd",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from interpreter.cli.help_text import Parser, add_examples
+
+    parser = Parser(
         prog="tideflow",
         description="Durable workflows as YAML state machines.",
+        epilog="examples:\n  tideflow run samples/order.yaml --input @samples/inputs/order.json "
+        "--activities samples/activities.py\n  tideflow list --status failed\n"
+        "  tideflow COMMAND --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_common.VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,12 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    add_examples(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from interpreter.cli.help_text import subparser_of
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        subparser_of(parser, getattr(args, "command", None)).error(
+            f"unrecognized arguments: {' '.join(extras)}"
+        )
     try:
         try:
             code: int = args.handler(args)

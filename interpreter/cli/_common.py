@@ -15,6 +15,8 @@ from interpreter import jsondata
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run ended otherwise, or the checked files have errors
 EXIT_USAGE = 2  # invalid file, input or arguments; nothing was created
+EXIT_STILL_RUNNING = 3  # `result --timeout` passed and the run has not ended
+EXIT_NOT_FOUND = 4  # no run with that id in the store (not "the run failed")
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -196,8 +198,21 @@ def parse_json_arg(text: str | None, what: str) -> Any:
     try:
         return jsondata.parse(text)
     except jsondata.NotJsonData as exc:
-        raise CliError(
-            f"{source} is not valid JSON data: {exc.reason}",
-            hint="pass JSON text, or @path/to/file.json (no NaN or Infinity, integers of at "
-            "most 4,300 digits, at most 2 MiB)",
-        ) from None
+        hint = (
+            "pass JSON text, or @path/to/file.json (no NaN or Infinity, integers of at "
+            "most 4,300 digits, at most 2 MiB)"
+        )
+        if source == what and _looks_like_a_file(text):
+            hint = f"to read the file, put @ before its name: {what} @{text}"
+        raise CliError(f"{source} is not valid JSON data: {exc.reason}", hint=hint) from None
+
+
+def _looks_like_a_file(text: str) -> bool:
+    """`--input order.json` (a file name given as the JSON text itself)."""
+    candidate = text.strip()
+    if not candidate or candidate[0] in '{["' or "\n" in candidate or len(candidate) > 4096:
+        return False
+    try:
+        return candidate.endswith((".json", ".JSON")) or Path(candidate).is_file()
+    except (OSError, ValueError):
+        return False

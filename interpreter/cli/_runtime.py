@@ -7,10 +7,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from interpreter.cli._common import EXIT_FAILED, EXIT_USAGE, CliError, db_arg
+from interpreter.cli._common import (
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_STILL_RUNNING,
+    EXIT_USAGE,
+    CliError,
+    db_arg,
+)
 from interpreter.errors import (
     ActivityRegistryError,
     InputInvalid,
+    ResultTimeout,
     RunFinished,
     RunIdConflict,
     RunNotFound,
@@ -48,8 +56,20 @@ def add_activities(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+def add_json(
+    parser: argparse.ArgumentParser, help_: str = "machine-readable output on stdout"
+) -> None:
+    parser.add_argument("--json", action="store_true", help=help_)
+
+
+def add_readable(parser: argparse.ArgumentParser) -> None:
+    """--wide and --relative: how tables show payloads and times."""
+    parser.add_argument(
+        "--wide", action="store_true", help="show payloads whole instead of folded to the terminal"
+    )
+    parser.add_argument(
+        "--relative", action="store_true", help="show times relative to now (3m ago)"
+    )
 
 
 def load_activities(specs: list[str]) -> set[str]:
@@ -90,7 +110,11 @@ def translated_errors() -> Iterator[None]:
         ) from None
     except (InputInvalid, RunIdConflict, StoreError) as exc:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_USAGE) from None
-    except (RunNotFound, RunFinished) as exc:
+    except RunNotFound as exc:
+        raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_NOT_FOUND) from None
+    except ResultTimeout as exc:
+        raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_STILL_RUNNING) from None
+    except RunFinished as exc:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_FAILED) from None
     except TideflowError as exc:
         raise CliError(exc.message, hint=exc.hint, exit_code=EXIT_FAILED) from None

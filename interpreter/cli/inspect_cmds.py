@@ -1,19 +1,25 @@
-"""`status`, `history`, `list`, `cancel`, `terminate`, `signal`, `query`: looking at and steering
-runs that already exist (`update` is in update_cmd.py)."""
+"""`status`, `history`, `signal`, `query`: looking at and talking to runs that already exist
+(`list`, `cancel`, `terminate` and `prune` are in list_cmds.py, following in watch_cmds.py,
+`update` in update_cmd.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from interpreter.cli import _runtime as rt
-from interpreter.cli._common import EXIT_OK, parse_json_arg, print_json, run_id_arg, text_arg
-from interpreter.core.records import TERMINAL_STATUSES
-
-STATUSES = ("running", *sorted(TERMINAL_STATUSES))
+from interpreter.cli import _ux
+from interpreter.cli._common import (
+    EXIT_OK,
+    CliError,
+    parse_json_arg,
+    print_json,
+    run_id_arg,
+    text_arg,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -22,43 +28,45 @@ def register(subparsers: Any) -> None:
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_)
         if run_id:
-            parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+            parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg, help="the run")
         rt.add_db(parser)
         if json_:
             rt.add_json(parser)
         parser.set_defaults(handler=handler)
         return parser
 
-    command(
+    status = command(
         "status", "show a run: status, current state(s), vars, output, error, version", cmd_status
     )
-    hist = command(
+    status.add_argument(
+        "--watch", action="store_true", help="then show each new event until the run ends"
+    )
+    rt.add_readable(status)
+    history = command(
         "history",
-        "show a run's event history (its current segment; --segment N or --all for earlier ones)",
+        "show a run's event history with each step's duration (its current segment; "
+        "--segment N or --all for earlier ones)",
         cmd_history,
     )
-    which = hist.add_mutually_exclusive_group()
+    which = history.add_mutually_exclusive_group()
     which.add_argument(
         "--segment", type=_segment_arg, metavar="N", help="the events of segment N (1 = first)"
     )
     which.add_argument(
         "--all", action="store_true", dest="all_segments", help="every segment, oldest first"
     )
-    lst = command("list", "list runs", cmd_list, run_id=False)
-    lst.add_argument(
-        "--status", choices=STATUSES, help=f"only runs with this status: {', '.join(STATUSES)}"
+    history.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events as they are written until the run ends (--json: JSON Lines)",
     )
-    lst.add_argument("--workflow", type=text_arg, help="only runs of this workflow")
-    command(
-        "cancel", "cancel a run cooperatively (compensations run; status cancelled)", cmd_cancel
-    )
-    term = command("terminate", "end a run at once (no compensation)", cmd_terminate)
-    term.add_argument("--reason", type=text_arg, default="terminated by user")
+    rt.add_readable(history)
     sig = command("signal", "send a signal to a run", cmd_signal)
-    sig.add_argument("name", metavar="NAME", type=text_arg)
+    sig.add_argument("name", metavar="NAME", type=text_arg, help="a signal the workflow declares")
     sig.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     qry = command("query", "evaluate a declared query against the run's current state", cmd_query)
-    qry.add_argument("name", metavar="NAME", type=text_arg)
+    qry.add_argument("name", metavar="NAME", type=text_arg, help="a query the workflow declares")
     qry.add_argument(
         "--data", metavar="JSON|@FILE", help="the query's args: JSON text or @file.json"
     )
@@ -70,25 +78,41 @@ def _segment_arg(text: str) -> int:
     return int(text)
 
 
-def _time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     client = rt.open_client(args, create=False)
-    info = rt.call(lambda: client.status(args.run_id))
-    if args.json:
-        print_json(info)
-        return EXIT_OK
+
+    def show() -> None:
+        info = rt.call(lambda: client.status(args.run_id))
+        if args.json:
+            print_json(info)
+        else:
+            _show_status(info, args)
+        sys.stdout.flush()
+
+    if args.watch:
+        from interpreter.cli.watch_cmds import watch_status
+
+        return watch_status(client, args, show)
+    show()
+    return EXIT_OK
+
+
+def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
+    colour = _ux.colour_enabled()
+    now = time.time()
+
+    def when(ts: float | None) -> str:
+        return _ux.show_time(ts, relative=args.relative, now=now)
+
+    width = _ux.terminal_width() - 11
     print(f"run        {info['run_id']}")
     print(
         f"workflow   {info['workflow']} (version {info['version'] or '-'}, definition {info['definition_hash'][:12]})"
     )
-    print(f"status     {info['status']}")
+    shown = "paused" if info.get("paused") else info["status"]
+    print(f"status     {_ux.paint(shown, _ux.STATUS_COLOURS.get(shown), colour)}")
     for cur in info["current"]:
-        detail = cur["waiting_for"] or "nothing"
+        detail = cur["waiting_for"] or ("its worker" if info.get("worker") else "a worker")
         if cur.get("activity"):
             progress = {
                 "ready": "not started: needs a worker that offers it",
@@ -104,6 +128,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif cur.get("child"):
             detail = f"child run {cur['child']}"
         print(f"current    {cur['state']} (waiting for {detail})")
+    if info["status"] == "running":
+        print(f"worker     {_worker_line(info)}")
     if info["parent_id"]:
         print(f"parent     {info['parent_id']}")
     for child in info["children"]:
@@ -121,15 +147,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if history["warning"]:
         print(f"warning    {history['warning']}")
-    print(f"created    {_time(info['created_at'])}")
-    print(f"updated    {_time(info['updated_at'])}")
+    print(f"created    {when(info['created_at'])}")
+    print(f"updated    {when(info['updated_at'])}")
     if info["ended_at"]:
-        print(f"ended      {_time(info['ended_at'])}")
-    print(f"vars       {json.dumps(info['vars'], ensure_ascii=False)}")
-    if info["output"] is not None:
-        print(f"output     {json.dumps(info['output'], ensure_ascii=False)}")
+        print(f"ended      {when(info['ended_at'])}")
+        print(f"took       {_ux.duration(info['ended_at'] - info['created_at'])}")
+    for label, value in (("vars", info["vars"]), ("output", info["output"])):
+        if label == "output" and value is None:
+            continue
+        lines = _ux.fold_json(value, width, wide=args.wide)
+        print(f"{label:<10} {lines[0]}")
+        for line in lines[1:]:
+            print(" " * 11 + line)
     if info["error"]:
-        print(f"error      {info['error']['type']}: {info['error']['message']}")
+        error = f"{info['error']['type']}: {info['error']['message']}"
+        print(f"error      {_ux.paint(error, 'red', colour)}")
     exits = info.get("exit_handlers")
     if exits is not None:
         if exits["running"]:
@@ -137,81 +169,47 @@ def cmd_status(args: argparse.Namespace) -> int:
         for failed in exits["errors"]:
             err = failed["error"]
             print(f"exit error handler {failed['handler']}: {err['type']}: {err['message']}")
-    return EXIT_OK
+
+
+def _worker_line(info: dict[str, Any]) -> str:
+    """Who drives the run, or why nobody does."""
+    if info.get("paused"):
+        return "none: paused (`tideflow unpause` lets it go on)"
+    if info.get("worker"):
+        return str(info["worker"])
+    current = info["current"]
+    needs_one = not current or any(
+        (cur.get("activity") and cur.get("task_status") != "callback")
+        or cur.get("waiting_for") is None
+        for cur in current
+    )
+    if not needs_one:  # timers, signals, children: a worker takes it up when one comes
+        kinds = sorted({str(cur["waiting_for"]) for cur in current})
+        return f"none needed until its {' / '.join(kinds)} comes"
+    return "none: waiting for a worker (start one with `tideflow worker --activities ...`)"
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from interpreter.cli.watch_cmds import print_history
+
+    if args.follow and (args.segment is not None or args.all_segments):
+        raise CliError(
+            "--follow shows the current segment as it grows; it cannot be combined with "
+            "--segment or --all",
+            hint="drop --follow to see an earlier segment",
+        )
     client = rt.open_client(args, create=False)
     chain = rt.call(lambda: client.segments(args.run_id))
     events = rt.call(
         lambda: client.history(args.run_id, segment=args.segment, all_segments=args.all_segments)
     )
-    # The history is read page by page while it prints: a store error can come mid-way.
-    with rt.translated_errors():
-        if args.json:
-            # Streamed: one array, written event by event, so huge histories stay cheap.
-            out = sys.stdout
-            out.write("[")
-            for index, event in enumerate(events):
-                out.write(("," if index else "") + "\n" + json.dumps(event, ensure_ascii=False))
-            out.write("\n]\n")
-            return EXIT_OK
-        if len(chain) > 1 and not args.all_segments:
-            shown = args.segment or chain[-1].segment
-            print(
-                f"segment {shown} of {len(chain)} (continue-as-new); the others: "
-                "--segment N, or --all for the whole chain"
-            )
-        print(f"{'SEQ':>5}  {'TIME':<24} {'TYPE':<22} {'STATE':<18} {'ATT':>3}  PAYLOAD")
-        for event in events:
-            payload = json.dumps(event["payload"], ensure_ascii=False)
-            if len(payload) > 100:
-                payload = payload[:97] + "..."
-            print(
-                f"{event['seq']:>5}  {_time(event['time']):<24} {event['type']:<22} {event['state'] or '':<18} {event['attempt'] or '':>3}  {payload}"
-            )
-    return EXIT_OK
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from interpreter.client import describe
-
-    client = rt.open_client(args, create=False)
-    runs = rt.call(lambda: client.list_runs(status=args.status, workflow=args.workflow))
-    if args.json:
-        print_json(
-            [
-                {k: v for k, v in describe(r).items() if k not in ("vars", "input", "current")}
-                for r in runs
-            ]
-        )
-        return EXIT_OK
-    print(f"{'RUN ID':<40} {'WORKFLOW':<18} {'STATUS':<10} {'CREATED':<24} PARENT")
-    for r in runs:
+    if len(chain) > 1 and not args.all_segments and not args.json:
+        shown = args.segment or chain[-1].segment
         print(
-            f"{r.id:<40} {r.workflow:<18} {r.status:<10} {_time(r.created_at):<24} {r.parent_id or ''}"
+            f"segment {shown} of {len(chain)} (continue-as-new); the others: "
+            "--segment N, or --all for the whole chain"
         )
-    return EXIT_OK
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    client = rt.open_client(args, create=False)
-    rt.call(lambda: client.cancel(args.run_id))
-    if args.json:
-        print_json({"run_id": args.run_id, "cancel_requested": True})
-    else:
-        print(f"cancel requested for {args.run_id}; compensations run when a worker picks it up")
-    return EXIT_OK
-
-
-def cmd_terminate(args: argparse.Namespace) -> int:
-    client = rt.open_client(args, create=False)
-    record = rt.call(lambda: client.terminate(args.run_id, args.reason))
-    if args.json:
-        print_json({"run_id": record.id, "status": record.status})
-    else:
-        print(f"run {record.id} {record.status}")
-    return EXIT_OK
+    return print_history(client, args, events)
 
 
 def cmd_signal(args: argparse.Namespace) -> int:

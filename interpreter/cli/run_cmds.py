@@ -24,6 +24,7 @@ from interpreter.cli._common import (
     workflow_file,
 )
 from interpreter.cli.progress import Progress
+from interpreter.core.records import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from interpreter.store import RunRecord
@@ -53,7 +54,7 @@ def register(subparsers: Any) -> None:
     resume = subparsers.add_parser(
         "resume", help="execute an existing run in the foreground until it ends"
     )
-    resume.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+    resume.add_argument("run_id", metavar="RUN_ID", type=run_id_arg, help="the run to go on with")
     rt.add_activities(resume)
     rt.add_db(resume)
     _add_workflows(resume)
@@ -75,6 +76,12 @@ def register(subparsers: Any) -> None:
     )
     _add_workflows(worker)
     _add_grace(worker)
+    worker.add_argument(
+        "--log-format",
+        choices=("text", "json", "none"),
+        default="none",
+        help="log one line per run event on stderr, as text or JSON (default none)",
+    )
     worker.set_defaults(handler=cmd_worker)
 
 
@@ -136,6 +143,7 @@ def _prepare(args: argparse.Namespace, *, executes: bool) -> tuple[Any, RunRecor
 
 def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
     progress = Progress(enabled=sys.stderr.isatty() and not args.json)
+    progress.begin(record)
     dirs = workflow_dirs(args.workflows)
     try:
         final = rt.call(
@@ -155,7 +163,7 @@ def _finish(client: Any, record: RunRecord, args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        progress.summary(result)
+        progress.summary(result, took=(final.ended_at or final.updated_at) - final.created_at)
         for failed in (final.state.get("exit") or {}).get("errors", []):
             err = failed["error"]
             print(f"exit handler {failed['handler']} failed: {err['type']}: {err['message']}")
@@ -188,7 +196,14 @@ def _interrupted(client: Any, run_id: str, args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    client, record, _ = _prepare(args, executes=True)
+    client, record, created = _prepare(args, executes=True)
+    if not created and record.status in TERMINAL_STATUSES:
+        # Not silently the old result: this invocation did not run anything.
+        print(
+            f"run {record.id} already ended ({record.status}); not run again, showing its "
+            "stored result (give another --id, or none, to run the workflow anew)",
+            file=sys.stderr,
+        )
     return _finish(client, record, args)
 
 
@@ -230,11 +245,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     dirs = workflow_dirs(args.workflows)
     offered = rt.load_activities(args.activities)
     client = rt.open_client(args)
+    from interpreter.cli.event_log import EventLog
+
     worker = Worker(
         client.store,
         concurrency=args.concurrency,
         workflow_dirs=dirs,
         activities=offered,
+        on_events=None if args.log_format == "none" else EventLog(args.log_format),
     )
 
     async def main() -> None:

@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
         "update", help="send an update to a run and wait until it is applied; print its value"
     )
     parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
-    parser.add_argument("name", metavar="NAME", type=text_arg)
+    parser.add_argument(
+        "name", metavar="NAME", type=text_arg, help="an update the workflow declares"
+    )
     parser.add_argument("--data", metavar="JSON|@FILE", help="the payload: JSON text or @file.json")
     parser.add_argument(
         "--id",

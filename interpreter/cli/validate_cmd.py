@@ -249,7 +249,12 @@ def _declares_dsl(path: Path) -> bool:
             head = handle.read(1024 * 1024)
     except OSError:
         return True  # let validation report why it cannot be read
-    return _DECLARES_DSL.search(head.decode("utf-8", "replace")) is not None
+    return declares_dsl(head.decode("utf-8", "replace"))
+
+
+def declares_dsl(text: str) -> bool:
+    """Whether `text` has a `dsl:` key at some level (workflow files do; other YAML not)."""
+    return _DECLARES_DSL.search(text) is not None
 
 
 def load_activities(specs: Sequence[str]) -> set[str]:

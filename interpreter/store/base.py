@@ -40,6 +40,41 @@ class RunRecord:
     version: str | None = None
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs `find_runs`, `count_runs` and `prune_runs` look at; None: any. `since` and
+    `until` bound the creation time (since <= created_at < until); `ended_before` the end."""
+
+    statuses: tuple[str, ...] = ()
+    workflow: str | None = None
+    parent_id: str | None = None
+    error_type: str | None = None
+    since: float | None = None
+    until: float | None = None
+    ended_before: float | None = None
+    paused: bool | None = None
+
+
+@dataclass
+class RunSummary:
+    """A run as `tideflow list` shows it: no state, input or output."""
+
+    id: str
+    workflow: str
+    status: str
+    parent_id: str | None
+    root_id: str
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    error: Any
+    paused: bool
+    cancel_requested: bool
+    lease_owner: str | None
+    def_hash: str
+    version: str | None
+
+
 # One encoder for every write: json.dumps with options builds a new encoder per call, and a
 # step encodes a dozen values.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -315,6 +350,23 @@ class Store(Protocol):
     ) -> list[RunRecord]: ...
     def iter_events(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]: ...
     def list_segments(self, run_id: str) -> list[Segment]: ...
+
+    # operating runs (interpreter/store/sqladmin.py)
+    def find_runs(
+        self, where: RunFilter, *, limit: int, before: tuple[float, str] | None = None
+    ) -> list[RunSummary]:
+        """Runs matching `where`, newest first (created_at, then id, descending), at most
+        `limit`, only those older than `before` (the (created_at, id) of the last one shown)."""
+        ...
+
+    def count_runs(self, where: RunFilter) -> int: ...
+    def workflow_names(self) -> list[str]:
+        """Every workflow name this store has a definition of."""
+        ...
+
+    def prune_runs(self, where: RunFilter, *, batch: int) -> list[str]: ...
+    def set_paused(self, run_id: str, paused: bool, now: float) -> bool: ...
+    def is_paused(self, run_id: str) -> bool: ...
 
     # work distribution
     def claim(

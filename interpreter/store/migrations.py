@@ -128,8 +128,21 @@ CREATE TABLE updates (
 ) {without_rowid}
 """
 
+# Version 10: operating runs from the CLI. `paused`: a paused run is claimed by no worker until it
+# is resumed (`tideflow pause`). `tideflow list` pages newest first by (created_at, id): with
+# the id in the index, a page filtered by status or workflow is an index walk that stops
+# after the page instead of a sort of every matching run (2,000 of 10,000 took PostgreSQL 11
+# ms to sort before the first row).
+_V10 = """
+ALTER TABLE runs ADD COLUMN paused {bool} NOT NULL DEFAULT {false};
+CREATE INDEX runs_created ON runs(created_at, id);
+DROP INDEX IF EXISTS runs_status;
+CREATE INDEX runs_status ON runs(status, created_at, id);
+DROP INDEX IF EXISTS runs_workflow;
+CREATE INDEX runs_workflow ON runs(workflow, created_at, id)
+"""
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
+MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -100,6 +100,8 @@ class PostgresStore(SQLStore):
         "offers_needs": "COALESCE(r.needs <@ CAST(? AS TEXT[]), TRUE)",
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "for_update": "FOR UPDATE",
+        # The type of a run's error (a JSON object, or JSON null).
+        "error_type": "(CAST(r.error AS jsonb)->>'type')",
     }
 
     def __init__(self, url: str, *, max_connections: int = 8) -> None:

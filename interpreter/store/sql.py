@@ -43,6 +43,7 @@ from interpreter.store.base import (
 from interpreter.store.leases import HOST_PREFIX, owner_is_dead
 from interpreter.store.sql_callbacks import CallbackSQL
 from interpreter.store.sql_updates import UpdateSQL
+from interpreter.store.sqladmin import SQLAdmin
 from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
@@ -58,7 +59,7 @@ from interpreter.store.sqlcore import (
 )
 
 
-class SQLStore(CallbackSQL, UpdateSQL):
+class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL):
     """The Store (interpreter.store.base.Store) on an SQL database; see the module docstring."""
 
     # ----------------------------------------------------------------- definitions and runs
@@ -182,7 +183,7 @@ class SQLStore(CallbackSQL, UpdateSQL):
         """WHERE terms (and their arguments) for the runs a claim may take now."""
         dead = self._dead_owners(now, run_id)
         where = (
-            "r.status='running' AND (r.lease_owner IS NULL OR r.lease_expires IS NULL "
+            "r.status='running' AND NOT r.paused AND (r.lease_owner IS NULL OR r.lease_expires IS NULL "
             "OR r.lease_expires < ?"
         )
         where += f" OR r.lease_owner IN ({','.join('?' * len(dead))}))" if dead else ")"

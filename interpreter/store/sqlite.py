@@ -121,6 +121,8 @@ class SQLiteStore(SQLStore):
         # One writer at a time (BEGIN IMMEDIATE): nothing to skip, nothing to lock.
         "skip_locked": "",
         "for_update": "",
+        # The type of a run's error (a JSON object, or JSON null).
+        "error_type": "json_extract(r.error, '$.type')",
     }
 
     def __init__(self, path: str) -> None:
