@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.callback_cmds",
     "interpreter.cli.update_cmd",
     "interpreter.cli.lsp_cmd",
+    "interpreter.cli.server_cmd",
 )
 
 

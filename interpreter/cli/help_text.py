@@ -52,6 +52,10 @@ EXAMPLES: dict[str, list[str]] = {
         'tideflow update order-1a2b3c add_item --data \'{"sku": "KB-01"}\'',
         "tideflow update order-1a2b3c add_item --data @item.json --id add-1 --timeout 30 --json",
     ],
+    "lsp": [
+        "tideflow lsp --activities samples/activities.py",
+        "tideflow lsp --workflows workflows/   # children by name",
+    ],
     "completion": [
         'eval "$(tideflow completion bash)"',
         "tideflow completion fish > ~/.config/fish/completions/tideflow.fish",
