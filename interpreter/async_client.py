@@ -17,11 +17,11 @@ on PostgreSQL, a watch on the SQLite file's size and time with backoff), then re
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from interpreter import clock
 from interpreter.client import Client
 from interpreter.core.records import TERMINAL_STATUSES
 from interpreter.errors import ResultTimeout
@@ -123,13 +123,13 @@ class AsyncClient:
 
     async def result(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run ends (some worker must be driving it), woken by the store."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else clock.monotonic() + timeout
         async with ChangeWaiter(self.store) as waiter:
             while True:
                 record = await self.get(run_id)
                 if record.status in TERMINAL_STATUSES:
                     return record
-                left = None if deadline is None else deadline - time.monotonic()
+                left = None if deadline is None else deadline - clock.monotonic()
                 if left is not None and left <= 0:
                     raise ResultTimeout(
                         f"run {run_id!r} is still {record.status} after {timeout:g}s",
@@ -158,18 +158,18 @@ class AsyncClient:
             updates.check_update(self.sync.definition_of(record), record, name, data)
             return updates.submit(self.store, record, name, data, update_id)
 
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else clock.monotonic() + timeout
         async with ChangeWaiter(self.store) as waiter:
             stored = await self._call(submit)
-            next_run_check = time.monotonic()
+            next_run_check = clock.monotonic()
             while True:
-                check_run = time.monotonic() >= next_run_check
+                check_run = clock.monotonic() >= next_run_check
                 if check_run:
-                    next_run_check = time.monotonic() + RUN_CHECK
+                    next_run_check = clock.monotonic() + RUN_CHECK
                 done, value = await self._call(updates.settled, self.store, stored, check_run)
                 if done:
                     return value
-                left = None if deadline is None else deadline - time.monotonic()
+                left = None if deadline is None else deadline - clock.monotonic()
                 if left is not None and left <= 0:
                     raise updates.timed_out(stored, timeout)
                 await waiter.wait(min(RUN_CHECK, left) if left is not None else RUN_CHECK)

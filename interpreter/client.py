@@ -1,5 +1,6 @@
 """The Python API for driving runs (the CLI is a thin layer over it).
 
+from interpreter import clock
 from interpreter import Client
 
 client = Client()                         # the default SQLite store, or Client("postgresql://...")
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interpreter import jsondata
+from interpreter import clock, jsondata
 from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
 from interpreter.errors import (
     InputInvalid,
@@ -288,7 +289,7 @@ class Client:
                 # A root run that ended at once (timeout) asked its running children to cancel:
                 # see through what is due now, or it would wait for some other worker.
                 due = self.store.next_due(record.root_id)
-                return due is None or due > time.time()
+                return due is None or due > clock.wall()
 
             if asyncio.run(_drive_until_interrupted(worker, finished, grace)):
                 raise KeyboardInterrupt
@@ -310,12 +311,12 @@ class Client:
 
     def result(self, run_id: str, timeout: float | None = None, poll: float = 0.05) -> RunRecord:
         """Wait until the run ends (some worker must be driving it)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
             record = self.get(run_id)
             if record.status in TERMINAL_STATUSES:
                 return record
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and clock.monotonic() >= deadline:
                 raise ResultTimeout(f"run {run_id!r} is still {record.status} after {timeout:g}s")
             time.sleep(poll)
 
@@ -331,7 +332,7 @@ class Client:
             )
         check_json_data(payload, f"the payload of signal {name!r}")
         check_against_schema(declared[name].schema_, payload, f"the payload of signal {name!r}")
-        return self.store.add_signal(run_id, name, payload, time.time())
+        return self.store.add_signal(run_id, name, payload, clock.wall())
 
     def update(
         self,
@@ -415,27 +416,27 @@ class Client:
     def _send_callback(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         from interpreter.callbacks import hash_token
 
-        target = self.store.send_callback(hash_token(token), body, time.time())
+        target = self.store.send_callback(hash_token(token), body, clock.wall())
         return {"run_id": target.run_id, "state": target.state, "attempt": target.attempt}
 
     def cancel(self, run_id: str) -> None:
         self.get(run_id)
-        self.store.request_cancel(run_id, time.time())
+        self.store.request_cancel(run_id, clock.wall())
 
     def terminate(self, run_id: str, reason: str = "terminated by user") -> RunRecord:
         self.get(run_id)
-        return self.store.terminate(run_id, reason, time.time())
+        return self.store.terminate(run_id, reason, clock.wall())
 
     def pause(self, run_id: str) -> bool:
         """Pause a running run: no worker starts an activity or fires a timer of it until
         `unpause`; attempts in flight finish and are recorded. False: it was paused already."""
         self.get(run_id)
-        return self.store.set_paused(run_id, True, time.time())
+        return self.store.set_paused(run_id, True, clock.wall())
 
     def unpause(self, run_id: str) -> bool:
         """Let a paused run go on; False: it was not paused."""
         self.get(run_id)
-        return self.store.set_paused(run_id, False, time.time())
+        return self.store.set_paused(run_id, False, clock.wall())
 
     # ----------------------------------------------------------------- inspection
     def status(self, run_id: str) -> dict[str, Any]:

@@ -4,9 +4,9 @@ store tests all go through `started_run`."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from interpreter import clock
 from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
@@ -24,7 +24,7 @@ def started_run(
     due_at: float | None = None,
 ) -> NewRun:
     """`due_at` defaults to `now`: a worker takes the run up at once."""
-    now = time.time() if now is None else now
+    now = clock.wall() if now is None else now
     state = new_run_state(defn, run_id, input_, now)
     engine = Engine(defn, state, now)
     engine.start()

@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from interpreter import clock
 from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
 from interpreter.errors import (
     InputInvalid,
@@ -66,7 +67,7 @@ def submit(
                 hint="an update id is 1 to 200 characters of text",
             )
     update_id = update_id or uuid.uuid4().hex
-    stored, created = store.add_update(record.id, update_id, name, payload, time.time())
+    stored, created = store.add_update(record.id, update_id, name, payload, clock.wall())
     if not created and (stored.name != name or _canonical(stored.payload) != _canonical(payload)):
         raise InputInvalid(
             f"update id {update_id!r} of run {record.id!r} was already used for "
@@ -88,21 +89,21 @@ def outcome(update: UpdateRecord) -> Any:
 
 def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
     """Wait until the run applied or rejected `update`; return its value."""
-    began = time.monotonic()
+    began = clock.monotonic()
     deadline = None if timeout is None else began + timeout
     poll = FIRST_POLL
     next_run_check = began
     while True:
-        check_run = time.monotonic() >= next_run_check
+        check_run = clock.monotonic() >= next_run_check
         if check_run:
-            next_run_check = time.monotonic() + RUN_CHECK
+            next_run_check = clock.monotonic() + RUN_CHECK
         done, value = settled(store, update, check_run)
         if done:
             return value
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and clock.monotonic() >= deadline:
             raise timed_out(update, timeout)
         time.sleep(poll)
-        if time.monotonic() - began > FAST_FOR:
+        if clock.monotonic() - began > FAST_FOR:
             poll = min(LAST_POLL, poll * 1.5)
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from interpreter import clock
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
@@ -91,6 +91,10 @@ class Worker:
         # work: look for work at once.
         self._look_for_work = asyncio.Event()
         self.steps = 0
+        # Whoever adds work calls notify() (tests on virtual time): poll only for timers.
+        self.timers_only = False
+        self.idle_poll = IDLE_POLL_SECONDS
+        self.step_wait = 0.5  # a driver's longest wait while attempts run
         # Set when a run's driver met an error that makes going on unsafe (StoreDamaged):
         # run() stops and raises it.
         self.fatal: StoreDamaged | None = None
@@ -111,6 +115,10 @@ class Worker:
     def has_drivers(self) -> bool:
         return bool(self._drivers)
 
+    def notify(self) -> None:
+        """New work or a signal for a run this worker may hold: look at once."""
+        self._look_for_work.set()
+
     def stop(self) -> None:
         """Stop claiming runs and let running attempts finish within the grace; called a second
         time (a second SIGINT/SIGTERM), abandon them at once."""
@@ -122,7 +130,7 @@ class Worker:
     async def run(self, until: Callable[[], bool] | None = None, grace: float = 10.0) -> None:
         """Claim and drive runs until `until()` is true or stop() is called."""
         tasks: set[asyncio.Task[None]] = set()
-        last_renew = time.monotonic()
+        last_renew = clock.monotonic()
         loop = asyncio.get_running_loop()
         subscribe = getattr(self.store, "subscribe", None)
         unsubscribe = (
@@ -132,7 +140,7 @@ class Worker:
         )
         try:
             while not self._stopping.is_set() and not (until and until()):
-                now = time.time()
+                now = clock.wall()
                 free = self.concurrency - len(self._drivers)
                 due = None
                 if free > 0:
@@ -156,14 +164,14 @@ class Worker:
                         woken = self._drivers.get(run_id)
                         if woken is not None:
                             woken.wake_up()
-                if time.monotonic() - last_renew > self.lease_seconds / 3:
-                    last_renew = time.monotonic()
+                if clock.monotonic() - last_renew > self.lease_seconds / 3:
+                    last_renew = clock.monotonic()
                     for driver in list(self._drivers.values()):
                         driver.renew()
                 wait = self.poll_interval
-                if unsubscribe is not None:  # woken by the store: poll only for timers
-                    wait = IDLE_POLL_SECONDS if due is None else due - time.time()
-                    wait = min(IDLE_POLL_SECONDS, max(self.poll_interval, wait))
+                if unsubscribe is not None or self.timers_only:  # poll only for timers
+                    wait = self.idle_poll if due is None else due - clock.wall()
+                    wait = min(self.idle_poll, max(self.poll_interval, wait))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._look_for_work.wait(), wait)
                 self._look_for_work.clear()
@@ -183,11 +191,11 @@ class Worker:
         be stopped; it is a daemon and dies with this process)."""
         for driver in list(self._drivers.values()):
             driver.begin_shutdown()
-        deadline = time.monotonic() + grace
+        deadline = clock.monotonic() + grace
         why = f"after the {grace:g}s grace"
         try:
             while tasks and not self._stop_now.is_set():
-                remaining = deadline - time.monotonic()
+                remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     break
                 stop_now = asyncio.ensure_future(self._stop_now.wait())
@@ -330,7 +338,7 @@ class _RunDriver:
 
     def renew(self) -> None:
         if not self.w.store.renew(
-            self.run.id, self.w.owner, self.run.lease_token, time.time() + self.w.lease_seconds
+            self.run.id, self.w.owner, self.run.lease_token, clock.wall() + self.w.lease_seconds
         ):
             # Terminated, or taken over after our lease ran out: stop at once, so activities
             # in flight see ctx.cancelled instead of running on for nobody.
@@ -368,7 +376,7 @@ class _RunDriver:
             # hand the run over at once rather than after its lease expires.
             self.w._abandon(_STOPPED_AGAIN)
             with contextlib.suppress(Exception):
-                self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, time.time())
+                self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, clock.wall())
             raise
         except StoreDamaged as exc:  # going on would lose steps: stop the whole worker
             self._cancel_running()
@@ -387,7 +395,7 @@ class _RunDriver:
                     self.run.id,
                     self.w.owner,
                     self.run.lease_token,
-                    time.time() + DRIVER_RETRY_SECONDS,
+                    clock.wall() + DRIVER_RETRY_SECONDS,
                 )
         finally:
             if self.w._drivers.get(self.run.id) is self:
@@ -430,7 +438,7 @@ class _RunDriver:
                 return
             self._cancel_unwanted()
             next_wake = engine.next_wakeup(self.w.can_run)
-            now = time.time()
+            now = clock.wall()
             if not self.running and (
                 self.stopping
                 or self.paused
@@ -445,7 +453,8 @@ class _RunDriver:
                     due = now  # attempts cut off by a shutdown: the next owner restarts them
                 self.w.store.release(self.run.id, self.w.owner, self.run.lease_token, due)
                 return
-            timeout = 0.5 if next_wake is None else max(0.0, min(0.5, next_wake - now))
+            cap = self.w.step_wait
+            timeout = cap if next_wake is None else max(0.0, min(cap, next_wake - now))
             await self._wait(timeout)
             if self.lease_lost:
                 raise LeaseLost(self.run.id)
@@ -472,7 +481,7 @@ class _RunDriver:
         )
 
     def _engine(self) -> Engine:
-        return Engine(self.defn, self.run.state, time.time())
+        return Engine(self.defn, self.run.state, clock.wall())
 
     async def _decide(self, engine: Engine, decision: Decision) -> tuple[Engine, Any]:
         """Apply one input to the engine, off the loop if a template needs long (see
@@ -620,7 +629,7 @@ class _RunDriver:
         self.running[task_id] = (asyncio.ensure_future(self.w.runner.run(task, ctx)), ctx)
 
     def _heartbeat(self, task_id: str, details: Any) -> None:
-        now = time.time()
+        now = clock.wall()
         if details is None:
             return
         if now - self._last_hb.get(task_id, 0.0) < 1.0 and task_id in self._last_hb:
@@ -636,7 +645,7 @@ class _RunDriver:
         self._last_hb.pop(task_id, None)
         if details is not None:
             with contextlib.suppress(Exception):
-                self.w.store.record_heartbeat(self.run.id, task_id, details, time.time())
+                self.w.store.record_heartbeat(self.run.id, task_id, details, clock.wall())
 
     def _cancel_unwanted(self) -> None:
         """Attempts whose task the engine dropped (sibling failed, run cancelled) see ctx.cancelled."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
+from interpreter import clock
 from interpreter.jsondata import NotJsonData, check
 
 
@@ -42,7 +42,7 @@ class ActivityContext:
         # activity); nobody waits on it, and an Event (a lock and a condition) cost a few
         # microseconds per step.
         self._cancel_requested = False
-        self.last_heartbeat = time.monotonic()
+        self.last_heartbeat = clock.monotonic()
         # What this attempt last reported (a HeartbeatTimeout error carries it).
         self._reported: Any = None
 
@@ -56,7 +56,7 @@ class ActivityContext:
                 check(details)
             except NotJsonData as exc:
                 raise ValueError(f"heartbeat details must be JSON data: {exc.reason}") from None
-        self.last_heartbeat = time.monotonic()
+        self.last_heartbeat = clock.monotonic()
         if details is not None:
             self._reported = details
         if self._on_heartbeat is not None:

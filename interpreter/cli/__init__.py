@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "interpreter.cli.completion_cmd",
     "interpreter.cli.callback_cmds",
     "interpreter.cli.update_cmd",
+    "interpreter.cli.test_cmd",
     "interpreter.cli.lsp_cmd",
     "interpreter.cli.server_cmd",
 )

@@ -134,10 +134,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from dsl.validate import _MISSING
 
     files, skipped = collect_files(args.paths, only_workflows=args.only_workflows)
-    if not files and args.only_workflows:
+    # `*.test.yaml` files (tideflow test) are checked against their own model.
+    tests = [p for p in [*files, *skipped] if p.name.endswith(TEST_SUFFIX)]
+    files = [p for p in files if not p.name.endswith(TEST_SUFFIX)]
+    skipped = [p for p in skipped if not p.name.endswith(TEST_SUFFIX)]
+    files_ok = bool(files or tests)
+    if not files_ok and args.only_workflows:
         print(f"note: no workflow files among {len(skipped)} file(s)", file=sys.stderr)
         return EXIT_OK
-    if not files:
+    if not files_ok:
         where = ", ".join(args.paths)
         raise CliError(
             f"no workflow files found in {where}",
@@ -151,6 +156,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for path in files
     ]
     results.extend(_children_of(results, files, activities, dirs))
+    results.extend(_test_files(tests))
     _write(FORMATTERS[args.format](results))
     if skipped:
         example = f"e.g. {skipped[0]}" + (
@@ -165,6 +171,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     failed = any(d.severity.value == "error" or args.strict for r in results for d in r.diagnostics)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+TEST_SUFFIX = ".test.yaml"
+
+
+def _test_files(paths: list[Path]) -> list[Any]:
+    from dsl.testfile import load_test_file
+    from dsl.validate import ValidationResult
+
+    return [ValidationResult(str(p), None, None, load_test_file(p)[1]) for p in paths]
 
 
 def _children_of(

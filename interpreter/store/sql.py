@@ -15,10 +15,10 @@ writes nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from interpreter import clock
 from interpreter.core.records import TERMINAL_STATUSES, Event
 from interpreter.errors import StoreError
 from interpreter.store.base import (
@@ -74,7 +74,7 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL):
         return row[0], row[1]
 
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
-        now = time.time()
+        now = clock.wall()
 
         def op(q: Session) -> bool:
             created = self._insert_run(q, run, now)
@@ -251,7 +251,7 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL):
             "due_at=CASE WHEN attention THEN ? ELSE ? END, attention=FALSE "
             "WHERE id=? AND lease_owner=? AND lease_token=?"
         )
-        self._write(lambda q: q.execute(query, (time.time(), due_at, run_id, owner, token)))
+        self._write(lambda q: q.execute(query, (clock.wall(), due_at, run_id, owner, token)))
 
     def commit(self, run: RunRecord, owner: str, commit: Commit, now: float) -> None:
         if not self.commit_many([(run, owner, commit, now)])[0]:
@@ -448,7 +448,7 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL):
         """The earliest due time among runs a claim could take now. Runs leased by a live worker
         (`owner` included) do not count: their holder wakes for them. An index walk in due
         order that stops at the first claimable run, however many runs sleep."""
-        where, args = self._claimable(time.time(), None, root_id, activities)
+        where, args = self._claimable(clock.wall(), None, root_id, activities)
         query = self.sql(
             f"SELECT r.due_at FROM runs r WHERE r.due_at IS NOT NULL AND {where} "
             "ORDER BY r.due_at LIMIT 1"
