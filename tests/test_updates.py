@@ -310,15 +310,15 @@ def test_cli_update_prints_the_value_and_a_rejection_exits_1(
     assert "error: unsupported language xx" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cli_update_without_a_worker_times_out_with_exit_1(client: Client, store_url: str) -> None:
+def test_cli_update_without_a_worker_times_out_with_exit_3(client: Client, store_url: str) -> None:
     run_id = client.start(ENTITY, {"name": "Ada"})
     proc = run_cli(
         "update", run_id, "finish", "--id", "later", "--timeout", "0.2", "--db", store_url
     )
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # a timeout, as for `tideflow result --timeout`
     assert "was not applied within 0.2s" in proc.stderr and "--id later" in proc.stderr
     proc = run_cli("update", "nope", "finish", "--db", store_url)
-    assert proc.returncode == 1 and "no run with id 'nope'" in proc.stderr
+    assert proc.returncode == 4 and "no run with id 'nope'" in proc.stderr
 
 
 # --------------------------------------------------------------------------- query args
