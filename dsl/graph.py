@@ -22,15 +22,33 @@ from dsl.model import (
     ChoiceState,
     Completion,
     ContinueAsNewState,
+    Defaults,
     FailState,
     MapState,
     ParallelState,
     SetState,
     SleepState,
     SucceedState,
+    Timeouts,
     WaitState,
     Workflow,
 )
+
+# A state in a run's drawing (`tideflow graph --run`): its machine path as in the engine
+# (() the top level, (("ship", 0),) branch 0 of `ship`, (("each", -1),) a map body,
+# ((None, "failure"),) the exit handler on_exit.failure) and its name.
+StateKey = tuple[tuple[tuple[str | None, int | str], ...], str]
+
+
+@dataclass
+class Trace:
+    """Where a run has been and where it is: states entered, states current, and transitions
+    taken (from, to), all as StateKeys (interpreter/run_graph.py reads them from a run)."""
+
+    visited: set[StateKey] = field(default_factory=set)
+    current: set[StateKey] = field(default_factory=set)
+    taken: set[tuple[StateKey, StateKey]] = field(default_factory=set)
+
 
 _MAX_EDGE_LABEL = 60
 # A label is one line of the drawing; a line break inside a name is shown, not obeyed.
@@ -47,6 +65,7 @@ class Node:
     id: str
     label: list[str]  # lines
     kind: str  # start, end, state, callback, choice, succeed, fail, compensation, detached
+    mark: str = ""  # in a run's drawing: visited or current
 
 
 @dataclass
@@ -55,6 +74,7 @@ class Edge:
     target: str
     label: str = ""
     style: str = "next"  # next, choice, catch, timeout, compensation, fork, restart, detached
+    taken: bool = False  # in a run's drawing: the run went this way
 
 
 @dataclass
@@ -136,19 +156,30 @@ def _rule(completion: Completion | None, prefix: str) -> str:
 
 
 class _Builder:
-    def __init__(self, updates: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, updates: frozenset[str] = frozenset(), defaults: Defaults | None = None
+    ) -> None:
         self.updates = updates  # a wait for one of these is woken by that update
+        self.defaults = defaults
         self._ids = itertools.count(1)
         self.edges: list[Edge] = []
+        self.keys: dict[StateKey, str] = {}  # state -> node id
 
     def new_id(self, prefix: str = "n") -> str:
         return f"{prefix}{next(self._ids)}"
 
-    def machine(self, cluster: Cluster, states: dict[str, AnyState], start: str | None) -> None:
+    def machine(
+        self,
+        cluster: Cluster,
+        states: dict[str, AnyState],
+        start: str | None,
+        path: tuple[tuple[str | None, int | str], ...] = (),
+    ) -> None:
         """Add one state machine's nodes to `cluster` and its edges to the diagram."""
         begin = Node(self.new_id(), ["start"], "start")
         finish = Node(self.new_id(), ["end"], "end")
         ids = {name: self.new_id() for name in states}
+        self.keys.update(((path, name), node) for name, node in ids.items())
         cluster.nodes.append(begin)
         first = start if start is not None else next(iter(states), None)
         if first in ids:
@@ -161,7 +192,8 @@ class _Builder:
             if isinstance(state, ActivityState) and state.completion == "callback":
                 kind = "callback"  # the activity sends a token out, then the state waits
                 lines.append("then waits for its callback")
-            lines.extend(_retry_lines(state))
+            lines.extend(_retry_lines(state, self.defaults))
+            lines.extend(_timeout_lines(state, self.defaults))
             cluster.nodes.append(Node(ids[name], lines, kind))
             if isinstance(state, ContinueAsNewState):
                 # A new segment of the same run: back to this machine's start marker.
@@ -173,7 +205,7 @@ class _Builder:
                     self.edges.append(Edge(ids[name], ids[target], label, style))
             self._compensation(cluster, ids[name], state)
             self._detached(cluster, ids[name], state)
-            self._nested(cluster, ids[name], name, state)
+            self._nested(cluster, ids[name], name, state, path)
         cluster.nodes.append(finish)
 
     def _compensation(self, cluster: Cluster, source: str, state: AnyState) -> None:
@@ -192,8 +224,15 @@ class _Builder:
             cluster.nodes.append(node)
             self.edges.append(Edge(source, node.id, "detached", "detached"))
 
-    def _nested(self, cluster: Cluster, source: str, name: str, state: AnyState) -> None:
-        bodies: list[tuple[str, str, dict[str, AnyState], str | None]] = []
+    def _nested(
+        self,
+        cluster: Cluster,
+        source: str,
+        name: str,
+        state: AnyState,
+        path: tuple[tuple[str | None, int | str], ...],
+    ) -> None:
+        bodies: list[tuple[str, str, dict[str, AnyState], str | None, int]] = []
         if isinstance(state, ParallelState):
             rule = _rule(state.completion, " · ")
             for index, branch in enumerate(state.branches, start=1):
@@ -203,6 +242,7 @@ class _Builder:
                         f"branch {index}",
                         branch.states,
                         branch.start,
+                        index - 1,
                     )
                 )
         elif isinstance(state, MapState):
@@ -212,23 +252,38 @@ class _Builder:
                     "each item",
                     state.states,
                     state.start,
+                    -1,
                 )
             )
-        for label, edge_label, states, start in bodies:
+        for label, edge_label, states, start, index in bodies:
             inner = Cluster(self.new_id("c"), label)
-            self.machine(inner, states, start)
+            self.machine(inner, states, start, (*path, (name, index)))
             cluster.clusters.append(inner)
             self.edges.append(Edge(source, inner.nodes[0].id, edge_label, "fork"))
 
 
-def _retry_lines(state: AnyState) -> list[str]:
-    """An activity's retry policies by error, one line each (a plain single policy: none)."""
-    retry = state.retry if isinstance(state, ActivityState) else None
+def _retry_lines(state: AnyState, defaults: Defaults | None = None) -> list[str]:
+    """An activity's retry policies: a plain policy in one line (attempts, first interval,
+    backoff, longest interval); policies by error one line each. The workflow's defaults
+    apply when the state has none ("(default)")."""
+    if not isinstance(state, ActivityState):
+        return []
+    retry, suffix = state.retry, ""
+    if retry is None and defaults is not None and defaults.retry is not None:
+        retry, suffix = defaults.retry, " (default)"
     if retry is None:
         return []
     policies = retry if isinstance(retry, list) else [retry]
     if not isinstance(retry, list) and not (retry.errors or retry.when):
-        return []
+        n = retry.max_attempts
+        parts = [] if n is None else [f"{n} attempt{'' if n == 1 else 's'}"]
+        if retry.initial_interval is not None:
+            parts.append(f"after {_short(_duration(retry.initial_interval), 20)}")
+        if retry.backoff is not None:
+            parts.append(f"backoff {retry.backoff:g}")
+        if retry.max_interval is not None:
+            parts.append(f"≤ {_short(_duration(retry.max_interval), 20)}")
+        return [_short("retry: " + (", ".join(parts) or "default policy") + suffix)]
     lines = []
     for policy in policies:
         errors = ", ".join(policy.errors or ["*"])
@@ -240,6 +295,26 @@ def _retry_lines(state: AnyState) -> list[str]:
         when = f" if {_short(when, 30)}" if when else ""
         lines.append(_short(f"retry {errors}{attempts}{when}"))
     return lines
+
+
+def _timeout_lines(state: AnyState, defaults: Defaults | None = None) -> list[str]:
+    """An activity's timeouts in one line; each key the state leaves out comes from the
+    workflow's defaults."""
+    if not isinstance(state, ActivityState):
+        return []
+    own = state.timeout or Timeouts()
+    base = (defaults.timeout if defaults is not None else None) or Timeouts()
+    parts = []
+    for key, words in (
+        ("start_to_close", "per attempt"),
+        ("schedule_to_close", "in all"),
+        ("heartbeat", "heartbeat"),
+    ):
+        value = getattr(own, key)
+        value = getattr(base, key) if value is None else value
+        if value is not None:
+            parts.append(f"{_short(_duration(value), 20)} {words}")
+    return [_short("timeout: " + ", ".join(parts))] if parts else []
 
 
 def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
@@ -269,9 +344,10 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
         yield None, "", "next"
 
 
-def describe(workflow: Workflow) -> Diagram:
-    """The drawing of a workflow, independent of the output format."""
-    builder = _Builder(frozenset(workflow.updates or {}))
+def describe(workflow: Workflow, trace: Trace | None = None) -> Diagram:
+    """The drawing of a workflow, independent of the output format; with a run's `trace`,
+    its visited and current states marked and the transitions it took."""
+    builder = _Builder(frozenset(workflow.updates or {}), workflow.defaults)
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
     on_exit = workflow.on_exit
@@ -286,10 +362,43 @@ def describe(workflow: Workflow) -> Diagram:
         for key, handler in handlers:
             bound = f", within {_duration(handler.timeout)}" if handler.timeout else ""
             inner = Cluster(builder.new_id("c"), f"on_exit: {key}{bound}")
-            builder.machine(inner, dict(handler.states), handler.start)
+            builder.machine(inner, dict(handler.states), handler.start, ((None, key),))
             outer.clusters.append(inner)
         root.clusters.append(outer)
+    if trace is not None:
+        _mark(root, builder, trace)
     return Diagram(workflow.name, root, builder.edges)
+
+
+def state_keys(workflow: Workflow) -> list[StateKey]:
+    """Every state of the workflow, nested machines and exit handlers included."""
+    builder = _Builder()
+    describe_into = Cluster("root", workflow.name)
+    builder.machine(describe_into, dict(workflow.states), workflow.start)
+    on_exit = workflow.on_exit
+    for key in ("success", "failure", "cancel", "timeout", "always"):
+        handler = getattr(on_exit, key) if on_exit is not None else None
+        if handler is not None:
+            builder.machine(Cluster("c", key), dict(handler.states), handler.start, ((None, key),))
+    return list(builder.keys)
+
+
+def _mark(root: Cluster, builder: _Builder, trace: Trace) -> None:
+    visited = {builder.keys[k] for k in trace.visited if k in builder.keys}
+    current = {builder.keys[k] for k in trace.current if k in builder.keys}
+    for node in _all_nodes(root):
+        if node.id in current:
+            node.mark = "current"
+            node.label = ["▶ " + node.label[0], *node.label[1:]]
+        elif node.id in visited:
+            node.mark = "visited"
+    taken = {
+        (builder.keys[a], builder.keys[b])
+        for a, b in trace.taken
+        if a in builder.keys and b in builder.keys
+    }
+    for edge in builder.edges:
+        edge.taken = (edge.source, edge.target) in taken
 
 
 # --- Mermaid -----------------------------------------------------------------------------
@@ -343,15 +452,20 @@ def _mermaid_cluster(cluster: Cluster, depth: int) -> Iterator[str]:
         yield f"{pad}end"
 
 
-def to_mermaid(workflow: Workflow) -> str:
-    """A Mermaid flowchart of the workflow."""
-    diagram = describe(workflow)
+def to_mermaid(workflow: Workflow, trace: Trace | None = None) -> str:
+    """A Mermaid flowchart of the workflow (with a run's `trace`: where it went, where it is)."""
+    diagram = describe(workflow, trace)
     lines = [f"%% workflow {mermaid_text(diagram.title)}", "flowchart TD"]
     lines.extend(_mermaid_cluster(diagram.root, 1))
+    # A fork ("each item", "branch 1") points at its subgraph, not at the start marker inside:
+    # an edge to an inner node enters through the subgraph's title and crosses it; an edge to
+    # the subgraph ends on its border, above the title.
+    opened_by = {c.nodes[0].id: c.id for c in _all_clusters(diagram.root) if c.nodes}
     for edge in diagram.edges:
         arrow = _MERMAID_ARROWS[edge.style]
         label = f'|"{mermaid_text(edge.label)}"|' if edge.label else ""
-        lines.append(f"    {edge.source} {arrow}{label} {edge.target}")
+        target = opened_by.get(edge.target, edge.target) if edge.style == "fork" else edge.target
+        lines.append(f"    {edge.source} {arrow}{label} {target}")
     lines.append("    classDef marker fill:#222,stroke:#222,color:#fff")
     lines.append("    classDef compensation stroke-dasharray:4 3")
     markers = [n.id for n in _all_nodes(diagram.root) if n.kind in ("start", "end")]
@@ -360,7 +474,27 @@ def to_mermaid(workflow: Workflow) -> str:
         lines.append(f"    class {','.join(markers)} marker")
     if undo:
         lines.append(f"    class {','.join(undo)} compensation")
+    if trace is not None:
+        lines.extend(_mermaid_trace(diagram))
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_trace(diagram: Diagram) -> Iterator[str]:
+    yield "    classDef visited fill:#d8f5d0,stroke:#2e7d32,stroke-width:2px"
+    yield "    classDef current fill:#ffe08a,stroke:#b26a00,stroke-width:4px"
+    for mark in ("visited", "current"):
+        ids = [n.id for n in _all_nodes(diagram.root) if n.mark == mark]
+        if ids:
+            yield f"    class {','.join(ids)} {mark}"
+    taken = [str(i) for i, edge in enumerate(diagram.edges) if edge.taken]
+    if taken:  # links are numbered in the order they are written
+        yield f"    linkStyle {','.join(taken)} stroke:#2e7d32,stroke-width:3px"
+
+
+def _all_clusters(cluster: Cluster) -> Iterator[Cluster]:
+    for inner in cluster.clusters:
+        yield inner
+        yield from _all_clusters(inner)
 
 
 def _all_nodes(cluster: Cluster) -> Iterator[Node]:
@@ -394,6 +528,21 @@ _DOT_EDGE = {
 }
 
 
+_DOT_MARKS = {
+    "visited": 'fillcolor="#d8f5d0", color="#2e7d32", penwidth=2',
+    "current": 'fillcolor="#ffe08a", color="#b26a00", penwidth=4',
+}
+
+
+def _dot_marked(attrs: str, mark: str) -> str:
+    """A node's attributes, filled to show that the run visited it (or stands there)."""
+    style = re.search(r'style=("?)([^",]*)\1', attrs)
+    styles = {s for s in (style.group(2).split(",") if style else []) if s and s != "filled"}
+    rest = re.sub(r'(, )?(style|fillcolor)=("[^"]*"|[^,]*)', "", attrs).lstrip(", ")
+    style_text = ",".join(sorted(styles | {"filled"}))
+    return f'{rest}, style="{style_text}", {_DOT_MARKS[mark]}'
+
+
 def dot_quote(text: str) -> str:
     """A DOT double-quoted string showing `text` literally: backslash escapes (\\n, \\N, ...)
     and HTML entities (&amp;, which Graphviz decodes in labels) are neutralised."""
@@ -409,6 +558,8 @@ def _dot_cluster(cluster: Cluster, depth: int) -> Iterator[str]:
     pad = "    " * depth
     for node in cluster.nodes:
         attrs = _DOT_NODE[node.kind]
+        if node.mark:
+            attrs = _dot_marked(attrs, node.mark)
         if node.kind not in ("start", "end"):
             attrs += f', label="{_dot_label(node.label)}"'
         else:
@@ -422,9 +573,9 @@ def _dot_cluster(cluster: Cluster, depth: int) -> Iterator[str]:
         yield f"{pad}}}"
 
 
-def to_dot(workflow: Workflow) -> str:
-    """A Graphviz digraph of the workflow."""
-    diagram = describe(workflow)
+def to_dot(workflow: Workflow, trace: Trace | None = None) -> str:
+    """A Graphviz digraph of the workflow (with a run's `trace`: where it went, where it is)."""
+    diagram = describe(workflow, trace)
     lines = [
         f"digraph {dot_quote(diagram.title)} {{",
         f'    graph [label="{_dot_label([diagram.title])}", labelloc=t, fontname="Helvetica", '
@@ -435,6 +586,8 @@ def to_dot(workflow: Workflow) -> str:
     lines.extend(_dot_cluster(diagram.root, 1))
     for edge in diagram.edges:
         attrs = [a for a in (_DOT_EDGE[edge.style],) if a]
+        if edge.taken:
+            attrs.append('color="#2e7d32", penwidth=2.5')
         if edge.label:
             attrs.append(f'label="{_dot_label([edge.label])}"')
         suffix = f" [{', '.join(attrs)}]" if attrs else ""

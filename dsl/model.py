@@ -11,8 +11,31 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# What a duration string may be, for editors (the JSON Schema's `pattern`): a template (checked
+# when the state runs), a number of seconds, compact units (1h30m) or ISO 8601 (PT1H30M), as
+# dsl/durations.py parses them. The tideflow schema check leaves these limits to lint (TF210,
+# TF211: clearer messages); `x-tideflow-lint` names the keywords lint owns (dsl/schema_check.py).
+DURATION_PATTERN = (
+    r"^(?:[\s\S]*\{[{%#][\s\S]*"
+    r"|\s*[+-]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?\s*"
+    r"|\s*(?:\d+(?:\.\d+)?(?:[mM][sS]|[sSmMhHdDwW]))+\s*"
+    r"|\s*[pP](?=[\d.]*[wWdD]|[tT]\d)(?:\d+(?:\.\d+)?[wW])?(?:\d+(?:\.\d+)?[dD])?"
+    r"(?:[tT](?:\d+(?:\.\d+)?[hH])?(?:\d+(?:\.\d+)?[mM])?(?:\d+(?:\.\d+)?[sS])?)?\s*)$"
+)
+_LINT_OWNED = "x-tideflow-lint"
+
 Duration = Annotated[
-    str | int | float,
+    Annotated[
+        str,
+        Field(
+            json_schema_extra={
+                "pattern": DURATION_PATTERN,
+                _LINT_OWNED: {"pattern": "TF210", "exclusiveMinimum": "TF211"},
+            }
+        ),
+    ]
+    | int
+    | Annotated[float, Field(json_schema_extra={"exclusiveMinimum": 0})],
     Field(
         description="A duration: 100ms, 30s, 5m, 2h, 7d, combinations like 1h30m, "
         "ISO 8601 (PT1H30M), a number of seconds, or a template giving one (evaluated when "
@@ -52,13 +75,17 @@ class RetryPolicy(_Strict):
     """How failed activity attempts are retried."""
 
     max_attempts: int | None = Field(
-        None, description="Total attempts including the first; 1 means no retry. Default 3."
+        None,
+        description="Total attempts including the first; 1 means no retry. Default 3.",
+        json_schema_extra={"minimum": 1, _LINT_OWNED: {"minimum": "TF216"}},
     )
     initial_interval: Duration | None = Field(
         None, description="Wait before the first retry. Default 1s."
     )
     backoff: float | None = Field(
-        None, description="Multiplier applied to the interval after each retry (>= 1). Default 2."
+        None,
+        description="Multiplier applied to the interval after each retry (>= 1). Default 2.",
+        json_schema_extra={"minimum": 1, _LINT_OWNED: {"minimum": "TF215"}},
     )
     max_interval: Duration | None = Field(
         None, description="Upper bound for the wait between attempts. Default 30s."

@@ -89,7 +89,26 @@ def _validator() -> Any:
     from jsonschema import Draft202012Validator, validators
 
     extend: Any = validators.extend  # untyped in types-jsonschema
-    return extend(Draft202012Validator, {"pattern": _pattern})(load_schema())
+    return extend(Draft202012Validator, {"pattern": _pattern})(_without_lint_owned(load_schema()))
+
+
+LINT_OWNED = "x-tideflow-lint"
+
+
+def _without_lint_owned(schema: Any) -> Any:
+    """The schema minus the limits lint reports itself (max_attempts >= 1 is TF216, a duration's
+    form TF210, ...): editors flag them from the published schema as you type, and
+    `tideflow validate` reports them once, with lint's code, message and hint."""
+    if isinstance(schema, list):
+        return [_without_lint_owned(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    owned = schema.get(LINT_OWNED) or {}
+    return {
+        key: _without_lint_owned(value)
+        for key, value in schema.items()
+        if key not in owned and key != LINT_OWNED
+    }
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dsl.formatters import DOCS_URL
 from dsl.model import Workflow
+from dsl.state_examples import STATE_EXAMPLES
 
 # The schema's identity and where it can be fetched (docs/editors.md): the committed file on the
 # main branch of the project repository (PROJECT_URL in dsl/formatters.py).
@@ -53,6 +55,7 @@ _TYPE_ONLY = {
     "additionalProperties",
     "minProperties",
     "required",
+    "x-tideflow-lint",  # which of the keywords above lint reports (dsl/schema_check.py)
 }
 
 
@@ -63,7 +66,10 @@ def generate() -> dict[str, Any]:
     state_types: dict[str, str] = {}
     cleaned_defs = {name: _clean(schema, state_types) for name, schema in defs.items()}
     root = _clean(raw, state_types)
-    cleaned_defs["State"] = _state_schema(state_types)
+    for name, ref in state_types.items():
+        definition = cleaned_defs[ref.rsplit("/", 1)[1]]
+        definition["markdownDescription"] = _markdown(name, definition)
+    cleaned_defs["State"] = _state_schema(state_types, cleaned_defs)
     schema: dict[str, Any] = {
         "$schema": DRAFT,
         "$id": SCHEMA_ID,
@@ -146,14 +152,35 @@ def _collapse_any_of(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _state_schema(state_types: dict[str, str]) -> dict[str, Any]:
+_ANCHORS = {"compensate": "compensate-state"}  # docs/dsl.md headings that differ from the type
+
+
+def _markdown(name: str, definition: dict[str, Any]) -> str:
+    """A state type's description with its YAML example (dsl/state_examples.py)."""
+    return (
+        f"**{name}**: {definition.get('description', '')}\n\n"
+        f"```yaml\n{STATE_EXAMPLES[name]}```\n\n"
+        f"[docs/dsl.md: {name}]({DOCS_URL}/dsl.md#{_ANCHORS.get(name, name)})"
+    )
+
+
+def _state_schema(state_types: dict[str, str], defs: dict[str, Any]) -> dict[str, Any]:
     names = sorted(state_types)
+    described = [defs[state_types[n].rsplit("/", 1)[1]] for n in names]
     return {
         "title": "State",
         "description": "One state of a state machine; `type` selects the keys it accepts.",
         "type": "object",
         "required": ["type"],
-        "properties": {"type": {"description": "State type.", "enum": names}},
+        "properties": {
+            "type": {
+                "description": "State type.",
+                "enum": names,
+                # Shown beside each value in completion (VS Code, the YAML language server).
+                "enumDescriptions": [d.get("description", "") for d in described],
+                "markdownEnumDescriptions": [d["markdownDescription"] for d in described],
+            }
+        },
         "allOf": [
             {
                 "if": {

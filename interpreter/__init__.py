@@ -27,7 +27,9 @@ from interpreter.errors import (
 
 if TYPE_CHECKING:
     from interpreter.activities import ActivityContext, activity, load_activity_modules
+    from interpreter.async_client import AsyncClient
     from interpreter.client import Client
+    from interpreter.handles import AsyncRunHandle, RunHandle
 
 # Loaded on first use: every `tideflow` command imports this package (interpreter.cli lives
 # in it), and `tideflow --help` or `status` must not pay for the engine, the workflow model
@@ -37,6 +39,9 @@ _WHERE = {
     "activity": "interpreter.activities",
     "load_activity_modules": "interpreter.activities",
     "Client": "interpreter.client",
+    "AsyncClient": "interpreter.async_client",
+    "RunHandle": "interpreter.handles",
+    "AsyncRunHandle": "interpreter.handles",
 }
 
 
@@ -50,11 +55,14 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ActivityContext",
     "ApplicationError",
+    "AsyncClient",
+    "AsyncRunHandle",
     "CallbackRefused",
     "Client",
     "InputInvalid",
     "ResultTimeout",
     "RunFinished",
+    "RunHandle",
     "RunIdConflict",
     "RunNotFound",
     "StoreError",

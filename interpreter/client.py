@@ -40,6 +40,7 @@ from interpreter.store import RunRecord, Segment, Store, open_store
 # `history` only read the store, and must start without them.
 if TYPE_CHECKING:
     from interpreter.core.definition import Definition
+    from interpreter.handles import RunHandle
     from interpreter.worker import EventSink, Worker
 
 
@@ -208,6 +209,22 @@ class Client:
         """Create a run and return its id. Starting an id that exists with the same workflow,
         definition and input returns that run's id; with others it raises RunIdConflict."""
         return self.start_run(workflow, input, run_id=run_id)[0].id
+
+    def start_handle(
+        self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle:
+        """Start (as `start`) and return the run's handle (interpreter/handles.py says why
+        `start` keeps returning the id)."""
+        from interpreter.handles import RunHandle
+
+        return RunHandle(self, self.start(workflow, input, run_id=run_id))
+
+    def get_handle(self, run_id: str) -> RunHandle:
+        """The handle of an existing run (RunNotFound otherwise)."""
+        from interpreter.handles import RunHandle
+
+        self.get(run_id)
+        return RunHandle(self, run_id)
 
     def start_run(
         self, workflow: str | Path | Definition, input: Any = None, *, run_id: str | None = None

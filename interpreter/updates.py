@@ -94,36 +94,48 @@ def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
     poll = FIRST_POLL
     next_run_check = began
     while True:
-        if update.status != "pending":
-            return outcome(update)
-        current = store.get_update(update.run_id, update.id)
-        if current is not None and current.status != "pending":
-            return outcome(current)
-        # Every RUN_CHECK seconds the run's status, then the update again: an update still
-        # pending after its run was seen ended can never be applied (its steps stop with it).
-        if clock.monotonic() < next_run_check:
-            run, ended = None, False
-        else:
+        check_run = clock.monotonic() >= next_run_check
+        if check_run:
             next_run_check = clock.monotonic() + RUN_CHECK
-            run = store.get_run(update.run_id)
-            ended = run is None or run.status in TERMINAL_STATUSES
-        if ended:
-            current = store.get_update(update.run_id, update.id)
-            if current is not None and current.status != "pending":
-                return outcome(current)
-            status = "deleted" if run is None else run.status
-            raise RunFinished(
-                f"run {update.run_id!r} ended ({status}) before it applied update "
-                f"{update.name!r} (id {update.id!r})",
-                hint="the update was not applied; an update needs a running run",
-            )
+        done, value = settled(store, update, check_run)
+        if done:
+            return value
         if deadline is not None and clock.monotonic() >= deadline:
-            raise UpdateTimeout(
-                f"update {update.name!r} (id {update.id!r}) of run {update.run_id!r} was not "
-                f"applied within {timeout:g}s",
-                hint="is a worker running (`tideflow worker`)? The update stays stored: call "
-                f"again with --id {update.id} (Client.update: update_id=) to wait for the same update",
-            )
+            raise timed_out(update, timeout)
         time.sleep(poll)
         if clock.monotonic() - began > FAST_FOR:
             poll = min(LAST_POLL, poll * 1.5)
+
+
+def settled(store: Store, update: UpdateRecord, check_run: bool) -> tuple[bool, Any]:
+    """(True, value) once the update was applied (UpdateRejected when rejected); (False, None)
+    while it is pending. With `check_run`, also the run's status: an update still pending
+    after its run was seen ended can never be applied (its steps stop with it): RunFinished."""
+    if update.status != "pending":
+        return True, outcome(update)
+    current = store.get_update(update.run_id, update.id)
+    if current is not None and current.status != "pending":
+        return True, outcome(current)
+    if not check_run:
+        return False, None
+    run = store.get_run(update.run_id)
+    if run is not None and run.status not in TERMINAL_STATUSES:
+        return False, None
+    current = store.get_update(update.run_id, update.id)
+    if current is not None and current.status != "pending":
+        return True, outcome(current)
+    status = "deleted" if run is None else run.status
+    raise RunFinished(
+        f"run {update.run_id!r} ended ({status}) before it applied update "
+        f"{update.name!r} (id {update.id!r})",
+        hint="the update was not applied; an update needs a running run",
+    )
+
+
+def timed_out(update: UpdateRecord, timeout: float | None) -> UpdateTimeout:
+    return UpdateTimeout(
+        f"update {update.name!r} (id {update.id!r}) of run {update.run_id!r} was not "
+        f"applied within {timeout or 0:g}s",
+        hint="is a worker running (`tideflow worker`)? The update stays stored: call "
+        f"again with --id {update.id} (Client.update: update_id=) to wait for the same update",
+    )

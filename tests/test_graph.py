@@ -110,7 +110,8 @@ def saga() -> Workflow:
 # --- Mermaid -------------------------------------------------------------------------------
 
 _MERMAID_NODE = re.compile(r'^\s*(n\d+)(?:\(\(\(|\(\(|\(\[|\[/|\{\{|\(|\{)"(.*?)"')
-_MERMAID_EDGE = re.compile(r'^\s*(n\d+) (-->|-\.->|==>)(?:\|"([^"]*)"\|)? (n\d+)$')
+_MERMAID_EDGE = re.compile(r'^\s*(n\d+) (-->|-\.->|==>)(?:\|"([^"]*)"\|)? ([nc]\d+)$')
+_MERMAID_SUBGRAPH = re.compile(r"^\s*subgraph (c\d+) ")
 _ENTITIES = {"quot": '"', "lt": "<", "gt": ">"}
 
 
@@ -122,12 +123,17 @@ def _mermaid_graph(text: str) -> tuple[dict[str, str], set[tuple[str, str, str]]
     nodes: dict[str, str] = {}
     edges: set[tuple[str, str, str]] = set()
     lines = text.splitlines()
+    opening: str | None = None  # a fork edge points at the subgraph: its first node, START
     for line in lines:
-        if node := _MERMAID_NODE.match(line):
+        if subgraph := _MERMAID_SUBGRAPH.match(line):
+            opening = subgraph[1]
+        elif node := _MERMAID_NODE.match(line):
             first = node[2].split("<br/>")[0]
             nodes[node[1]] = (
                 _unmermaid(first).upper() if first in ("start", "end") else _unmermaid(first)
             )
+            if opening is not None:
+                nodes[opening], opening = nodes[node[1]], None
         elif edge := _MERMAID_EDGE.match(line):
             edges.add((edge[1], edge[4], _unmermaid(edge[3] or "")))
     named = {(nodes[a], nodes[b], label) for a, b, label in edges}
@@ -167,7 +173,7 @@ def test_mermaid_labels_cannot_break_out_of_their_quotes() -> None:
             continue
         # Outside the generated quotes, only ids, arrows and shape brackets remain.
         outside = re.sub(r'"[^"]*"', '""', line)
-        assert re.fullmatch(r'\s*(n\d+[\[\](){}/"]*|n\d+ \S+ n\d+|end)', outside), line
+        assert re.fullmatch(r'\s*(n\d+[\[\](){}/"]*|n\d+ \S+ [nc]\d+|end)', outside), line
     assert mermaid_text('a "b" #c | <d>') == "a #quot;b#quot; #35;c #124; #lt;d#gt;"
 
 

@@ -24,7 +24,9 @@ def sample() -> Workflow:
 def test_mermaid_marks_each_callback_state() -> None:
     text = to_mermaid(sample())
     marked = re.findall(
-        r'^\s+n\d+\[\["(\w+)<br/>[^"]*then waits for its callback"\]\]$', text, re.M
+        r'^\s+n\d+\[\["(\w+)<br/>[^"]*then waits for its callback(?:<br/>(?:retry|timeout): [^"]*)*"\]\]$',
+        text,
+        re.M,
     )
     assert sorted(marked) == ["finance", "legal", "manager"]
     assert '("ask_approvers<br/>parallel: 3 branches")' in text  # other states unchanged
@@ -32,7 +34,10 @@ def test_mermaid_marks_each_callback_state() -> None:
 
 def test_dot_marks_each_callback_state() -> None:
     text = to_dot(sample())
-    marked = re.findall(r'peripheries=2, label="(\w+)\\n[^"]*then waits for its callback"', text)
+    marked = re.findall(
+        r'peripheries=2, label="(\w+)\\n[^"]*then waits for its callback(?:\\n(?:retry|timeout): [^"]*)*"',
+        text,
+    )
     assert sorted(marked) == ["finance", "legal", "manager"]
     assert text.count("peripheries=2") == 3
 

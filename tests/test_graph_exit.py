@@ -47,7 +47,7 @@ def test_retry_policies_by_error_show_on_the_activity() -> None:
         "retry *, 1 attempt",
     ]
     [charge] = [n for n in diagram.root.nodes if n.label[0] == "charge"]
-    assert len(charge.label) == 2  # the defaults' single policy adds nothing
+    assert charge.label[2:] == ["retry: 3 attempts, after 10ms, ≤ 100ms (default)"]
 
 
 def test_both_formats_carry_the_handlers_and_the_policies() -> None:

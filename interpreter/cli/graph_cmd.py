@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from interpreter.cli import _runtime as rt
 from interpreter.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
+    run_id_arg,
     workflow_dirs,
     workflow_file,
 )
@@ -23,9 +25,28 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "graph",
         help="draw a workflow (Mermaid or Graphviz DOT)",
-        description="Validate a workflow file and print a diagram of its states and transitions.",
+        description="Validate a workflow file and print a diagram of its states and transitions. "
+        "With --run, draw the definition a run is pinned to, with the states it visited "
+        "(filled green), the transitions it took (bold green) and where it stands now "
+        "(yellow, marked ▶).",
+        epilog="examples:\n  tideflow graph samples/order.yaml > order.mmd\n"
+        "  tideflow graph samples/order.yaml --format dot | dot -Tsvg > order.svg\n"
+        "  tideflow graph --run order-3f2a9c1d0e4b --db runs.db",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", metavar="FILE", help="the workflow file (.yaml, .yml or .json)")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="the workflow file (.yaml, .yml or .json); not with --run",
+    )
+    parser.add_argument(
+        "--run",
+        metavar="RUN",
+        type=run_id_arg,
+        help="draw this run's path and current states (its pinned definition, from --db)",
+    )
+    rt.add_db(parser)
     parser.add_argument(
         "--format",
         choices=("mermaid", "dot"),
@@ -44,6 +65,20 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    if args.run is not None:
+        if args.file is not None:
+            raise CliError(
+                "give a workflow FILE or --run RUN, not both",
+                hint="--run draws the definition the run is pinned to",
+                exit_code=EXIT_USAGE,
+            )
+        return _write(args, _run_graph(args))
+    if args.file is None:
+        raise CliError(
+            "nothing to draw",
+            hint="give a workflow file (tideflow graph FILE) or a run (tideflow graph --run RUN)",
+            exit_code=EXIT_USAGE,
+        )
     path = workflow_file(args.file)
     dirs = workflow_dirs(args.workflows)
     # Imported here: the parser of every command is built on each start, so it stays cheap.
@@ -63,7 +98,26 @@ def cmd_graph(args: argparse.Namespace) -> int:
             exit_code=EXIT_FAILED,
         )
     workflow = result.workflow
-    text = to_dot(workflow) if args.format == "dot" else to_mermaid(workflow)
+    return _write(args, to_dot(workflow) if args.format == "dot" else to_mermaid(workflow))
+
+
+def _run_graph(args: argparse.Namespace) -> str:
+    from dsl.graph import to_dot, to_mermaid
+    from interpreter.run_graph import trace_of
+
+    args.run_id = args.run  # open_client names the run when the store is missing
+    client = rt.open_client(args, create=False)
+    try:
+        record = rt.call(lambda: client.get(args.run))
+        workflow = rt.call(lambda: client.definition_of(record)).workflow
+        trace = trace_of(workflow, record, rt.call(lambda: list(client.history(args.run))))
+    finally:
+        client.close()
+    render = to_dot if args.format == "dot" else to_mermaid
+    return render(workflow, trace)
+
+
+def _write(args: argparse.Namespace, text: str) -> int:
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

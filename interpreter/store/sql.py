@@ -273,6 +273,9 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
             updates = [self._queue_step(q, *step) for step in steps]
             for run, owner, commit, now in steps:
                 self._queue_guarded(q, run, owner, commit, now)
+            if any(commit.status in TERMINAL_STATUSES for _, _, commit, _ in steps):
+                # Callers waiting for a result (AsyncClient.result) wake on this: no polling.
+                self._notify(q, "end")
             if not any(has_effects(run, commit) for run, _, commit, _ in steps):
                 return lambda: [cursor.rowcount == 1 for cursor in updates]
             q.sync()
