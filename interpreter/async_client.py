@@ -200,6 +200,15 @@ class AsyncClient:
     async def unpause(self, run_id: str) -> bool:
         return await self._call(self.sync.unpause, run_id)
 
+    # ----------------------------------------------------------------- repair
+    async def retry(
+        self, run_id: str, *, definition: str | Path | Definition | None = None
+    ) -> RunRecord:
+        return await self._call(self.sync.retry, run_id, definition=definition)
+
+    async def fork(self, run_id: str, from_state: str, *, new_id: str | None = None) -> RunRecord:
+        return await self._call(self.sync.fork, run_id, from_state, new_id=new_id)
+
     # ----------------------------------------------------------------- inspection
     async def status(self, run_id: str) -> dict[str, Any]:
         return await self._call(self.sync.status, run_id)
