@@ -185,3 +185,30 @@ def test_fork_reuses_the_results_before_the_state_and_is_linked(
     assert status["forked_from"] == {"run": run_id, "state": "second"}
     proc = cli(store_url, "fork", run_id, "--from", "nowhere")
     assert proc.returncode == 1 and "never entered state 'nowhere'" in proc.stderr
+
+
+def test_bulk_retry_takes_the_list_filters(store_url: str, tmp_path: Path) -> None:
+    """`retry` with filters instead of an id: it counts the matching ended runs, asks (or
+    refuses without a terminal unless --yes), retries each in its own transaction and reports
+    the ones it refused."""
+    first, _log, fixed = failed_chain(store_url, tmp_path)
+    second = json.loads(
+        cli(
+            store_url, "run", str(tmp_path / "wf.yaml"), "--activities", RD_ACTIVITIES, "--json",
+            env={**fixed, "TIDEFLOW_RD_BROKEN": "1"},
+        ).stdout
+    )["run_id"]  # fmt: skip
+    proc = cli(store_url, "retry", "--workflow", "chain")
+    assert proc.returncode == 2 and "2 run(s) match" in proc.stderr and "--yes" in proc.stderr
+    proc = cli(store_url, "retry", "--workflow", "chain", "--error", "Broken", "--yes", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"matched": 2, "done": 2, "skipped": 0}
+    for run_id in (first, second):
+        done = cli(store_url, "resume", run_id, "--activities", RD_ACTIVITIES, "--json", env=fixed)
+        assert json.loads(done.stdout)["status"] == "completed", done.stderr
+    # Both are completed now: no failed run matches; a completed one given by status is refused.
+    proc = cli(store_url, "retry", "--workflow", "chain", "--yes", "--json")
+    assert json.loads(proc.stdout) == {"matched": 0, "done": 0, "skipped": 0}
+    proc = cli(store_url, "retry", "--status", "completed", "--yes")
+    assert proc.returncode == 0 and "2 skipped" in proc.stdout
+    assert "only failed, timed-out or cancelled" in proc.stderr

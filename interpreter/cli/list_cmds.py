@@ -154,7 +154,7 @@ def add_filters(parser: argparse.ArgumentParser, *, statuses: tuple[str, ...] = 
     )
 
 
-def _add_yes(parser: argparse.ArgumentParser) -> None:
+def add_yes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--yes",
         "-y",
@@ -210,7 +210,7 @@ def register(subparsers: Any) -> None:
             "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
         )
         add_filters(bulk, statuses=("running",))
-        _add_yes(bulk)
+        add_yes(bulk)
         if name == "terminate":
             bulk.add_argument(
                 "--reason",
@@ -247,7 +247,7 @@ def register(subparsers: Any) -> None:
         help=f"only ended runs with this status (repeatable): {', '.join(sorted(TERMINAL_STATUSES))}",
     )
     prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
-    _add_yes(prune)
+    add_yes(prune)
     rt.add_json(prune)
     rt.add_db(prune)
     prune.set_defaults(handler=cmd_prune)
@@ -291,7 +291,7 @@ def build_filter(
     )
 
 
-def _has_filter(args: argparse.Namespace) -> bool:
+def has_filter(args: argparse.Namespace) -> bool:
     return any(
         getattr(args, name) is not None
         for name in ("status", "workflow", "parent", "error", "since", "until")
@@ -386,23 +386,38 @@ def _confirm(count: int, what: str, args: argparse.Namespace) -> None:
         )
 
 
-def _bulk(args: argparse.Namespace, verb: str, act: Any) -> int:
-    """Apply `act(client, run_id)` to every running run matching the filter, one run (one
-    transaction) at a time, walking the matching runs newest first by keyset pages."""
-    if args.run_id is not None and _has_filter(args):
+def bulk_request(
+    args: argparse.Namespace,
+    verb: str,
+    act: Any,
+    *,
+    default_statuses: tuple[str, ...] | None = None,
+) -> int:
+    """Apply `act(client, run_id)` to every run matching the filter, one run (one transaction)
+    at a time, walking the matching runs newest first by keyset pages. Without
+    `default_statuses` only running runs match (cancel, terminate); with them (retry), the
+    filter's --status, or else those statuses."""
+    if args.run_id is not None and has_filter(args):
         raise CliError(
             f"give either a RUN_ID or filter options to {verb}, not both",
             hint=f"`tideflow {verb} RUN_ID`, or `tideflow {verb} --workflow NAME ...`",
         )
-    if not _has_filter(args):
+    if not has_filter(args):
         raise CliError(
             f"{verb} needs a RUN_ID or at least one filter option",
             hint=f"e.g. `tideflow {verb} RUN_ID` or `tideflow {verb} --workflow NAME --yes`",
         )
     client = rt.open_client(args, create=False)
-    where = build_filter(client, args, running_only=True)
+    if default_statuses is None:
+        where = build_filter(client, args, running_only=True)
+        which = "running "
+    else:
+        if not args.status:
+            args.status = list(default_statuses)
+        where = build_filter(client, args)
+        which = ""
     count = rt.call(lambda: client.store.count_runs(where))
-    print(f"{count:,} running run(s) match", file=sys.stderr)
+    print(f"{count:,} {which}run(s) match", file=sys.stderr)
     if count:
         _confirm(count, verb, args)
     done = skipped = 0
@@ -417,8 +432,10 @@ def _bulk(args: argparse.Namespace, verb: str, act: Any) -> int:
                     with rt.translated_errors():
                         act(client, run.id)
                     done += 1
-                except CliError:  # ended (or was terminated with its parent) meanwhile
+                except CliError as refused:  # ended meanwhile, or refused (retry)
                     skipped += 1
+                    if default_statuses is not None:
+                        print(f"\n{run.id}: {refused.message}", file=sys.stderr)
                 if progress:
                     sys.stderr.write(f"\r{verb}: {done + skipped:,}/{count:,}")
             if len(batch) < 200:
@@ -434,13 +451,14 @@ def _bulk(args: argparse.Namespace, verb: str, act: Any) -> int:
     if args.json:
         print_json({"matched": count, "done": done, "skipped": skipped})
     else:
-        print(f"{verb}: {done:,} run(s) done, {skipped:,} skipped (ended meanwhile)")
+        why = "refused or changed meanwhile" if default_statuses else "ended meanwhile"
+        print(f"{verb}: {done:,} run(s) done, {skipped:,} skipped ({why})")
     return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    if args.run_id is None or _has_filter(args):
-        return _bulk(args, "cancel", lambda client, run_id: client.cancel(run_id))
+    if args.run_id is None or has_filter(args):
+        return bulk_request(args, "cancel", lambda client, run_id: client.cancel(run_id))
     client = rt.open_client(args, create=False)
     rt.call(lambda: client.cancel(args.run_id))
     if args.json:
@@ -451,8 +469,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
-    if args.run_id is None or _has_filter(args):
-        return _bulk(
+    if args.run_id is None or has_filter(args):
+        return bulk_request(
             args, "terminate", lambda client, run_id: client.terminate(run_id, args.reason)
         )
     client = rt.open_client(args, create=False)

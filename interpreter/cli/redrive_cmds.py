@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from interpreter.cli import _runtime as rt
+from interpreter.cli import list_cmds
 from interpreter.cli._common import (
     EXIT_OK,
     new_run_id_arg,
@@ -18,22 +19,34 @@ from interpreter.cli._common import (
     workflow_file,
 )
 
+# The statuses a retry can continue from (interpreter/redrive.py).
+RETRYABLE = ("failed", "timed_out", "cancelled")
+
 
 def register(subparsers: Any) -> None:
     retry: argparse.ArgumentParser = subparsers.add_parser(
         "retry",
         help="continue a failed, timed-out or cancelled run from the step that ended it",
+        description="Continue a failed, timed-out or cancelled run from the step that ended it, "
+        "keeping the results of completed activities; then a worker (or resume) executes it. "
+        "Give one RUN_ID, or filter options to retry every ended run they match (by default "
+        "those failed, timed out or cancelled), one transaction per run.",
         epilog="examples:\n  tideflow retry booking_saga-1a2b3c\n"
         "  tideflow retry order-1a2b3c --definition order.v2.yaml --json\n"
+        "  tideflow retry --workflow order --error PaymentGatewayDown --since 2h --yes\n"
         "  tideflow resume order-1a2b3c --activities samples/activities.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    retry.add_argument("run_id", metavar="RUN_ID", type=run_id_arg)
+    retry.add_argument(
+        "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
+    )
     retry.add_argument(
         "--definition",
         metavar="FILE",
         help="move the run to this edited definition (only if replay finds it compatible)",
     )
+    list_cmds.add_filters(retry)
+    list_cmds.add_yes(retry)
     rt.add_db(retry)
     rt.add_json(retry)
     retry.set_defaults(handler=cmd_retry)
@@ -72,6 +85,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
     defn = None
     if args.definition:
         defn = rt.call(lambda: load_definition(workflow_file(args.definition), workflow_dirs([])))
+    if args.run_id is None or list_cmds.has_filter(args):
+        return list_cmds.bulk_request(
+            args,
+            "retry",
+            lambda client, run_id: client.retry(run_id, definition=defn),
+            default_statuses=RETRYABLE,
+        )
     client = rt.open_client(args, create=False)
     record = rt.call(lambda: client.retry(args.run_id, definition=defn))
     if args.json:
