@@ -49,6 +49,7 @@ ERROR_STATUS: tuple[tuple[type[errors.TideflowError], int, int], ...] = (
     (errors.RunNotFound, 404, EXIT_NOT_FOUND),
     (errors.CallbackRefused, 409, EXIT_FAILED),
     (errors.RunFinished, 409, EXIT_FAILED),
+    (errors.RedriveRefused, 409, EXIT_FAILED),
     (errors.UpdateRejected, 422, EXIT_FAILED),
     (errors.ResultTimeout, 504, EXIT_STILL_RUNNING),
     (
@@ -273,7 +274,7 @@ class Api:
                 "definition_hash": record.def_hash,
                 "graph": diagram,
                 "workflow": declared,
-                "retry": hasattr(self.client, "retry"),  # the UI offers retry only then
+                "retry": True,  # the UI offers retry on ended runs
             }
 
         return JSONResponse(await self.call(load))
@@ -370,11 +371,8 @@ class Api:
 
     async def retry(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        retry = getattr(self.client, "retry", None)
-        if retry is None:
-            raise ApiError(501, "NotImplemented", "this tideflow cannot retry runs")
-        result = await self.call(lambda: retry(run_id))
-        return JSONResponse({"run_id": run_id, "result": _jsonable(result)})
+        record = await self.call(lambda: self.client.retry(run_id))
+        return JSONResponse(describe(record))
 
     async def callback(self, request: Request) -> Response:
         body = await self._body(request)
@@ -525,9 +523,3 @@ def _int_param(text: str | None, what: str, low: int, high: int, default: int) -
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "id") and hasattr(value, "status"):
-        return {"run_id": value.id, "status": value.status}
-    return value

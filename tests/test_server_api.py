@@ -125,6 +125,9 @@ def test_cancel_and_terminate(server: Server) -> None:
         409,
         "RunFinished",
     )
+    # Retry continues failed, timed-out or cancelled runs; a terminated one is refused.
+    _error(server.post("/runs/t1/retry"), 409, "RedriveRefused")
+    _error(server.post("/runs/nope/retry"), 404, "RunNotFound")
 
 
 def test_token_missing_or_wrong_is_401_and_stores_nothing(server: Server, store_url: str) -> None:
