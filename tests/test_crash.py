@@ -265,18 +265,23 @@ def test_sleep_survives_kill_without_restarting(
     store_url: str, tmp_path: Path, reference: Reference
 ) -> None:
     """Killed right after the sleep started, resumed half-way through it: the sleep keeps its
-    due time. (A restarted sleep would end a whole SLEEP_SECONDS after the resume's start-up,
-    at least 0.8 s after the due time.)"""
+    timer and due time instead of starting again."""
     cli = _cli(tmp_path, db=store_url)
     proc = cli.run(*cli.start_args(*_paths(ORDER), RUN), crash="after:TimerStarted:1")
     assert proc.returncode == -9, proc.stderr
     time.sleep(SLEEP_SECONDS / 2)
     crash = resume_after_kill(cli, ORDER)
     check_recovery(crash, reference(ORDER), RUN)
-    started = next(e for e in crash.history_after if e["type"] == "TimerStarted")
+    (started,) = [e for e in crash.history_after if e["type"] == "TimerStarted"]
     fired = next(e for e in crash.history_after if e["type"] == "TimerFired")
     due = _ts(started["payload"]["due"])
-    assert due <= fired["time"] < due + 0.4, f"the sleep ended {fired['time'] - due:.2f}s late"
+    # Kept, not restarted: one timer (a restarted sleep starts a second one, and enters its
+    # state again), fired no earlier than its due time. How late it fires depends only on the
+    # machine's load, so no upper bound in seconds is asserted here.
+    assert fired["payload"]["timer"] == started["payload"]["timer"]
+    assert fired["time"] >= due
+    entered = [e for e in crash.history_after if e["type"] == "StateEntered"]
+    assert [e["state"] for e in entered].count(started["state"]) == 1
 
 
 def test_kill_during_retry_backoff(tmp_path: Path, reference: Reference) -> None:
