@@ -158,21 +158,24 @@ class AsyncClient:
             updates.check_update(self.sync.definition_of(record), record, name, data)
             return updates.submit(self.store, record, name, data, update_id)
 
-        deadline = None if timeout is None else clock.monotonic() + timeout
+        began = clock.monotonic()
         async with ChangeWaiter(self.store) as waiter:
             stored = await self._call(submit)
-            next_run_check = clock.monotonic()
+            # A change wakes the wait at once, so the pause is only a bound: RUN_CHECK throughout.
+            wait = updates.UpdateWait(
+                self.store,
+                stored,
+                timeout,
+                run_check=RUN_CHECK,
+                first_poll=RUN_CHECK,
+                last_poll=RUN_CHECK,
+                began=began,
+            )
             while True:
-                check_run = clock.monotonic() >= next_run_check
-                if check_run:
-                    next_run_check = clock.monotonic() + RUN_CHECK
-                done, value = await self._call(updates.settled, self.store, stored, check_run)
+                done, value = await self._call(wait.look)
                 if done:
                     return value
-                left = None if deadline is None else deadline - clock.monotonic()
-                if left is not None and left <= 0:
-                    raise updates.timed_out(stored, timeout)
-                await waiter.wait(min(RUN_CHECK, left) if left is not None else RUN_CHECK)
+                await waiter.wait(wait.pause())
 
     async def query(self, run_id: str, name: str, args: Any = None) -> Any:
         return await self._call(self.sync.query, run_id, name, args)

@@ -89,22 +89,59 @@ def outcome(update: UpdateRecord) -> Any:
 
 def wait_for(store: Store, update: UpdateRecord, timeout: float | None) -> Any:
     """Wait until the run applied or rejected `update`; return its value."""
-    began = clock.monotonic()
-    deadline = None if timeout is None else began + timeout
-    poll = FIRST_POLL
-    next_run_check = began
+    wait = UpdateWait(store, update, timeout)
     while True:
-        check_run = clock.monotonic() >= next_run_check
-        if check_run:
-            next_run_check = clock.monotonic() + RUN_CHECK
-        done, value = settled(store, update, check_run)
+        done, value = wait.look()
         if done:
             return value
-        if deadline is not None and clock.monotonic() >= deadline:
-            raise timed_out(update, timeout)
-        time.sleep(poll)
-        if clock.monotonic() - began > FAST_FOR:
-            poll = min(LAST_POLL, poll * 1.5)
+        time.sleep(wait.pause())
+
+
+class UpdateWait:
+    """The logic of waiting for an update's outcome, written once for Client.update (which
+    sleeps between looks) and AsyncClient.update (which awaits a store change between looks,
+    and makes each look in a thread): a round is `look()` (reads the store) and, while the
+    update is pending, `pause()` (the seconds until the next look; UpdateTimeout once the
+    deadline passed). The run itself is read every `run_check` seconds; the pause starts at
+    `first_poll` and, after FAST_FOR seconds, grows to `last_poll`."""
+
+    def __init__(
+        self,
+        store: Store,
+        update: UpdateRecord,
+        timeout: float | None,
+        *,
+        run_check: float = RUN_CHECK,
+        first_poll: float = FIRST_POLL,
+        last_poll: float = LAST_POLL,
+        began: float | None = None,
+    ) -> None:
+        self.store = store
+        self.update = update
+        self.timeout = timeout
+        self.run_check = run_check
+        self.poll = first_poll
+        self.last_poll = last_poll
+        self.began = clock.monotonic() if began is None else began
+        self.deadline = None if timeout is None else self.began + timeout
+        self.next_run_check = self.began
+
+    def look(self) -> tuple[bool, Any]:
+        """`settled`, reading the run too when its turn has come."""
+        check_run = clock.monotonic() >= self.next_run_check
+        if check_run:
+            self.next_run_check = clock.monotonic() + self.run_check
+        return settled(self.store, self.update, check_run)
+
+    def pause(self) -> float:
+        """How long to wait before the next look; UpdateTimeout once the deadline passed."""
+        now = clock.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            raise timed_out(self.update, self.timeout)
+        pause = self.poll
+        if now - self.began > FAST_FOR:
+            self.poll = min(self.last_poll, self.poll * 1.5)
+        return pause if self.deadline is None else min(pause, self.deadline - now)
 
 
 def settled(store: Store, update: UpdateRecord, check_run: bool) -> tuple[bool, Any]:
