@@ -14,7 +14,7 @@ a bare string, and breaks as soon as someone does `run_id.strip()`. `start_handl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from interpreter.store import RunRecord
@@ -64,15 +64,23 @@ class AsyncClient(Protocol):
     async def unpause(self, run_id: str) -> bool: ...
 
 
-class RunHandle:
-    """One run of a (synchronous) Client."""
+BoundClient = TypeVar("BoundClient", bound=Client | AsyncClient)
 
-    def __init__(self, client: Client, run_id: str) -> None:
-        self.client = client
+
+class BoundRun(Generic[BoundClient]):
+    """What the two handles share: the client and the run's id. Their methods are each one call
+    of the client's (the I/O), awaited or not, so each handle spells its own."""
+
+    def __init__(self, client: BoundClient, run_id: str) -> None:
+        self.client: BoundClient = client
         self.id = run_id
 
     def __repr__(self) -> str:
-        return f"RunHandle({self.id!r})"
+        return f"{type(self).__name__}({self.id!r})"
+
+
+class RunHandle(BoundRun[Client]):
+    """One run of a (synchronous) Client."""
 
     def signal(self, name: str, payload: Any = None) -> int:
         return self.client.signal(self.id, name, payload)
@@ -113,15 +121,8 @@ class RunHandle:
         return self.client.get(self.id)
 
 
-class AsyncRunHandle:
+class AsyncRunHandle(BoundRun[AsyncClient]):
     """One run of an AsyncClient: the same methods, awaited."""
-
-    def __init__(self, client: AsyncClient, run_id: str) -> None:
-        self.client = client
-        self.id = run_id
-
-    def __repr__(self) -> str:
-        return f"AsyncRunHandle({self.id!r})"
 
     async def signal(self, name: str, payload: Any = None) -> int:
         return await self.client.signal(self.id, name, payload)
@@ -149,6 +150,7 @@ class AsyncRunHandle:
         return await self.client.terminate(self.id, reason)
 
     async def describe(self) -> dict[str, Any]:
+        """As RunHandle.describe."""
         return await self.client.status(self.id)
 
     async def pause(self) -> bool:
