@@ -1,5 +1,5 @@
-"""Shared fixtures: a fresh store per test on every configured backend, sample paths, and a
-subprocess helper for the CLI.
+"""Shared fixtures: a fresh store per test on every configured backend, a Client on it, worker
+threads driving it, sample paths, and a subprocess helper for the CLI.
 
 `store_url` is parametrised over the stores in TIDEFLOW_TEST_STORES (default: sqlite and, when
 TIDEFLOW_TEST_PG_URL is set, postgres). When CI sets TIDEFLOW_CI=1 and the PostgreSQL URL is
@@ -12,10 +12,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from interpreter import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -80,6 +84,35 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return str(tmp_path / "store.db")
+
+
+@pytest.fixture
+def client(store_url: str) -> Iterator[Client]:
+    """A Client on the test's store (a module needing more set-up defines its own)."""
+    from interpreter import Client  # here, not above: loading conftest stays light
+
+    with Client(store_url) as c:
+        yield c
+
+
+@pytest.fixture
+def start_worker(store_url: str) -> Iterator[Callable[[], None]]:
+    """Starts a worker thread on its own store (the test and sample activities loaded); all are
+    stopped at the end of the test."""
+    from concurrency_activities import BackgroundWorker
+    from run_helpers import TEST_ACTIVITIES
+
+    from interpreter import load_activity_modules
+
+    load_activity_modules([str(TEST_ACTIVITIES), str(SAMPLE_ACTIVITIES)])
+    workers: list[BackgroundWorker] = []
+
+    def start() -> None:
+        workers.append(BackgroundWorker(store_url).__enter__())
+
+    yield start
+    for worker in workers:
+        worker.stop()
 
 
 def run_cli(

@@ -1,4 +1,5 @@
-"""Helpers shared by the engine, saga, CLI and fault tests (not fixtures: plain functions)."""
+"""Helpers shared by the engine, saga, CLI and fault tests (not fixtures: plain functions and
+classes; the fixtures built on them are in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,87 @@ def events_or_empty(client: Client, run_id: str) -> list[dict[str, Any]]:
         return list(client.history(run_id))
     except Exception:
         return []
+
+
+class Driven:
+    """A worker driving one run in a thread (its own Client), as another process would."""
+
+    def __init__(self, store_url: str, run_id: str) -> None:
+        self.record: RunRecord | None = None
+        self.error: BaseException | None = None
+
+        def drive() -> None:
+            try:
+                with Client(store_url) as own:
+                    self.record = own.execute(run_id)
+            except BaseException as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=drive, daemon=True)
+        self.thread.start()
+
+    def result(self) -> RunRecord:
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the run did not end"
+        if self.error is not None:
+            raise self.error
+        assert self.record is not None
+        return self.record
+
+
+def token(folder: Path, name: str, attempt: int = 1) -> str:
+    """The callback token the test activities wrote for step `name` (waits for the file)."""
+    path = folder / f"{name}-{attempt}.token"
+    text: str = wait_for(lambda: path.exists() and path.read_text(encoding="utf-8"), 30)
+    return text
+
+
+# ----------------------------------------------------------------- golden histories
+# A golden file pins the stories (status, output, events...) of some runs; a change to the engine
+# that alters one must be deliberate: regenerate with TIDEFLOW_UPDATE_GOLDEN=1, review the diff.
+SAMPLES = ROOT / "samples"
+
+
+def run_sample(
+    client: Client, workflow: str, input_name: str, run_id: str | None = None
+) -> RunRecord:
+    """Run samples/WORKFLOW.yaml on samples/inputs/INPUT_NAME.json to its end."""
+    data = json.loads((SAMPLES / "inputs" / f"{input_name}.json").read_text())
+    return client.execute(client.start(SAMPLES / f"{workflow}.yaml", data, run_id=run_id))
+
+
+def event_rows(
+    events: Iterable[dict[str, Any]], payload_of: Collection[str] = ()
+) -> list[list[Any]]:
+    """[type, state, attempt] of each event, and its payload for the types in `payload_of`."""
+    return [
+        [e["type"], e["state"], e["attempt"]] + ([e["payload"]] if e["type"] in payload_of else [])
+        for e in events
+    ]
+
+
+def story(
+    record: RunRecord, events: Iterable[dict[str, Any]], payload_of: Collection[str] = ()
+) -> dict[str, Any]:
+    """An ended run's status, output, error and event rows."""
+    return {
+        "status": record.status,
+        "output": record.output,
+        "error": record.error,
+        "events": event_rows(events, payload_of),
+    }
+
+
+def golden_found(golden: Path, found: dict[str, Any]) -> dict[str, Any]:
+    """`found` as it is; written to the golden file first when TIDEFLOW_UPDATE_GOLDEN=1."""
+    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
+        golden.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+    return found
+
+
+def assert_golden(found: Any, golden: Path, key: str) -> None:
+    """The story `found` is the golden file's under `key`."""
+    assert found == json.loads(golden.read_text())[key], (
+        f"the history of {key} changed; if that is intended, regenerate with "
+        "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
+    )

@@ -8,15 +8,14 @@ import asyncio
 import inspect
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import ROOT, SAMPLES
-from run_helpers import TEST_ACTIVITIES, cli_env, write_workflow
+from run_helpers import cli_env, write_workflow
 
 from interpreter import (
     AsyncClient,
@@ -30,35 +29,9 @@ from interpreter import (
     UpdateTimeout,
     load_activity_modules,
 )
-from interpreter.store import open_store
-from interpreter.worker import Worker
 
 ENTITY = SAMPLES / "entity_greeting.yaml"
 APPROVAL = SAMPLES / "approval.yaml"
-
-
-@pytest.fixture
-def start_worker(store_url: str) -> Iterator[Callable[[], None]]:
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    load_activity_modules([str(TEST_ACTIVITIES), str(SAMPLES / "activities.py")])
-
-    def run() -> None:
-        store = open_store(store_url)
-        try:
-            asyncio.run(Worker(store, poll_interval=0.01).run(until=stop.is_set, grace=1))
-        finally:
-            store.close()
-
-    def start() -> None:
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        threads.append(thread)
-
-    yield start
-    stop.set()
-    for thread in threads:
-        thread.join(10)
 
 
 def public_methods(cls: type) -> dict[str, Any]:

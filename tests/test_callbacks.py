@@ -6,54 +6,14 @@ runs wins, and cancelling a run makes its tokens late."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cb_activities  # noqa: F401  (registers the cb.* activities)
 import pytest
-from run_helpers import history, of_type, types_of, wait_for, write_workflow
+from run_helpers import Driven, history, of_type, token, types_of, wait_for, write_workflow
 
 from interpreter import CallbackRefused, Client
-from interpreter.store import RunRecord
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
-
-
-class Driven:
-    """A worker driving one run in a thread (its own Client), as another process would."""
-
-    def __init__(self, store_url: str, run_id: str) -> None:
-        self.record: RunRecord | None = None
-        self.error: BaseException | None = None
-
-        def drive() -> None:
-            try:
-                with Client(store_url) as own:
-                    self.record = own.execute(run_id)
-            except BaseException as exc:
-                self.error = exc
-
-        self.thread = threading.Thread(target=drive, daemon=True)
-        self.thread.start()
-
-    def result(self) -> RunRecord:
-        self.thread.join(60)
-        assert not self.thread.is_alive(), "the run did not end"
-        if self.error is not None:
-            raise self.error
-        assert self.record is not None
-        return self.record
-
-
-def token(folder: Path, name: str, attempt: int = 1) -> str:
-    path = folder / f"{name}-{attempt}.token"
-    text: str = wait_for(lambda: path.exists() and path.read_text(encoding="utf-8"), 30)
-    return text
 
 
 def one_step(tmp_path: Path, extra: str = "", state_extra: str = "", name: str = "x") -> Path:

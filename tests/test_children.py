@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,6 @@ from interpreter.children import MAX_CHILD_DEPTH
 WF = Path(__file__).resolve().parent / "workflows_concurrency"
 CHILDREN = WF / "children"
 CC_ACTIVITIES = str(Path(cc.__file__).resolve())
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Each run test runs in-process (`Client(store_url).execute`) on every configured 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,6 @@ from run_helpers import history, of_type, run_to_end, write_workflow
 
 from dsl.templates import TemplateError, render
 from interpreter import Client
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def entered_at(events: list[dict[str, Any]], state: str) -> list[str]:

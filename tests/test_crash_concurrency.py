@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.slow
 
 WF = Path(__file__).resolve().parent / "workflows_concurrency"
 CC_ACTIVITIES = str(Path(cc.__file__).resolve())
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 class Tideflow:

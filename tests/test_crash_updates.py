@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.slow
 
 ENTITY = SAMPLES / "entity_greeting.yaml"
 PAYLOAD = '{"language": "fr"}'
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def _cli(store_url: str, tmp_path: Path) -> Cli:

@@ -4,7 +4,6 @@ re-raise a caught error's type, input defaults and formats, x- keys, invalid chi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import activities_for_tests  # registers test.echo and test.raise
@@ -16,12 +15,6 @@ from interpreter import Client
 from interpreter.errors import InputInvalid
 
 TEST_ACTIVITIES = str(Path(activities_for_tests.__file__).resolve())
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def runs_in(client: Client) -> int:

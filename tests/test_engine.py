@@ -7,7 +7,6 @@ Each test runs in-process (`Client(store_url).execute`) on every configured stor
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +15,6 @@ import pytest
 from run_helpers import history, of_type, run_to_end, types_of, write_workflow
 
 from interpreter import Client, InputInvalid
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
-
 
 # --------------------------------------------------------------------------- state types
 

@@ -5,11 +5,9 @@ Terminate runs no handler. Every test runs on every configured store."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import activities_for_tests as acts
-import pytest
 from run_helpers import history, of_type, run_to_end, types_of, wait_for, write_workflow
 
 from interpreter import Client
@@ -33,12 +31,6 @@ on_exit:
     states:
       h: {type: activity, activity: test.append, input: {path: "{{ input.path }}", line: "always {{ run.status }}"}, end: true}
 """
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def lines(path: Path) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,6 @@ pytestmark = pytest.mark.usefixtures("_activities")
 @pytest.fixture
 def _activities() -> None:
     assert acts.echo  # registers the test activities
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def _branch(name: str, activity: str, payload: Any) -> dict[str, Any]:

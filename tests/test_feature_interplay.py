@@ -5,7 +5,6 @@ parent-close policy, and retry by error inside an exit handler. Each on every st
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,6 @@ import pytest
 from run_helpers import history, of_type, types_of, wait_for, write_workflow
 
 from interpreter import CallbackRefused, Client
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def test_a_race_lost_by_a_callback_branch_makes_its_token_late(

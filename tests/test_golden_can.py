@@ -6,11 +6,11 @@ TIDEFLOW_UPDATE_GOLDEN=1 and review the diff (see tests/test_golden_histories.py
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import assert_golden, golden_found
 
 from interpreter import Client, load_activity_modules
 
@@ -49,16 +49,9 @@ def _story(client: Client, path: Path, input_: Any, signals: list[tuple[str, Any
 def stories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     load_activity_modules([str(SAMPLES / "activities.py")])
     with Client(str(tmp_path_factory.mktemp("golden") / "store.db")) as client:
-        found = {key: _story(client, *case) for key, case in CASES.items()}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    return found
+        return golden_found(GOLDEN, {key: _story(client, *case) for key, case in CASES.items()})
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
 def test_history_matches_the_golden_one(stories: dict[str, Any], key: str) -> None:
-    golden = json.loads(GOLDEN.read_text())
-    assert stories[key] == golden[key], (
-        f"the history of {key} changed; if that is intended, regenerate with "
-        "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
-    )
+    assert_golden(stories[key], GOLDEN, key)

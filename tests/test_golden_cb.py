@@ -5,16 +5,22 @@ TIDEFLOW_UPDATE_GOLDEN=1 and review the diff."""
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cb_activities  # noqa: F401  (registers the cb.* activities)
 import pytest
-from run_helpers import wait_for, write_workflow
-from test_callbacks import Driven, token
+from run_helpers import (
+    Driven,
+    assert_golden,
+    event_rows,
+    golden_found,
+    token,
+    wait_for,
+    write_workflow,
+)
 
 from interpreter import Client
 
@@ -103,23 +109,18 @@ def _story(store: str, folder: Path, case: str) -> dict[str, Any]:
         return {
             "status": record.status,
             "output": record.output,
-            "events": [[e["type"], e["state"], e["attempt"]] for e in client.history(run_id)],
+            "events": event_rows(client.history(run_id)),
         }
 
 
 @pytest.fixture(scope="module")
 def stories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("golden_cb")
-    found = {case: _story(str(base / "store.db"), base / case, case) for case in CASES}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    return found
+    return golden_found(
+        GOLDEN, {case: _story(str(base / "store.db"), base / case, case) for case in CASES}
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_history_matches_the_golden_one(stories: dict[str, Any], case: str) -> None:
-    golden = json.loads(GOLDEN.read_text())
-    assert stories[case] == golden[case], (
-        f"the history of {case} changed; if that is intended, regenerate with "
-        "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
-    )
+    assert_golden(stories[case], GOLDEN, case)

@@ -7,13 +7,12 @@ input. Times in outputs vary from run to run, so they are pinned as `<time>`, an
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import assert_golden, golden_found, story
 
 from interpreter import Client, load_activity_modules
 
@@ -59,28 +58,16 @@ def _story(client: Client, name: str) -> dict[str, Any]:
     for signal, payload in signals:
         client.signal(run_id, signal, payload)
     record = client.execute(run_id)
-    return {
-        "status": record.status,
-        "output": _pinned(record.output),
-        "error": record.error,
-        "events": [[e["type"], e["state"], e["attempt"]] for e in client.history(run_id)],
-    }
+    return {**story(record, client.history(run_id)), "output": _pinned(record.output)}
 
 
 @pytest.fixture(scope="module")
 def stories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     load_activity_modules([str(SAMPLES / "activities.py")])
     with Client(str(tmp_path_factory.mktemp("golden") / "store.db")) as client:
-        found = {name: _story(client, name) for name in CASES}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    return found
+        return golden_found(GOLDEN, {name: _story(client, name) for name in CASES})
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_history_matches_the_golden_one(stories: dict[str, Any], name: str) -> None:
-    golden = json.loads(GOLDEN.read_text())
-    assert stories[name] == golden[name], (
-        f"the history of {name} changed; if that is intended, regenerate with "
-        "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
-    )
+    assert_golden(stories[name], GOLDEN, name)

@@ -6,11 +6,11 @@ Regenerate on purpose with TIDEFLOW_UPDATE_GOLDEN=1 and review the diff."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import assert_golden, golden_found, run_sample, story
 
 from interpreter import Client, load_activity_modules
 
@@ -26,15 +26,10 @@ CASES = [
 
 
 def _story(client: Client, workflow: str, input_name: str) -> dict[str, Any]:
-    data = json.loads((SAMPLES / "inputs" / f"{input_name}.json").read_text())
-    run_id = client.start(SAMPLES / f"{workflow}.yaml", data)
-    record = client.execute(run_id)
-    events = list(client.history(run_id))
+    record = run_sample(client, workflow, input_name)
+    events = list(client.history(record.id))
     return {
-        "status": record.status,
-        "output": record.output,
-        "error": record.error,
-        "events": [[e["type"], e["state"], e["attempt"]] for e in events],
+        **story(record, events),
         "handlers": [
             [e["type"], e["payload"]["handler"]] for e in events if e["type"].startswith("Exit")
         ],
@@ -45,15 +40,9 @@ def _story(client: Client, workflow: str, input_name: str) -> dict[str, Any]:
 def test_histories_match_the_golden_ones(store_url: str) -> None:
     load_activity_modules([str(SAMPLES / "activities.py")])
     with Client(store_url) as client:
-        found = {f"{w}/{i}": _story(client, w, i) for w, i in CASES}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    golden = json.loads(GOLDEN.read_text())
-    for key, story in found.items():
-        assert story == golden[key], (
-            f"the history of {key} changed; if that is intended, regenerate with "
-            "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
-        )
+        found = golden_found(GOLDEN, {f"{w}/{i}": _story(client, w, i) for w, i in CASES})
+    for key, found_story in found.items():
+        assert_golden(found_story, GOLDEN, key)
 
 
 @pytest.mark.parametrize("key", [f"{w}/{i}" for w, i in CASES])

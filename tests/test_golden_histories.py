@@ -7,12 +7,11 @@ Only samples without concurrency are pinned: concurrent branches may interleave 
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import assert_golden, golden_found, run_sample, story
 
 from interpreter import Client, load_activity_modules
 
@@ -34,34 +33,20 @@ CASES = [
 
 
 def _story(client: Client, workflow: str, input_name: str) -> dict[str, Any]:
-    data = json.loads((SAMPLES / "inputs" / f"{input_name}.json").read_text())
-    run_id = client.start(SAMPLES / f"{workflow}.yaml", data)
-    record = client.execute(run_id)
-    return {
-        "status": record.status,
-        "output": record.output,
-        "error": record.error,
-        "events": [[e["type"], e["state"], e["attempt"]] for e in client.history(run_id)],
-    }
+    record = run_sample(client, workflow, input_name)
+    return story(record, client.history(record.id))
 
 
 @pytest.fixture(scope="module")
 def stories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     load_activity_modules([str(SAMPLES / "activities.py")])
     with Client(str(tmp_path_factory.mktemp("golden") / "store.db")) as client:
-        found = {f"{w}/{i}": _story(client, w, i) for w, i in CASES}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    return found
+        return golden_found(GOLDEN, {f"{w}/{i}": _story(client, w, i) for w, i in CASES})
 
 
 @pytest.mark.parametrize(("workflow", "input_name"), CASES)
 def test_history_matches_the_golden_one(
     stories: dict[str, Any], workflow: str, input_name: str
 ) -> None:
-    golden = json.loads(GOLDEN.read_text())
     key = f"{workflow}/{input_name}"
-    assert stories[key] == golden[key], (
-        f"the history of {key} changed; if that is intended, regenerate with "
-        "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
-    )
+    assert_golden(stories[key], GOLDEN, key)

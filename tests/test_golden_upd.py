@@ -8,12 +8,11 @@ and gives up waiting), so the worker takes them in one deterministic order at it
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_helpers import assert_golden, event_rows, golden_found
 
 from interpreter import Client, load_activity_modules
 from interpreter.errors import UpdateTimeout
@@ -54,11 +53,7 @@ def _story(client: Client, name: str) -> dict[str, Any]:
     return {
         "status": record.status,
         "output": record.output,
-        "events": [
-            [e["type"], e["state"], e["attempt"]]
-            + ([e["payload"]] if e["type"] == "UpdateApplied" else [])
-            for e in client.history(run_id)
-        ],
+        "events": event_rows(client.history(run_id), ("UpdateApplied",)),
         "updates": outcomes,
     }
 
@@ -67,16 +62,9 @@ def _story(client: Client, name: str) -> dict[str, Any]:
 def stories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     load_activity_modules([str(ROOT / "samples" / "activities.py")])
     with Client(str(tmp_path_factory.mktemp("golden") / "store.db")) as client:
-        found = {name: _story(client, name) for name in CASES}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    return found
+        return golden_found(GOLDEN, {name: _story(client, name) for name in CASES})
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_update_history_matches_the_golden_one(stories: dict[str, Any], name: str) -> None:
-    golden = json.loads(GOLDEN.read_text())
-    assert stories[name] == golden[name], (
-        f"the history of {name} changed; if that is intended, regenerate with "
-        "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"
-    )
+    assert_golden(stories[name], GOLDEN, name)

@@ -3,19 +3,16 @@ read from a real store (SQLite and PostgreSQL) by the real CLI."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from concurrency_activities import BackgroundWorker
 from conftest import SAMPLES, run_cli
 from run_helpers import wait_for, write_workflow
 
 from interpreter import Client, load_activity_modules
-from interpreter.store import open_store
-from interpreter.worker import Worker
 
 APPROVAL = SAMPLES / "approval.yaml"
 _NODE = re.compile(r'^\s*(n\d+)[(\[{>/]+"(?:▶ )?([^"<]*?)(?:<br/>|")', re.M)
@@ -24,25 +21,9 @@ _NODE = re.compile(r'^\s*(n\d+)[(\[{>/]+"(?:▶ )?([^"<]*?)(?:<br/>|")', re.M)
 @pytest.fixture
 def worker(store_url: str) -> Iterator[Callable[[], None]]:
     """Drives the store in a thread until the test says stop (the returned function)."""
-    stop = threading.Event()
     load_activity_modules([str(SAMPLES / "activities.py")])
-
-    def run() -> None:
-        store = open_store(store_url)
-        try:
-            asyncio.run(Worker(store, poll_interval=0.01).run(until=stop.is_set, grace=1))
-        finally:
-            store.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def stop_now() -> None:
-        stop.set()
-        thread.join(10)
-
-    yield stop_now
-    stop_now()
+    with BackgroundWorker(store_url) as background:
+        yield background.stop
 
 
 def classes(mermaid: str) -> dict[str, set[str]]:

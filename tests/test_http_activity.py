@@ -113,12 +113,6 @@ def server() -> Iterator[_Server]:
     yield from _serve(0)
 
 
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
-
-
 HTTP_WF = """
     name: http_call
     states:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY
 from interpreter.store import RunRecord
 
 WF = Path(__file__).resolve().parent / "workflows_concurrency"
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 @pytest.fixture

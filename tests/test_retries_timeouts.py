@@ -6,7 +6,6 @@ import itertools
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import activities_for_tests as acts
@@ -29,12 +28,6 @@ from run_helpers import (
 from dsl.model import RetryPolicy, Workflow
 from interpreter import Client
 from interpreter.core.definition import Definition
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def flaky_workflow(tmp_path: Path, retry: str, *, defaults: str = "", name: str = "flaky") -> Path:

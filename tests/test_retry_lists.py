@@ -5,7 +5,6 @@ The engine tests run on every configured store; Retry.decide is also checked on 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,6 @@ from run_helpers import history, of_type, run_to_end, write_workflow
 
 from interpreter import Client
 from interpreter.core.definition import Definition, Retry
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def _workflow(tmp_path: Path, retry: str, defaults: str = "") -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import concurrency_activities as cc
@@ -19,12 +18,6 @@ from interpreter.core.definition import Retry
 
 CHILDREN = Path(__file__).resolve().parent / "workflows_concurrency" / "children"
 CC_ACTIVITIES = str(Path(cc.__file__).resolve())
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ state, cancel (compensates) versus terminate (does not), and the history of a sa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import activities_for_tests as acts
-import pytest
 from conftest import run_cli
 from run_helpers import (
     TEST_ACTIVITIES,
@@ -42,12 +40,6 @@ STORY = {
     "RunCancelled",
     "RunTerminated",
 }
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def lines(log: Path) -> list[str]:

@@ -5,12 +5,12 @@ tests/golden/data.json (regenerate with TIDEFLOW_UPDATE_GOLDEN=1 and review the 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import run_cli
+from run_helpers import golden_found, run_sample, story
 
 from interpreter import Client, load_activity_modules
 
@@ -79,22 +79,14 @@ def test_the_intake_sample_refuses_a_bad_date_before_creating_a_run(store_url: s
 
 
 def _story(client: Client, input_name: str) -> dict[str, Any]:
-    data = json.loads((SAMPLES / "inputs" / f"{input_name}.json").read_text())
-    record = client.execute(client.start(SAMPLES / "intake.yaml", data))
-    return {
-        "status": record.status,
-        "output": record.output,
-        "error": record.error,
-        "events": [[e["type"], e["state"], e["attempt"]] for e in client.history(record.id)],
-    }
+    record = run_sample(client, "intake", input_name)
+    return story(record, client.history(record.id))
 
 
 def test_the_intake_histories_match_the_golden_ones(tmp_path: Path) -> None:
     load_activity_modules([ACTIVITIES])
     with Client(str(tmp_path / "store.db")) as client:
-        found = {f"intake/{name}": _story(client, name) for name, *_ in CASES}
-    if os.environ.get("TIDEFLOW_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+        found = golden_found(GOLDEN, {f"intake/{name}": _story(client, name) for name, *_ in CASES})
     assert found == json.loads(GOLDEN.read_text()), (
         "the intake histories changed; if that is intended, regenerate with "
         "TIDEFLOW_UPDATE_GOLDEN=1 and review the diff"

@@ -26,12 +26,6 @@ CC_ACTIVITIES = Path(cc.__file__).resolve()
 
 
 @pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
-
-
-@pytest.fixture
 def cc_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cc.log"
     monkeypatch.setenv(cc.LOG_ENV, str(path))

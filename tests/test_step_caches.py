@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,6 @@ def mutate_input(payload: dict[str, Any]) -> dict[str, Any]:
     seen = dict(payload)
     payload["added"] = True  # an activity may change what it is given
     return seen
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 def _definition(text: dict[str, Any]) -> Definition:

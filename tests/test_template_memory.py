@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,12 +75,6 @@ def _assert_failed_cleanly(status: str, error: dict[str, str] | None) -> None:
     assert error is not None
     assert error["type"] in ("ExpressionLimit", "ExpressionError"), error
     assert error["message"].startswith("state 'bomb', output: "), error["message"]
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
 
 
 @pytest.mark.parametrize("name", sorted(BOMBS))

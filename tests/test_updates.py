@@ -6,16 +6,14 @@ another process's worker would; the CLI tests run `tideflow` as a real subproces
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import SAMPLES, run_cli
-from run_helpers import TEST_ACTIVITIES, history, types_of, wait_for, write_workflow
+from run_helpers import history, types_of, wait_for, write_workflow
 
 from interpreter import (
     Client,
@@ -24,43 +22,9 @@ from interpreter import (
     TideflowError,
     UpdateRejected,
     UpdateTimeout,
-    load_activity_modules,
 )
-from interpreter.store import open_store
-from interpreter.worker import Worker
 
 ENTITY = SAMPLES / "entity_greeting.yaml"
-
-
-@pytest.fixture
-def client(store_url: str) -> Iterator[Client]:
-    with Client(store_url) as c:
-        yield c
-
-
-@pytest.fixture
-def start_worker(store_url: str) -> Iterator[Callable[[], None]]:
-    """Starts a worker thread on its own store; stopped at the end of the test."""
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    load_activity_modules([str(TEST_ACTIVITIES)])
-
-    def run() -> None:
-        store = open_store(store_url)
-        try:
-            asyncio.run(Worker(store, poll_interval=0.01).run(until=stop.is_set, grace=1))
-        finally:
-            store.close()
-
-    def start() -> None:
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        threads.append(thread)
-
-    yield start
-    stop.set()
-    for thread in threads:
-        thread.join(10)
 
 
 def root_vars(client: Client, run_id: str) -> dict[str, Any]:
