@@ -12,6 +12,7 @@ from jinja2 import nodes
 from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext
 from dsl.lint.expressions import template_strings, template_values
+from dsl.lint.template_fields import DURATION_KEYS  # TF210 reports a template there already
 from dsl.model import SetState
 from dsl.source import JsonPath
 from dsl.templates import is_template
@@ -19,11 +20,6 @@ from dsl.templates import is_template
 # Keys whose values are data for other tools, not workflow fields: free text, JSON Schemas.
 _FREE_KEYS = frozenset({"description"})
 _TOP_LEVEL_DATA = frozenset({"input_schema", "$schema"})
-# Durations: TF210 reports a template there already.
-_DURATION_KEYS = frozenset(
-    {"timeout", "duration", "start_to_close", "schedule_to_close", "heartbeat"}
-    | {"initial_interval", "max_interval"}
-)
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -53,7 +49,7 @@ def check_literal_templates(ctx: LintContext) -> Iterator[Diagnostic]:
             pending.extend(((*path, key), item) for key, item in value.items())
         elif isinstance(value, list):
             pending.extend(((*path, index), item) for index, item in enumerate(value))
-        elif isinstance(value, str) and is_template(value) and path[-1] not in _DURATION_KEYS:
+        elif isinstance(value, str) and is_template(value) and path[-1] not in DURATION_KEYS:
             field = ".".join(str(p) for p in path)
             yield ctx.error(
                 "TF256",

@@ -10,6 +10,7 @@ from jinja2 import nodes
 
 from dsl.diagnostics import Diagnostic, Position
 from dsl.lint.context import LintContext, Scope, catchers_of, did_you_mean, join_hints
+from dsl.lint.template_fields import DURATION, block_fields
 from dsl.model import (
     ActivityState,
     ChildState,
@@ -51,11 +52,11 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
     if workflow.timeout is not None:
         yield root, ("timeout",), workflow.timeout
     if workflow.defaults is not None:
-        for field_path, value in _limit_fields(("defaults",), workflow.defaults):
+        for field_path, value in _durations(("defaults",), workflow.defaults):
             yield root, field_path, value
     for scope, name, state in ctx.states():
         path = scope.state_path(name)
-        fields: list[tuple[JsonPath, Any]] = list(_limit_fields(path, state))
+        fields: list[tuple[JsonPath, Any]] = list(_durations(path, state))
         if isinstance(state, ActivityState | ChildState):
             fields.append(((*path, "input"), state.input))
             if state.compensate is not None:
@@ -89,31 +90,12 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
                 yield scope, field_path, value
 
 
-_DURATION_KEYS = frozenset(
-    {"initial_interval", "max_interval", "start_to_close", "schedule_to_close", "heartbeat"}
-)
-
-
-def _limit_fields(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
-    """The templated durations of `retry` and `timeout` blocks (a state's, its compensation's,
-    the defaults'): fields other than strings are skipped by the template rules anyway."""
-    blocks = [(path, owner)]
-    comp = getattr(owner, "compensate", None)
-    if comp is not None:
-        blocks.append(((*path, "compensate"), comp))
-    for base, block in blocks:
-        for section in ("retry", "timeout"):
-            settings = getattr(block, section, None)
-            if settings is None or isinstance(settings, str | int | float):
-                continue  # a wait's timeout is a duration itself (listed by the caller)
-            listed = isinstance(settings, list)  # a list of policies: each at its index
-            for index, policy in enumerate(settings if listed else [settings]):
-                at = (*base, section, index) if listed else (*base, section)
-                for key, value in policy:
-                    # Only the durations: a retry policy's `when` sees `error` and `attempt`,
-                    # and is checked by its own rule (TF284, dsl/lint/retries.py).
-                    if key in _DURATION_KEYS and isinstance(value, str):
-                        yield (*at, key), value
+def _durations(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
+    """The templated durations of `owner`'s retry and timeout blocks. A retry policy's `when`
+    sees `error` and `attempt`, and is checked by its own rule (TF284, dsl/lint/retries.py)."""
+    for field_path, value, kind in block_fields(path, owner):
+        if kind == DURATION:
+            yield field_path, value
 
 
 def template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from dsl.diagnostics import Diagnostic
 from dsl.durations import DURATION_HELP, DurationError, format_duration, parse_duration
 from dsl.lint.context import LintContext, catchers_of, exit_handlers
+from dsl.lint.template_fields import duration_fields
 from dsl.model import (
     ActivityState,
     ChildState,
@@ -22,8 +23,8 @@ from dsl.model import (
 from dsl.source import JsonPath
 from dsl.templates import is_template
 
-_RETRY_DURATIONS = ("initial_interval", "max_interval")
-_TIMEOUT_DURATIONS = ("start_to_close", "schedule_to_close", "heartbeat")
+_RETRY_DURATIONS = duration_fields(RetryPolicy)
+_TIMEOUT_DURATIONS = duration_fields(Timeouts)
 
 
 @dataclass(frozen=True)
