@@ -11,7 +11,7 @@ from jinja2 import nodes
 
 from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext
-from dsl.lint.expressions import template_strings, template_values
+from dsl.lint.expressions import predicate_paths, template_strings, template_values
 from dsl.lint.template_fields import DURATION_KEYS  # TF210 reports a template there already
 from dsl.model import SetState
 from dsl.source import JsonPath
@@ -29,8 +29,6 @@ def _skipped(path: JsonPath) -> bool:
     last = path[-1]
     if last in _FREE_KEYS:
         return True
-    if last == "when" and "retry" in path:
-        return True  # a retry predicate: a template with its own names (TF284, lint/retries.py)
     if len(path) == 1 and isinstance(last, str):
         return last in _TOP_LEVEL_DATA or last.startswith("x-")
     return len(path) == 3 and path[0] == "signals" and last == "schema"
@@ -40,6 +38,7 @@ def check_literal_templates(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF256: `{{`, `{%` or `{#` in a field that is not a template: it would be used as the
     literal text (a fail state's error type, an activity name, a signal name...)."""
     template_paths = {path for _scope, path, _value in template_values(ctx)}
+    template_paths.update(predicate_paths(ctx))
     pending: list[tuple[JsonPath, Any]] = [((), ctx.document.data)]
     while pending:
         path, value = pending.pop()

@@ -10,7 +10,7 @@ from jinja2 import nodes
 
 from dsl.diagnostics import Diagnostic, Position
 from dsl.lint.context import LintContext, Scope, catchers_of, did_you_mean, join_hints
-from dsl.lint.template_fields import DURATION, block_fields
+from dsl.lint.template_fields import DURATION, PREDICATE, block_fields
 from dsl.model import (
     ActivityState,
     ChildState,
@@ -91,11 +91,21 @@ def template_values(ctx: LintContext) -> Iterator[tuple[Scope, JsonPath, Any]]:
 
 
 def _durations(path: JsonPath, owner: Any) -> Iterator[tuple[JsonPath, Any]]:
-    """The templated durations of `owner`'s retry and timeout blocks. A retry policy's `when`
-    sees `error` and `attempt`, and is checked by its own rule (TF284, dsl/lint/retries.py)."""
+    """The templated durations of `owner`'s retry and timeout blocks (its predicates are not
+    evaluated in a state's scope: `predicate_paths`)."""
     for field_path, value, kind in block_fields(path, owner):
         if kind == DURATION:
             yield field_path, value
+
+
+def predicate_paths(ctx: LintContext) -> Iterator[JsonPath]:
+    """Where the retry predicates are: templates with names of their own (TF284)."""
+    owners: list[tuple[JsonPath, Any]] = [(("defaults",), ctx.workflow.defaults)]
+    owners.extend((scope.state_path(name), state) for scope, name, state in ctx.states())
+    for path, owner in owners:
+        for field_path, _value, kind in block_fields(path, owner):
+            if kind == PREDICATE:
+                yield field_path
 
 
 def template_strings(ctx: LintContext) -> list[tuple[Scope, JsonPath, str]]:

@@ -21,8 +21,9 @@ from dsl import model
 from dsl.model import Duration, RetryPolicy, Timeouts
 from dsl.source import JsonPath
 
-Kind = Literal["duration"]
+Kind = Literal["duration", "predicate"]
 DURATION: Kind = "duration"
+PREDICATE: Kind = "predicate"
 
 
 def duration_fields(owner: type[BaseModel]) -> tuple[str, ...]:
@@ -36,7 +37,7 @@ def duration_fields(owner: type[BaseModel]) -> tuple[str, ...]:
 
 # The template fields of each settings block, by kind.
 BLOCK_FIELDS: dict[type[BaseModel], dict[str, Kind]] = {
-    RetryPolicy: dict.fromkeys(duration_fields(RetryPolicy), DURATION),
+    RetryPolicy: {**dict.fromkeys(duration_fields(RetryPolicy), DURATION), "when": PREDICATE},
     Timeouts: dict.fromkeys(duration_fields(Timeouts), DURATION),
 }
 
