@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from interpreter.cli._common import (
     EXIT_FAILED,
@@ -60,6 +60,30 @@ def add_json(
     parser: argparse.ArgumentParser, help_: str = "machine-readable output on stdout"
 ) -> None:
     parser.add_argument("--json", action="store_true", help=help_)
+
+
+def add_family_command(
+    subparsers: Any, name: str, help_: str, *, details: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A command of a family registered in one loop (cancel/terminate, pause/unpause): its
+    description is its help line, capitalised, then the family's `details`; `{name}` in the
+    family's `epilog` (its examples) becomes the command's name."""
+    return subparsers.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=help_,
+        description=f"{help_[0].upper()}{help_[1:]}{details}",
+        epilog=epilog.format(name=name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_json_db_handler(
+    parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int]
+) -> None:
+    """--json, --db and the handler: how a command that reads or changes runs ends."""
+    add_json(parser)
+    add_db(parser)
+    parser.set_defaults(handler=handler)
 
 
 def add_readable(parser: argparse.ArgumentParser) -> None:

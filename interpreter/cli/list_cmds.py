@@ -197,14 +197,14 @@ def register(subparsers: Any) -> None:
         ("cancel", "cancel runs cooperatively (compensations run; status cancelled)", cmd_cancel),
         ("terminate", "end runs at once (no compensation)", cmd_terminate),
     ):
-        bulk = subparsers.add_parser(
+        bulk = rt.add_family_command(
+            subparsers,
             name,
-            help=help_,
-            description=f"{help_[0].upper()}{help_[1:]}: one run by id, or every running run a "
-            "filter matches (each run's request is its own transaction, so an interrupted "
-            "bulk request leaves every run either requested or untouched).",
-            epilog=BULK_EXAMPLES.format(name=name),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            help_,
+            details=": one run by id, or every running run a filter matches (each run's request "
+            "is its own transaction, so an interrupted bulk request leaves every run either "
+            "requested or untouched).",
+            epilog=BULK_EXAMPLES,
         )
         bulk.add_argument(
             "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
@@ -218,9 +218,7 @@ def register(subparsers: Any) -> None:
                 default="terminated by user",
                 help="recorded as the run's error message (default: terminated by user)",
             )
-        rt.add_json(bulk)
-        rt.add_db(bulk)
-        bulk.set_defaults(handler=handler)
+        rt.add_json_db_handler(bulk, handler)
 
     prune = subparsers.add_parser(
         "prune",
@@ -248,9 +246,7 @@ def register(subparsers: Any) -> None:
     )
     prune.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     add_yes(prune)
-    rt.add_json(prune)
-    rt.add_db(prune)
-    prune.set_defaults(handler=cmd_prune)
+    rt.add_json_db_handler(prune, cmd_prune)
 
 
 # ----------------------------------------------------------------- the filter

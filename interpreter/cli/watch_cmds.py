@@ -53,9 +53,7 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="give up after SECONDS (exit 3); default: wait as long as it takes",
     )
-    rt.add_json(result)
-    rt.add_db(result)
-    result.set_defaults(handler=cmd_result)
+    rt.add_json_db_handler(result, cmd_result)
 
     for name, help_, handler in (
         (
@@ -65,19 +63,16 @@ def register(subparsers: Any) -> None:
         ),
         ("unpause", "let a paused run go on", cmd_unpause),
     ):
-        parser = subparsers.add_parser(
+        parser = rt.add_family_command(
+            subparsers,
             name,
-            help=help_,
-            description=f"{help_[0].upper()}{help_[1:]}. An activity already running finishes "
-            "and is recorded; the pause is kept in the store, so it holds across workers and "
-            "restarts. `tideflow status` shows it.",
-            epilog=PAUSE_EXAMPLES.format(name=name),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            help_,
+            details=". An activity already running finishes and is recorded; the pause is kept "
+            "in the store, so it holds across workers and restarts. `tideflow status` shows it.",
+            epilog=PAUSE_EXAMPLES,
         )
         parser.add_argument("run_id", metavar="RUN_ID", type=run_id_arg, help="the run")
-        rt.add_json(parser)
-        rt.add_db(parser)
-        parser.set_defaults(handler=handler)
+        rt.add_json_db_handler(parser, handler)
 
 
 # ----------------------------------------------------------------- result
