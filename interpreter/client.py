@@ -33,6 +33,7 @@ from interpreter.errors import (
     TideflowError,
     WorkflowInvalid,
 )
+from interpreter.run_status import describe, update_names
 from interpreter.store import RunRecord, Segment, Store, open_store
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
@@ -468,8 +469,12 @@ class Client:
         from interpreter.history import history_info
 
         record = self.get(run_id)
-        info = describe(record, children=[c.id for c in self.store.list_runs(parent_id=run_id)])
         source, _file = self.store.load_definition(record.def_hash)
+        info = describe(
+            record,
+            children=[c.id for c in self.store.list_runs(parent_id=run_id)],
+            updates=update_names(source),
+        )
         info["history"] = history_info(record, source, len(self.store.list_segments(run_id)))
         info["paused"] = record.status == "running" and self.store.is_paused(run_id)
         info["worker"] = record.lease_owner if record.status == "running" else None
@@ -494,83 +499,3 @@ class Client:
         self, *, status: str | None = None, workflow: str | None = None
     ) -> list[RunRecord]:
         return self.store.list_runs(status=status, workflow=workflow)
-
-
-def current_states(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every active branch's current state, for `status`."""
-    out = []
-    for frame in state.get("frames", {}).values():
-        if frame["status"] in ("ready", "waiting") and frame.get("state"):
-            wait = frame.get("wait") or {}
-            if wait.get("kind") in ("parallel", "map"):
-                continue  # its branches are listed themselves
-            entry: dict[str, Any] = {
-                "frame": frame["id"],
-                "state": frame["state"],
-                "waiting_for": wait.get("kind"),
-            }
-            task = state.get("tasks", {}).get(wait.get("task") or "")
-            if task is not None:
-                # "ready" for long means no live worker offers this activity (see --activities).
-                entry.update(
-                    activity=task["activity"], attempt=task["attempt"], task_status=task["status"]
-                )
-            elif wait.get("kind") == "signal":
-                entry["signal"] = wait.get("signals") or wait.get("signal")
-            elif wait.get("kind") == "child":
-                entry["child"] = wait.get("child")
-            out.append(entry)
-    for task in state.get("tasks", {}).values():
-        if task["kind"] == "compensation":
-            out.append(
-                {
-                    "frame": None,
-                    "state": task["state"],
-                    "waiting_for": "compensation",
-                    "activity": task["activity"],
-                }
-            )
-    return out
-
-
-def exit_summary(state: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's exit handlers, once its outcome is known: the outcome, the handler running
-    (None when all ran), those still to run, and the failures of those that failed."""
-    exit_ = state.get("exit")
-    if exit_ is None:
-        return None
-    return {
-        "outcome": exit_["status"],
-        "running": (exit_.get("current") or {}).get("handler"),
-        "pending": list(exit_["pending"]),
-        "errors": list(exit_["errors"]),
-    }
-
-
-def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, Any]:
-    state = record.state
-    root = state.get("frames", {}).get(state.get("root") or "")
-    return {
-        "run_id": record.id,
-        "workflow": record.workflow,
-        "version": record.version,
-        "definition_hash": record.def_hash,
-        "status": record.status,
-        "current": current_states(state) if record.status == "running" else [],
-        "vars": root["vars"] if root else {},
-        "input": record.input,
-        "output": record.output,
-        "error": record.error,
-        "exit_handlers": exit_summary(state),
-        "parent_id": record.parent_id,
-        "children": children or [],
-        # A fork names the run and state it came from (interpreter/redrive.py).
-        "forked_from": state.get("run", {}).get("forked_from"),
-        # The latest completion-rule decisions of parallel/map states (who won, and why), and
-        # the detached children still running with their parent-close policy.
-        "decisions": state.get("decided", []),
-        "detached": state.get("detached", {}),
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "ended_at": record.ended_at,
-    }

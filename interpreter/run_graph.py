@@ -56,7 +56,7 @@ def trace_of(workflow: Workflow, record: RunRecord, events: Iterable[dict[str, A
             trace.taken.update((before, key) for key in keys if key[0] == before[0])
         last[where] = keys
     if record.status == "running":
-        from interpreter.client import current_states
+        from interpreter.run_status import current_states
 
         for current in current_states(state):
             frame = current.get("frame")

@@ -346,3 +346,58 @@ states:
         "ActivityCompleted",
         "SignalReceived",
     ]
+
+
+WAITS = """
+name: waits
+signals:
+  go: {schema: {type: object}}
+updates:
+  nudge: {schema: {type: object}}
+  poke: {schema: {type: object}}
+states:
+  hold:
+    type: wait
+    %s
+    next: done
+  done: {type: succeed}
+"""
+
+
+@pytest.mark.parametrize(
+    ("names", "current", "text"),
+    [
+        ("signal: go", {"waiting_for": "signal", "signal": "go"}, "signal go"),
+        ("signal: nudge", {"waiting_for": "update", "update": "nudge"}, "update nudge"),
+        (
+            "signals: [nudge, poke]",
+            {"waiting_for": "update", "update": ["nudge", "poke"]},
+            "one of the updates nudge, poke",
+        ),
+        (
+            "signals: [go, nudge]",
+            {"waiting_for": "signal_or_update", "signal": ["go"], "update": ["nudge"]},
+            "one of signal go, update nudge",
+        ),
+    ],
+    ids=["signal", "update", "updates", "both"],
+)
+def test_status_says_whether_a_wait_waits_for_a_signal_an_update_or_both(
+    client: Client,
+    start_worker: Callable[[], None],
+    store_url: str,
+    tmp_path: Path,
+    names: str,
+    current: dict[str, Any],
+    text: str,
+) -> None:
+    run_id = client.start(write_workflow(tmp_path, WAITS % names))
+    start_worker()
+    wait_for(lambda: client.status(run_id)["current"])
+    proc = run_cli("status", run_id, "--db", store_url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    [found] = json.loads(proc.stdout)["current"]
+    assert {k: v for k, v in found.items() if k != "frame"} == {"state": "hold", **current}
+    proc = run_cli("status", run_id, "--db", store_url)
+    assert proc.returncode == 0, proc.stderr
+    assert f"current    hold (waiting for {text})\n" in proc.stdout

@@ -126,10 +126,8 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
                 "callback": "waiting for its callback (tideflow complete TOKEN)",
             }.get(cur.get("task_status", ""), cur.get("task_status", ""))
             detail = f"activity {cur['activity']}, attempt {cur['attempt']}, {progress}"
-        elif isinstance(cur.get("signal"), list):  # a wait for the first of several
-            detail = "one of the signals " + ", ".join(cur["signal"])
-        elif cur.get("signal"):
-            detail = f"signal {cur['signal']}"
+        elif cur["waiting_for"] in ("signal", "update", "signal_or_update"):
+            detail = _wait_detail(cur)
         elif cur.get("child"):
             detail = f"child run {cur['child']}"
         print(f"current    {cur['state']} (waiting for {detail})")
@@ -178,6 +176,18 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
             print(f"exit error handler {failed['handler']}: {err['type']}: {err['message']}")
 
 
+def _wait_detail(cur: dict[str, Any]) -> str:
+    """`signal go`, `update finish`, `one of the signals a, b`, or, for a wait that takes
+    both, `one of signal approve, update nudge`."""
+    kinds = [kind for kind in ("signal", "update") if kind in cur]
+    if len(kinds) == 1:
+        names = cur[kinds[0]]
+        if isinstance(names, list):  # a wait for the first of several
+            return f"one of the {kinds[0]}s " + ", ".join(names)
+        return f"{kinds[0]} {names}"
+    return "one of " + ", ".join(f"{kind} {name}" for kind in kinds for name in cur[kind])
+
+
 def _worker_line(info: dict[str, Any]) -> str:
     """Who drives the run, or why nobody does."""
     if info.get("paused"):
@@ -191,7 +201,7 @@ def _worker_line(info: dict[str, Any]) -> str:
         for cur in current
     )
     if not needs_one:  # timers, signals, children: a worker takes it up when one comes
-        kinds = sorted({str(cur["waiting_for"]) for cur in current})
+        kinds = sorted({str(cur["waiting_for"]).replace("_", " ") for cur in current})
         return f"none needed until its {' / '.join(kinds)} comes"
     return "none: waiting for a worker (start one with `tideflow worker --activities ...`)"
 
