@@ -435,6 +435,14 @@ class Client:
             defn = definition if isinstance(definition, Definition) else load_definition(definition)
         return retry_run(self.store, run_id, defn, time.time())
 
+    def compensate(self, run_id: str) -> RunRecord:
+        """Give up on a run that failed with its compensations held (`saga: {on_failure:
+        hold}`): it reopens and runs them newest first, then ends failed again with its
+        original error (interpreter/release.py). CompensateRefused when it holds none."""
+        from interpreter.release import compensate_run
+
+        return compensate_run(self.store, run_id, time.time())
+
     def fork(self, run_id: str, from_state: str, *, new_id: str | None = None) -> RunRecord:
         """A new run that reuses `run_id`'s recorded results up to `from_state` and executes
         from there on; its status names the original (`forked_from`)."""
@@ -564,6 +572,8 @@ def describe(record: RunRecord, children: list[str] | None = None) -> dict[str, 
         "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
+        # The compensations a failure held (saga on_failure: hold), newest first; else None.
+        "compensation_held": state.get("held") if record.status == "failed" else None,
         # A fork names the run and state it came from (interpreter/redrive.py).
         "forked_from": state.get("run", {}).get("forked_from"),
         # The latest completion-rule decisions of parallel/map states (who won, and why), and
