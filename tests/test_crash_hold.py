@@ -24,6 +24,11 @@ def resume(store: str, run_id: str, env: dict[str, str]) -> None:
     assert "Traceback" not in proc.stderr, proc.stderr
 
 
+def killed_resume(store: str, spec: str, run_id: str, env: dict[str, str]) -> int:
+    """`resume` under the crash hook (`spec`: when to SIGKILL itself); its exit code."""
+    return crash_cli(store, spec, "resume", run_id, "--activities", str(SAMPLE_ACTIVITIES), env=env)
+
+
 def keys(log: Path, activity: str) -> set[str]:
     lines = [json.loads(line) for line in log.read_text("utf-8").splitlines()]
     return {line["idempotency_key"] for line in lines if line["activity"] == activity}
@@ -35,16 +40,7 @@ def test_kill_during_the_retry_of_a_held_booking(store_url: str, tmp_path: Path)
     assert code == -9  # killed right after the reopen committed
     assert status(store_url, "trip-crash-retry") == "running"
     # The retried charge succeeds, and the kill loses its completion.
-    code = crash_cli(
-        store_url,
-        "before:ActivityCompleted:1",
-        "resume",
-        "trip-crash-retry",
-        "--activities",
-        str(SAMPLE_ACTIVITIES),
-        env=fixed,
-    )
-    assert code == -9
+    assert killed_resume(store_url, "before:ActivityCompleted:1", "trip-crash-retry", fixed) == -9
     resume(store_url, "trip-crash-retry", fixed)
     assert status(store_url, "trip-crash-retry") == "completed"
     assert started(log) == Counter(
@@ -71,16 +67,7 @@ def test_kill_around_and_during_a_compensation_release(store_url: str, tmp_path:
     assert crash_cli(store_url, "after:CompensationReleased:1", *args, env=env) == -9
     assert status(store_url, "trip-crash-undo") == "running"
     # cancel_flight runs, and the kill loses its completion.
-    code = crash_cli(
-        store_url,
-        "before:CompensationCompleted:1",
-        "resume",
-        "trip-crash-undo",
-        "--activities",
-        str(SAMPLE_ACTIVITIES),
-        env=env,
-    )
-    assert code == -9
+    assert killed_resume(store_url, "before:CompensationCompleted:1", "trip-crash-undo", env) == -9
     resume(store_url, "trip-crash-undo", env)
     with Client(store_url) as client:
         record = client.get("trip-crash-undo")

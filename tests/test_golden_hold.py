@@ -51,17 +51,22 @@ def _held(client: Client, monkeypatch: pytest.MonkeyPatch, run_id: str) -> None:
     monkeypatch.delenv("TIDEFLOW_SAMPLE_BROKEN")
 
 
+def _retried_and_released(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run `retried`: held, retried after the fix, completed. Run `released`: held, given up."""
+    _held(client, monkeypatch, "retried")
+    client.retry("retried")
+    client.execute("retried")
+    _held(client, monkeypatch, "released")
+    client.compensate("released")
+    client.execute("released")
+
+
 def test_histories_match_the_golden_ones(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     load_activity_modules([str(SAMPLES / "activities.py")])
     monkeypatch.delenv("TIDEFLOW_SAMPLE_LOG", raising=False)
     with Client(store_url) as client:
         _held(client, monkeypatch, "held")
-        _held(client, monkeypatch, "retried")
-        client.retry("retried")
-        client.execute("retried")
-        _held(client, monkeypatch, "released")
-        client.compensate("released")
-        client.execute("released")
+        _retried_and_released(client, monkeypatch)
         found = {
             f"booking_hold/{name}": _story(client, name) for name in ("held", "retried", "released")
         }
@@ -94,12 +99,7 @@ def test_replay_re_decides_a_retried_and_a_released_history(
     load_activity_modules([str(SAMPLES / "activities.py")])
     defn = load_definition(SAMPLES / "booking_hold.yaml")
     with Client(store_url) as client:
-        _held(client, monkeypatch, "retried")
-        client.retry("retried")
-        client.execute("retried")
-        _held(client, monkeypatch, "released")
-        client.compensate("released")
-        client.execute("released")
+        _retried_and_released(client, monkeypatch)
         for run_id in ("retried", "released"):
             events = list(client.history(run_id, all_segments=True))
             result = replay(defn, run_id, events)
