@@ -157,10 +157,14 @@ def _rule(completion: Completion | None, prefix: str) -> str:
 
 class _Builder:
     def __init__(
-        self, updates: frozenset[str] = frozenset(), defaults: Defaults | None = None
+        self,
+        updates: frozenset[str] = frozenset(),
+        defaults: Defaults | None = None,
+        held: bool = False,
     ) -> None:
         self.updates = updates  # a wait for one of these is woken by that update
         self.defaults = defaults
+        self.held = held  # saga on_failure: hold (a failure keeps the undo steps)
         self._ids = itertools.count(1)
         self.edges: list[Edge] = []
         self.keys: dict[StateKey, str] = {}  # state -> node id
@@ -210,7 +214,10 @@ class _Builder:
 
     def _compensation(self, cluster: Cluster, source: str, state: AnyState) -> None:
         if isinstance(state, ActivityState | ChildState) and state.compensate is not None:
-            node = Node(self.new_id(), [f"undo: {state.compensate.activity}"], "compensation")
+            lines = [f"undo: {state.compensate.activity}"]
+            if self.held:
+                lines.append("held when the run fails")
+            node = Node(self.new_id(), lines, "compensation")
             cluster.nodes.append(node)
             self.edges.append(Edge(source, node.id, "compensate", "compensation"))
 
@@ -347,7 +354,8 @@ def _transitions(state: AnyState) -> Iterator[tuple[str | None, str, str]]:
 def describe(workflow: Workflow, trace: Trace | None = None) -> Diagram:
     """The drawing of a workflow, independent of the output format; with a run's `trace`,
     its visited and current states marked and the transitions it took."""
-    builder = _Builder(frozenset(workflow.updates or {}), workflow.defaults)
+    held = workflow.saga is not None and workflow.saga.on_failure == "hold"
+    builder = _Builder(frozenset(workflow.updates or {}), workflow.defaults, held)
     root = Cluster("root", workflow.name)
     builder.machine(root, dict(workflow.states), workflow.start)
     on_exit = workflow.on_exit

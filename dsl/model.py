@@ -473,6 +473,18 @@ class OnExit(_Strict):
     )
 
 
+class Saga(_Strict):
+    """What a failure does with the compensations recorded so far."""
+
+    on_failure: Literal["compensate", "hold"] = Field(
+        "compensate",
+        description="compensate (default): a failed run runs its compensations newest first "
+        "before it ends. hold: it ends failed with its compensations held, so it can be "
+        "retried after a fix (`tideflow retry`) or given up (`tideflow compensate` runs them). "
+        "Cancellation compensates either way.",
+    )
+
+
 class Workflow(_Strict):
     """A tideflow workflow: a durable state machine."""
 
@@ -521,6 +533,9 @@ class Workflow(_Strict):
         None,
         description="Exit handlers by outcome (success, failure, cancel, timeout, always); "
         "terminate runs none.",
+    )
+    saga: Saga | None = Field(
+        None, description="Saga settings: what a failure does with the recorded compensations."
     )
     history_limit: int | None = Field(
         None,

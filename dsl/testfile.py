@@ -92,6 +92,11 @@ class Expect(_Strict):
     states: list[str] | None = Field(None, description="states entered, exactly in order")
     states_include: list[str] | None = Field(None, description="states entered, as a subsequence")
     compensations: list[str] | None = Field(None, description="compensations run, in order")
+    compensation_held: list[str] | None = Field(
+        None,
+        description="the states whose compensations the failure held, newest first "
+        "(saga on_failure: hold); [] for none",
+    )
     calls: dict[str, int | list[Any]] | None = Field(
         None, description="per activity: how many calls, or the list of inputs"
     )
@@ -310,6 +315,7 @@ def _check_names(tests: LoadedTests) -> list[Diagnostic]:
             ("states", ex.states),
             ("states_include", ex.states_include),
             ("compensations", ex.compensations),
+            ("compensation_held", ex.compensation_held),
         ):
             for j, n in enumerate(names or []):
                 state(("cases", i, "expect", key, j), n)

@@ -209,6 +209,9 @@ class AsyncClient:
     ) -> RunRecord:
         return await self._call(self.sync.retry, run_id, definition=definition)
 
+    async def compensate(self, run_id: str) -> RunRecord:
+        return await self._call(self.sync.compensate, run_id)
+
     async def fork(self, run_id: str, from_state: str, *, new_id: str | None = None) -> RunRecord:
         return await self._call(self.sync.fork, run_id, from_state, new_id=new_id)
 

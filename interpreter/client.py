@@ -436,6 +436,14 @@ class Client:
             defn = definition if isinstance(definition, Definition) else load_definition(definition)
         return retry_run(self.store, run_id, defn, time.time())
 
+    def compensate(self, run_id: str) -> RunRecord:
+        """Give up on a run that failed with its compensations held (`saga: {on_failure:
+        hold}`): it reopens and runs them newest first, then ends failed again with its
+        original error (interpreter/release.py). CompensateRefused when it holds none."""
+        from interpreter.release import compensate_run
+
+        return compensate_run(self.store, run_id, time.time())
+
     def fork(self, run_id: str, from_state: str, *, new_id: str | None = None) -> RunRecord:
         """A new run that reuses `run_id`'s recorded results up to `from_state` and executes
         from there on; its status names the original (`forked_from`)."""

@@ -20,6 +20,8 @@ TideflowError
 │                           whose run ended before applying it)
 ├── RedriveRefused          a retry or fork that cannot be done safely (the run compensated
 │                           already, an incompatible definition, no step to retry)
+├── CompensateRefused       `compensate` on a run that holds no compensations (not failed,
+│                           or its failure compensated at once, or they ran already)
 ├── UpdateRejected          the update's validator (or one of its templates) rejected it
 └── ResultTimeout           Client.result waited longer than asked
     └── UpdateTimeout       Client.update waited longer than asked (the update stays stored)
@@ -112,6 +114,10 @@ class RunFinished(TideflowError):
 
 
 class RedriveRefused(TideflowError):
+    pass
+
+
+class CompensateRefused(TideflowError):
     pass
 
 

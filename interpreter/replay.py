@@ -22,7 +22,7 @@ from typing import Any
 
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import Event, iso, new_run_state
+from interpreter.core.records import Event, new_run_state, open_segment
 from interpreter.core.updates import apply_update
 
 EXPORT_FORMAT = "tideflow-history"
@@ -37,6 +37,7 @@ _INPUTS = frozenset(
         "ActivityFailed",
         "CompensationCompleted",
         "CompensationFailed",
+        "CompensationReleased",
         "TimerFired",
         "SignalReceived",
         "UpdateApplied",
@@ -257,15 +258,12 @@ class _Replayer:
         for task in state["tasks"].values():
             if task["status"] in ("ready", "backoff"):
                 task["due"] = min(task["due"], now)
-        info = state["run"]
-        info["segment"] = int(info.get("segment", 1)) + 1
-        info["segment_started_at"] = iso(now)
-        state["segment_events"] = 1
+        segment = open_segment(state, now)
         return Event(
             RETRIED_EVENT,
             ending.get("state"),
             None,
-            {"segment": info["segment"], "retry_point": ending.get("seq"), "from": ending["type"]},
+            {"segment": segment, "retry_point": ending.get("seq"), "from": ending["type"]},
         )
 
     def _decision_now(self, index: int) -> float:
@@ -362,6 +360,10 @@ class _Replayer:
             )
         elif kind == "CancelRequested":
             engine.cancel(payload.get("reason", "cancel requested"))
+        elif kind == "CompensationReleased":
+            if not self.state.get("held"):
+                raise ReplayError("the new definition holds no compensation to release here")
+            engine.release_held()
         else:  # ChildCompleted / ChildFailed
             child = self._id(payload, "child")
             if kind == "ChildCompleted":

@@ -103,6 +103,8 @@ def describe(
         "exit_handlers": exit_summary(state),
         "parent_id": record.parent_id,
         "children": children or [],
+        # The compensations a failure held (saga on_failure: hold), newest first; else None.
+        "compensation_held": state.get("held") if record.status == "failed" else None,
         # A fork names the run and state it came from (interpreter/redrive.py).
         "forked_from": state.get("run", {}).get("forked_from"),
         # The latest completion-rule decisions of parallel/map states (who won, and why), and

@@ -51,6 +51,7 @@ ERROR_STATUS: tuple[tuple[type[errors.TideflowError], int, int], ...] = (
     (errors.CallbackRefused, 409, EXIT_FAILED),
     (errors.RunFinished, 409, EXIT_FAILED),
     (errors.RedriveRefused, 409, EXIT_FAILED),
+    (errors.CompensateRefused, 409, EXIT_FAILED),
     (errors.UpdateRejected, 422, EXIT_FAILED),
     (errors.ResultTimeout, 504, EXIT_STILL_RUNNING),
     (
@@ -375,6 +376,12 @@ class Api:
         record = await self.call(lambda: self.client.retry(run_id))
         return JSONResponse(describe(record))
 
+    async def compensate(self, request: Request) -> Response:
+        """Give up on a run that failed with its compensations held (interpreter/release.py)."""
+        run_id = request.path_params["run_id"]
+        record = await self.call(lambda: self.client.compensate(run_id))
+        return JSONResponse(describe(record))
+
     async def callback(self, request: Request) -> Response:
         body = await self._body(request)
         token = request.path_params["token"]
@@ -463,6 +470,7 @@ class Api:
             Route("/runs/{run_id}/cancel", r(self.cancel), methods=["POST"]),
             Route("/runs/{run_id}/terminate", r(self.terminate), methods=["POST"]),
             Route("/runs/{run_id}/retry", r(self.retry), methods=["POST"]),
+            Route("/runs/{run_id}/compensate", r(self.compensate), methods=["POST"]),
             Route("/callbacks/{token}", r(self.callback), methods=["POST"]),
             Route("/callbacks/{token}/heartbeat", r(self.heartbeat), methods=["POST"]),
             Route("/definitions", r(self.definitions), methods=["GET"]),

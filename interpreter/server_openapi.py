@@ -23,7 +23,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "malformed JSON, or an undeclared signal/query",
         401: "missing or wrong token",
         404: "no such run (or workflow, or callback route)",
-        409: "conflicting run id, finished run, or a used/late callback token",
+        409: "conflicting run id, finished run, a used/late callback token, or a refused "
+        "retry or compensate",
         413: "request body too large",
         422: "the payload fails the declared schema, or bad fields",
         503: "the store cannot be used",
@@ -184,6 +185,14 @@ def openapi_document() -> dict[str, Any]:
                     "end a run at once",
                     ok,
                     body=_body({"reason": {"type": "string"}}),
+                    params=[_RUN_ID],
+                    errs=(*_STD, 409),
+                )
+            },
+            "/runs/{run_id}/compensate": {
+                "post": _op(
+                    "give up on a run that failed with its compensations held: run them",
+                    ok,
                     params=[_RUN_ID],
                     errs=(*_STD, 409),
                 )

@@ -354,6 +354,13 @@ def _check(case: Case, r: CaseResult, calls: list[Call], queries: list[Any]) -> 
         got = [e["state"] for e in r.events if e["type"] == "CompensationStarted"]
         if got != ex.compensations:
             f.append(f"compensations:\n      expected {ex.compensations}\n      actual   {got}")
+    if ex.compensation_held is not None:
+        ends = [e for e in r.events if e["type"] == "RunFailed"]
+        held = (ends[-1].get("payload") or {}).get("compensation_held") if ends else None
+        if (held or []) != ex.compensation_held:
+            f.append(
+                f"compensation_held:\n      expected {ex.compensation_held}\n      actual   {held}"
+            )
     for name, want in (ex.calls or {}).items():
         inputs = [c["input"] for c in calls if c["activity"] == name]
         if isinstance(want, int):

@@ -17,6 +17,9 @@ them. Two environment variables serve the crash tests:
   the side effects that really happened even after a kill -9.
 - `TIDEFLOW_SAMPLE_DELAY=<seconds>`: each activity sleeps that long between start and end
   (heartbeating), so a test can kill the worker mid-activity.
+- `TIDEFLOW_SAMPLE_BROKEN=<activity>[,<activity>...]`: those activities fail at once with
+  the non-retryable `ServiceBroken` ("the bug"); unset it ("the fix") and they work again. The
+  held booking saga (`booking_hold.yaml`) is retried that way (see samples/README.md).
 
 Run with `--activities samples/activities.py`.
 """
@@ -37,6 +40,7 @@ Impl = Callable[[ActivityContext, Any], Any | Awaitable[Any]]
 
 LOG_ENV = "TIDEFLOW_SAMPLE_LOG"
 DELAY_ENV = "TIDEFLOW_SAMPLE_DELAY"
+BROKEN_ENV = "TIDEFLOW_SAMPLE_BROKEN"
 _HEARTBEAT_EVERY = 0.2  # seconds; keeps short heartbeat timeouts quiet during a long delay
 
 
@@ -79,6 +83,14 @@ def _delay_seconds() -> float:
     return max(seconds, 0.0)
 
 
+def _refuse_if_broken(name: str) -> None:
+    broken = {n.strip() for n in os.environ.get(BROKEN_ENV, "").split(",")}
+    if name in broken:
+        raise ApplicationError(
+            f"{name} is broken ({BROKEN_ENV} names it)", type="ServiceBroken", non_retryable=True
+        )
+
+
 async def _delay(ctx: ActivityContext) -> None:
     remaining = _delay_seconds()
     while remaining > 0:
@@ -97,6 +109,7 @@ def sample_activity(name: str) -> Callable[[Impl], Callable[[ActivityContext, An
             outcome = "ok"
             try:
                 await _delay(ctx)
+                _refuse_if_broken(name)
                 result = fn(ctx, payload)
                 if inspect.isawaitable(result):
                     result = await result

@@ -184,6 +184,17 @@ def test_mermaid_marks_compensation_and_catch_edges_dashed() -> None:
     assert re.search(r'n\d+\[/"undo: release"/\]', text)
 
 
+def test_held_compensations_are_labelled_in_both_formats() -> None:
+    """With saga on_failure: hold, each undo step says a failure keeps it for later."""
+    from interpreter.client import load_definition
+
+    held = load_definition(ROOT / "samples" / "booking_hold.yaml").workflow
+    default = load_definition(ROOT / "samples" / "booking_saga.yaml").workflow
+    assert to_mermaid(held).count("held when the run fails") == 3
+    assert to_dot(held).count("held when the run fails") == 3
+    assert "held when" not in to_mermaid(default) + to_dot(default)
+
+
 # --- DOT -----------------------------------------------------------------------------------
 
 _DOT_NODE = re.compile(r"^\s*(n\d+) \[(.*)\];$")

@@ -128,6 +128,21 @@ def test_cancel_and_terminate(server: Server) -> None:
     # Retry continues failed, timed-out or cancelled runs; a terminated one is refused.
     _error(server.post("/runs/t1/retry"), 409, "RedriveRefused")
     _error(server.post("/runs/nope/retry"), 404, "RunNotFound")
+    # Compensate releases held compensations only; a terminated run holds none.
+    _error(server.post("/runs/t1/compensate"), 409, "CompensateRefused")
+    _error(server.post("/runs/nope/compensate"), 404, "RunNotFound")
+
+
+def test_compensate_a_held_booking(server: Server) -> None:
+    trip = {"trip_id": "T-7", "hotel": "H", "flight": "F", "amount": 5, "fail_at": "payment"}
+    server.post("/runs", json={"workflow": "booking_hold", "input": trip, "run_id": "b1"})
+    wait_for(lambda: server.get("/runs/b1").json()["status"] == "failed", timeout=30)
+    assert server.get("/runs/b1").json()["compensation_held"] == ["reserve_flight", "reserve_hotel"]
+    released = server.post("/runs/b1/compensate")
+    assert released.status_code == 200 and released.json()["status"] == "running"
+    wait_for(lambda: server.get("/runs/b1").json()["status"] == "failed", timeout=30)
+    assert server.get("/runs/b1").json()["compensation_held"] is None
+    _error(server.post("/runs/b1/compensate"), 409, "CompensateRefused")
 
 
 def test_token_missing_or_wrong_is_401_and_stores_nothing(server: Server, store_url: str) -> None:

@@ -68,6 +68,7 @@ TITLES: dict[str, str] = {
     "TF290": "a `continue_as_new` state inside a parallel branch or map body",
     "TF291": "a literal `continue_as_new` input that `input_schema` rejects",
     "TF292": "`history_limit` outside 20 to 1,000,000",
+    "TF293": "`saga.on_failure: hold` in a workflow that records no compensation",
     "TF262": "an update with the name of a signal",
     "TF263": "an update validator that is not one `{{ ... }}` expression",
     "TF264": "an update's template uses a name it never sees",

@@ -28,6 +28,11 @@ EXAMPLES: dict[str, list[str]] = {
         "tideflow start samples/order.yaml --input @samples/inputs/order.json",
         "tideflow start flow.yaml --id nightly-2026-12-02 --json",
     ],
+    "compensate": [
+        "tideflow compensate booking_hold-1a2b3c",
+        "tideflow compensate booking_hold-1a2b3c --yes --json",
+        "tideflow compensate --workflow booking_hold --error PaymentDeclined --since 1d --yes",
+    ],
     "resume": ["tideflow resume order-1a2b3c --activities samples/activities.py"],
     "worker": [
         "tideflow worker --activities samples/activities.py",

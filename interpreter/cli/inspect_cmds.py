@@ -167,6 +167,13 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
     if info["error"]:
         error = f"{info['error']['type']}: {info['error']['message']}"
         print(f"error      {_ux.paint(error, 'red', colour)}")
+    if info.get("compensation_held"):
+        undo = ", ".join(info["compensation_held"])
+        print(f"held       compensation of {undo} (not run; newest first)")
+        print(
+            f"           fix and `tideflow retry {info['run_id']}`, or give up: "
+            f"`tideflow compensate {info['run_id']}`"
+        )
     exits = info.get("exit_handlers")
     if exits is not None:
         if exits["running"]:

@@ -308,6 +308,7 @@ def summary_json(run: RunSummary) -> dict[str, Any]:
         "parent_id": run.parent_id,
         "root_id": run.root_id,
         "error": run.error,
+        "compensation_held": run.compensation_held,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
         "ended_at": run.ended_at,
@@ -341,6 +342,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows, tints = [], []
         for r in runs:
             status = "paused" if r.paused else r.status
+            tint = _ux.STATUS_COLOURS.get(status)
+            if r.compensation_held:
+                status += " (held)"  # its compensations wait: `tideflow status RUN` says more
             took = _ux.duration((r.ended_at or now) - r.created_at)
             rows.append(
                 [
@@ -352,7 +356,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                     r.parent_id or "",
                 ]
             )
-            tints.append([None, None, _ux.STATUS_COLOURS.get(status), "dim", None, None])
+            tints.append([None, None, tint, "dim", None, None])
         headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "PARENT"]
         width = 10**6 if args.wide else None
         for line in _ux.table(headers, rows, width=width, colours=tints, colour=colour):
@@ -365,15 +369,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------- bulk requests
 
 
-def _confirm(count: int, what: str, args: argparse.Namespace) -> None:
+def confirm(count: int, what: str, args: argparse.Namespace, *, subject: str | None = None) -> None:
+    """Ask before `what` is done to `count` matching runs (or to `subject`, one named run)."""
     if args.yes:
         return
+    target = subject or f"{count:,} run(s)"
     if not sys.stdin.isatty():
+        matched = "" if subject else f"{count:,} run(s) match; "
         raise CliError(
-            f"{count:,} run(s) match; refusing to {what} them without confirmation",
+            f"{matched}refusing to {what} {subject or 'them'} without confirmation",
             hint="add --yes to confirm (stdin is not a terminal, so nobody can be asked)",
         )
-    sys.stderr.write(f"{what} {count:,} run(s)? [y/N] ")
+    sys.stderr.write(f"{what} {target}? [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
@@ -415,7 +422,7 @@ def bulk_request(
     count = rt.call(lambda: client.store.count_runs(where))
     print(f"{count:,} {which}run(s) match", file=sys.stderr)
     if count:
-        _confirm(count, verb, args)
+        confirm(count, verb, args)
     done = skipped = 0
     progress = sys.stderr.isatty()
     before: tuple[float, str] | None = None
@@ -505,7 +512,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         else:
             print("no ended run is that old: nothing deleted")
         return EXIT_OK
-    _confirm(count, "delete", args)
+    confirm(count, "delete", args)
     deleted = 0
     progress = sys.stderr.isatty()
     try:

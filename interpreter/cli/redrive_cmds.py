@@ -1,6 +1,8 @@
 """`retry RUN [--definition FILE]` and `fork RUN --from STATE [--id NEW]`: continue an ended
 run from the step that ended it, or start a new run from a state of an old one. Both reuse the
-recorded activity results (interpreter/redrive.py); a worker (or `resume`) executes the rest."""
+recorded activity results (interpreter/redrive.py); a worker (or `resume`) executes the rest.
+`compensate RUN` gives up on a run that failed with its compensations held: they run
+(interpreter/release.py), and it ends failed again."""
 
 from __future__ import annotations
 
@@ -78,6 +80,25 @@ def register(subparsers: Any) -> None:
     rt.add_json(fork)
     fork.set_defaults(handler=cmd_fork)
 
+    compensate: argparse.ArgumentParser = subparsers.add_parser(
+        "compensate",
+        help="give up on a failed run whose compensations are held: run them, newest first",
+        description="Give up on a run that failed with its compensations held (a workflow with "
+        "`saga: {on_failure: hold}`): it reopens, runs the held compensations newest first, "
+        "then ends failed again with its original error; a worker (or resume) executes them. "
+        "Afterwards the run can no longer be retried. Asks for confirmation unless --yes. "
+        "Give one RUN_ID, or filter options to compensate every failed run they match.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compensate.add_argument(
+        "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
+    )
+    list_cmds.add_filters(compensate)
+    list_cmds.add_yes(compensate)
+    rt.add_db(compensate)
+    rt.add_json(compensate)
+    compensate.set_defaults(handler=cmd_compensate)
+
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from interpreter.client import load_definition
@@ -111,4 +132,26 @@ def cmd_fork(args: argparse.Namespace) -> int:
         print_json({"run_id": record.id, "forked_from": args.run_id, "state": args.from_state})
     else:
         print(record.id)
+    return EXIT_OK
+
+
+def cmd_compensate(args: argparse.Namespace) -> int:
+    if args.run_id is None or list_cmds.has_filter(args):
+        return list_cmds.bulk_request(
+            args,
+            "compensate",
+            lambda client, run_id: client.compensate(run_id),
+            default_statuses=("failed",),
+        )
+    client = rt.open_client(args, create=False)
+    held = rt.call(lambda: client.get(args.run_id)).state.get("held") or []
+    if held:  # undoing is final: ask first (a refusal needs no question)
+        subject = f"run {args.run_id} ({', '.join(held)})"
+        list_cmds.confirm(1, "compensate", args, subject=subject)
+    record = rt.call(lambda: client.compensate(args.run_id))
+    if args.json:
+        print_json({"run_id": record.id, "status": record.status, "compensating": held})
+    else:
+        print(f"run {record.id} compensates {', '.join(held)} (newest first), then ends failed")
+        print(f"  execute it: tideflow resume {record.id} --activities ... (or a worker)")
     return EXIT_OK

@@ -331,6 +331,11 @@ class Engine(Bookkeeping):
         saga.drop_everything(self)
         saga.begin_compensation(self, self, "cancelled", error("Cancelled", reason))
 
+    def release_held(self) -> None:
+        """`tideflow compensate` on a run that failed with its compensations held (saga.py)."""
+        saga.release_held(self, self)
+        self.advance()
+
     def next_wakeup(self, can_run: Callable[[str], bool] | None = None) -> float | None:
         if any(f["status"] == "ready" for f in self.s["frames"].values()):
             return self.now  # a new segment's first state waits to run (see segments.py)

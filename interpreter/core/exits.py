@@ -5,10 +5,10 @@ run state under `exit` and the handlers for it run one after the other: the one 
 outcome (`success`, `failure`, `cancel`, `timeout`), then `always`. Each is a frame of its own
 with no parent, whose machine path starts with `[None, key]` (no state can be named None), and
 which starts with a copy of the run's last vars. Templates there see `run.status`,
-`run.output` and `run.error`. A handler that fails (or outlives its own `timeout`) is recorded
-in history (`ExitHandlerFailed`) and in `exit.errors`; the next handler still runs, and the
-outcome is never changed. Once the last handler ends, the engine records the outcome
-(saga.finish_run). `terminate` ends a run in the store, so it runs no handler.
+`run.output`, `run.error` and `run.compensation` (held, ran or none). A handler that fails (or
+outlives its own `timeout`) is recorded in history (`ExitHandlerFailed`) and in `exit.errors`;
+the next handler still runs, and the outcome is never changed. Once the last handler ends, the
+engine records the outcome (saga.finish_run). `terminate` ends a run in the store, so it runs no handler.
 
 Imports run one way: the engine and saga import this module; it imports only bookkeeping.
 """
@@ -58,7 +58,14 @@ def begin(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] | None
         "vars": dict(root["vars"]) if root else {},
         "errors": [],
     }
-    run.s["run"] = {**run.s["run"], "status": status, "output": output, "error": err}
+    run.s["run"] = {
+        **run.s["run"],
+        "status": status,
+        "output": output,
+        "error": err,
+        # held, ran (compensations ran for this end) or None (none recorded): see saga.py
+        "compensation": run.s["run"].get("compensation"),
+    }
     _start_next(run)
     return True
 

@@ -70,6 +70,16 @@ def new_run_state(defn: Definition, run_id: str, input_: Any, now: float) -> dic
     }
 
 
+def open_segment(state: dict[str, Any], now: float) -> int:
+    """An ended run goes on in a new history segment (a retry, a compensation release): its
+    number, counted from the event that opens it."""
+    info = state["run"]
+    info["segment"] = int(info.get("segment", 1)) + 1
+    info["segment_started_at"] = iso(now)
+    state["segment_events"] = 1
+    return int(info["segment"])
+
+
 MAX_RUN_ID_LENGTH = 200
 
 

@@ -1,5 +1,11 @@
 """Ending a run: cancelling what is in flight, running the saga's compensations newest first,
 and recording the final status.
+
+With `saga: {on_failure: hold}` a failure ends the run at once with its compensations *held*:
+the stack stays in the run state, `held` names the states they would undo (newest first) and
+the end event says so. Such a run can be retried (nothing was undone), or given up with
+`tideflow compensate`, whose release (`release_held`, an input recorded as
+`CompensationReleased`) reopens it and runs the held compensations as a failure would have.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from typing import Any
 from interpreter.core import exits
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import Retry
-from interpreter.core.records import NO_RESULT, TERMINAL_STATUSES, Command, error
+from interpreter.core.records import NO_RESULT, TERMINAL_STATUSES, Command, error, open_segment
 
 # Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's
 # `flow`; this module never imports the engine (see bookkeeping.py).
@@ -64,6 +70,8 @@ def begin_compensation(
     err: dict[str, Any] | None,
     frame_id: str | None = None,
 ) -> None:
+    if reason != "state" and (run.s["comp_stack"] or run.s["compensation"] is not None):
+        run.s["run"]["compensation"] = "ran"  # what exit handlers see (docs/dsl.md)
     if run.s["compensation"] is not None and reason != "state":
         # Already compensating for a `compensate` state: finish those, then end the run.
         run.s["compensation"].update({"reason": reason, "error": err, "frame": None})
@@ -133,6 +141,37 @@ def next_compensation(run: Bookkeeping, flow: Transitions) -> None:
 
 def fail_run(run: Bookkeeping, flow: Transitions, err: dict[str, Any]) -> None:
     drop_everything(run)
+    if _holds(run):
+        run.s["held"] = [entry["state"] for entry in reversed(run.s["comp_stack"])]
+        run.s["run"]["compensation"] = "held"
+        finish_run(run, "failed", None, err)
+        return
+    begin_compensation(run, flow, "failed", err)
+
+
+def _holds(run: Bookkeeping) -> bool:
+    """A failure holds the compensations when the workflow says so and some are recorded; a
+    compensation already under way (a `compensate` state's) is finished instead, since one of
+    them may have run and the stack is no longer what the steps recorded."""
+    settings = run.defn.workflow.saga
+    return (
+        settings is not None
+        and settings.on_failure == "hold"
+        and bool(run.s["comp_stack"])
+        and run.s["compensation"] is None
+    )
+
+
+def release_held(run: Bookkeeping, flow: Transitions) -> None:
+    """`tideflow compensate`: the failed run with held compensations gives up. It reopens in a
+    new history segment (`CompensationReleased` first), runs the held compensations newest
+    first, and ends failed again with its original error (or CompensationFailed's details)."""
+    held, err = run.s.pop("held"), run.s["error"]
+    run.s.update(status="running", output=None, error=None, exit=None)
+    run.s.pop("cancelling", None)
+    run.s["run"]["compensation"] = None
+    segment = open_segment(run.s, run.now)
+    run.emit("CompensationReleased", payload={"segment": segment, "states": held})
     begin_compensation(run, flow, "failed", err)
 
 
@@ -163,7 +202,9 @@ def finish_run(run: Bookkeeping, status: str, output: Any, err: dict[str, Any] |
         "timed_out": "RunTimedOut",
         "terminated": "RunTerminated",
     }[status]
-    payload = {"output": output} if status == "completed" else {"error": err}
+    payload: dict[str, Any] = {"output": output} if status == "completed" else {"error": err}
+    if run.s.get("held"):
+        payload["compensation_held"] = list(run.s["held"])
     run.emit(event, payload={**payload, **exits.end_payload(run.s)})
 
 

@@ -73,6 +73,7 @@ class RunSummary:
     lease_owner: str | None
     def_hash: str
     version: str | None
+    compensation_held: bool = False  # failed, its compensations held (saga on_failure: hold)
 
 
 # One encoder for every write: json.dumps with options builds a new encoder per call, and a

@@ -102,6 +102,10 @@ class PostgresStore(SQLStore):
         "for_update": "FOR UPDATE",
         # The type of a run's error (a JSON object, or JSON null).
         "error_type": "(CAST(r.error AS jsonb)->>'type')",
+        # A failed run whose compensations are held (core/saga.py keeps them under `held`);
+        # only failed runs' states are parsed, as json: one lookup needs no jsonb tree.
+        "held_compensation": "(CASE WHEN r.status = 'failed' THEN "
+        "CAST(r.state AS json)->'held' IS NOT NULL ELSE FALSE END)",
     }
 
     def __init__(self, url: str, *, max_connections: int = 8) -> None:

@@ -14,7 +14,7 @@ from interpreter.store.sqlcore import Session, SQLCore
 SUMMARY_COLUMNS = (
     "r.id, r.workflow, r.status, r.parent_id, r.root_id, r.created_at, r.updated_at, "
     "r.ended_at, r.error, r.paused, r.cancel_requested, r.lease_owner, r.def_hash, "
-    "(SELECT d.version FROM definitions d WHERE d.hash = r.def_hash)"
+    "(SELECT d.version FROM definitions d WHERE d.hash = r.def_hash), {held_compensation}"
 )
 
 # Tables that hold a run's rows besides `runs` itself, deleted with it by `prune_runs`.
@@ -46,6 +46,7 @@ def _summary(row: Any) -> RunSummary:
         lease_owner=row[11],
         def_hash=row[12],
         version=row[13],
+        compensation_held=bool(row[14]),
     )
 
 

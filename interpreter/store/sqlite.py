@@ -123,6 +123,9 @@ class SQLiteStore(SQLStore):
         "for_update": "",
         # The type of a run's error (a JSON object, or JSON null).
         "error_type": "json_extract(r.error, '$.type')",
+        # A failed run whose compensations are held (core/saga.py keeps them under `held`).
+        "held_compensation": "(r.status = 'failed' AND json_extract(r.state, '$.held') "
+        "IS NOT NULL)",
     }
 
     def __init__(self, path: str) -> None:
