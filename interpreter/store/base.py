@@ -254,6 +254,8 @@ class Reopen:
     def_source: str
     def_version: str | None
     def_file: str | None
+    # (task, attempt) of callback waits that wait again: their tokens are valid once more.
+    callbacks_reopened: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -430,3 +432,6 @@ class Store(Protocol):
     def reopen_run(
         self, run_id: str, expect_status: str, reopen: Reopen, now: float
     ) -> RunRecord: ...
+    def reopen_runs(
+        self, reopens: Sequence[tuple[str, str, Reopen]], now: float
+    ) -> list[RunRecord]: ...
