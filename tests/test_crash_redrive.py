@@ -88,3 +88,53 @@ def test_kill_while_the_retried_run_executes(store_url: str, tmp_path: Path) -> 
     done = [e["state"] for e in events if e["type"] == "ActivityCompleted"]
     assert done == ["first", "second", "third"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_kill_right_after_retries_of_the_new_endings(store_url: str, tmp_path: Path) -> None:
+    """A failed child retried with its parent, and an expression error retried onto a fixed
+    definition: SIGKILL right after the retry's one transaction, then the run is resumed;
+    every completed activity ran once."""
+    from conftest import run_cli
+    from run_helpers import write_workflow
+    from test_redrive_endings import KID, PARENT, TEMPLATE, env
+
+    write_workflow(tmp_path, KID, "kid.yaml")
+    parent_wf = write_workflow(tmp_path, PARENT, "parent.yaml")
+    log = tmp_path / "calls.log"
+    proc = run_cli(
+        "run", str(parent_wf), "--activities", RD_ACTIVITIES, "--db", store_url, "--json",
+        env=env(log, True),
+    )  # fmt: skip
+    parent = json.loads(proc.stdout)["run_id"]
+    assert crash_cli(store_url, "after:RunRetried:2", "retry", parent, env=env(log, False)) == -9
+    assert (
+        status(store_url, parent) == "running" and status(store_url, f"{parent}.kid") == "running"
+    )
+    proc = run_cli(
+        "resume", parent, "--activities", RD_ACTIVITIES, "--db", store_url, env=env(log, False)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Counter(state for _, state in calls(log)) == Counter(
+        {"before": 1, "first": 1, "second": 2, "after": 1}
+    )
+
+    wf = write_workflow(tmp_path, TEMPLATE, "template.yaml")
+    fixed = write_workflow(
+        tmp_path, TEMPLATE.replace("vars.missing.value", "vars.first.input"), "fixed.yaml"
+    )
+    tlog = tmp_path / "template.log"
+    proc = run_cli(
+        "run", str(wf), "--activities", RD_ACTIVITIES, "--db", store_url, "--json",
+        env=env(tlog, False),
+    )  # fmt: skip
+    run_id = json.loads(proc.stdout)["run_id"]
+    code = crash_cli(
+        store_url, "after:RunRetried:1", "retry", run_id, "--definition", str(fixed),
+        env=env(tlog, False),
+    )  # fmt: skip
+    assert code == -9 and status(store_url, run_id) == "running"
+    proc = run_cli(
+        "resume", run_id, "--activities", RD_ACTIVITIES, "--db", store_url, env=env(tlog, False)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert calls(tlog) == [(run_id, "first"), (run_id, "second")]
