@@ -24,9 +24,9 @@ from typing import Any
 
 from interpreter.core.callbacks import CALLBACK
 from interpreter.core.definition import Definition
-from interpreter.core.records import NOT_STARTED, Event
+from interpreter.core.records import NOT_STARTED, RETRIED_EVENT, Event
 from interpreter.errors import RedriveRefused, RunNotFound
-from interpreter.replay import RETRIED_EVENT, ReplayError, _Replayer, decided_events
+from interpreter.replay import ReplayError, _Replayer, decided_events
 from interpreter.store.base import NewRun, Reopen, RunRecord, Store
 
 RETRYABLE_STATUSES = ("failed", "timed_out", "cancelled")

@@ -23,7 +23,7 @@ from typing import Any
 from interpreter import retry_resets
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import Command, Event, iso, new_run_state
+from interpreter.core.records import RETRIED_EVENT, Command, Event, iso, new_run_state
 from interpreter.core.updates import apply_update
 
 EXPORT_FORMAT = "tideflow-history"
@@ -119,9 +119,6 @@ def check_export(doc: Any, where: str) -> dict[str, Any]:
 def replay(defn: Definition, run_id: str, events: list[dict[str, Any]]) -> ReplayResult:
     """Re-decide the recorded `events` (one run, oldest first) with `defn` and compare."""
     return _Replayer(defn, run_id, *decided_events(_whole_chain(events))).run()
-
-
-RETRIED_EVENT = "RunRetried"
 
 
 def decided_events(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, Any]]:

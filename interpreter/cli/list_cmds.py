@@ -110,6 +110,7 @@ LIST_EXAMPLES = """examples:
   tideflow list
   tideflow list --status failed --since 24h
   tideflow list --workflow order --error PaymentDeclined --output jsonl
+  tideflow list --forked-from order-1a2b3c
   tideflow list --limit 20 --cursor <token printed by the previous page>"""
 
 BULK_EXAMPLES = """examples:
@@ -139,6 +140,12 @@ def add_filters(parser: argparse.ArgumentParser, *, statuses: tuple[str, ...] = 
     )
     group.add_argument(
         "--parent", type=run_id_arg, metavar="RUN_ID", help="only children of this run"
+    )
+    group.add_argument(
+        "--forked-from",
+        type=run_id_arg,
+        metavar="RUN_ID",
+        help="only runs forked from this run (`tideflow fork`)",
     )
     group.add_argument(
         "--error", type=text_arg, metavar="TYPE", help="only runs that ended with this error type"
@@ -284,6 +291,7 @@ def build_filter(
         statuses=statuses,
         workflow=args.workflow,
         parent_id=args.parent,
+        forked_from=args.forked_from,
         error_type=args.error,
         since=args.since,
         until=args.until,
@@ -294,7 +302,7 @@ def build_filter(
 def has_filter(args: argparse.Namespace) -> bool:
     return any(
         getattr(args, name) is not None
-        for name in ("status", "workflow", "parent", "error", "since", "until")
+        for name in ("status", "workflow", "parent", "forked_from", "error", "since", "until")
     )
 
 
@@ -302,6 +310,8 @@ def has_filter(args: argparse.Namespace) -> bool:
 
 
 def summary_json(run: RunSummary) -> dict[str, Any]:
+    from interpreter.store.base import fork_link
+
     return {
         "run_id": run.id,
         "workflow": run.workflow,
@@ -311,6 +321,7 @@ def summary_json(run: RunSummary) -> dict[str, Any]:
         "paused": run.paused,
         "parent_id": run.parent_id,
         "root_id": run.root_id,
+        "forked_from": fork_link(run.forked_from, run.forked_from_state),
         "error": run.error,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
@@ -354,10 +365,11 @@ def cmd_list(args: argparse.Namespace) -> int:
                     _ux.show_time(r.created_at, relative=args.relative, now=now),
                     took,
                     r.parent_id or "",
+                    f"{r.forked_from} at {r.forked_from_state}" if r.forked_from else "",
                 ]
             )
-            tints.append([None, None, _ux.STATUS_COLOURS.get(status), "dim", None, None])
-        headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "PARENT"]
+            tints.append([None, None, _ux.STATUS_COLOURS.get(status), "dim", None, None, None])
+        headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "PARENT", "FORKED FROM"]
         width = 10**6 if args.wide else None
         for line in _ux.table(headers, rows, width=width, colours=tints, colour=colour):
             print(line)

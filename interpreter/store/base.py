@@ -38,6 +38,9 @@ class RunRecord:
     lease_token: int = 0
     cancel_requested: bool = False
     version: str | None = None
+    # A fork (`tideflow fork`): the run it was made from and the state it was forked at.
+    forked_from: str | None = None
+    forked_from_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class RunFilter:
     until: float | None = None
     ended_before: float | None = None
     paused: bool | None = None
+    forked_from: str | None = None  # only the forks of this run
 
 
 @dataclass
@@ -73,6 +77,13 @@ class RunSummary:
     lease_owner: str | None
     def_hash: str
     version: str | None
+    forked_from: str | None = None
+    forked_from_state: str | None = None
+
+
+def fork_link(run_id: str | None, state: str | None) -> dict[str, Any] | None:
+    """How `status` and `list` name the run a fork was made from: {"run", "state"}, or None."""
+    return None if run_id is None else {"run": run_id, "state": state}
 
 
 # One encoder for every write: json.dumps with options builds a new encoder per call, and a
@@ -111,6 +122,8 @@ RUN_COLUMN_NAMES = (
     "lease_token",
     "cancel_requested",
     "version",
+    "forked_from",
+    "forked_from_state",
 )
 
 
@@ -266,6 +279,7 @@ class Segment:
     segment: int
     first_seq: int
     started_at: float
+    retried: bool = False  # it opened with RunRetried (`tideflow retry`), not continue-as-new
 
 
 @dataclass
