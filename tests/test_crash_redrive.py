@@ -138,3 +138,97 @@ def test_kill_right_after_retries_of_the_new_endings(store_url: str, tmp_path: P
     )
     assert proc.returncode == 0, proc.stderr
     assert calls(tlog) == [(run_id, "first"), (run_id, "second")]
+
+
+def test_kill_around_the_retry_of_a_wait_that_timed_out(store_url: str, tmp_path: Path) -> None:
+    """A wait that timed out: killed before the retry's transaction the run stays failed;
+    killed right after it, the run waits again (one fresh timeout) and, once signalled and
+    resumed, runs the step after the wait; the step before it ran once."""
+    from conftest import run_cli
+    from run_helpers import write_workflow
+    from test_redrive_endings import WAITS, env
+
+    wf = write_workflow(tmp_path, WAITS)
+    log = tmp_path / "calls.log"
+    proc = run_cli(
+        "run", str(wf), "--activities", RD_ACTIVITIES, "--db", store_url, "--json",
+        env=env(log, False),
+    )  # fmt: skip
+    out = json.loads(proc.stdout)
+    assert out["status"] == "failed" and out["error"]["type"] == "Timeout", proc.stderr
+    run_id = out["run_id"]
+    assert crash_cli(store_url, "before:RunRetried:1", "retry", run_id, env=env(log, False)) == -9
+    assert status(store_url, run_id) == "failed"
+    assert crash_cli(store_url, "after:RunRetried:1", "retry", run_id, env=env(log, False)) == -9
+    with Client(store_url) as client:
+        record = client.get(run_id)
+        assert record.status == "running" and len(client.segments(run_id)) == 2
+        assert [t["kind"] for t in record.state["timers"].values()] == ["wait_timeout"]
+        client.signal(run_id, "approve", {"ok": True})
+    proc = run_cli(
+        "resume", run_id, "--activities", RD_ACTIVITIES, "--db", store_url, "--json",
+        env=env(log, False),
+    )  # fmt: skip
+    out = json.loads(proc.stdout)
+    assert out["status"] == "completed" and out["output"] == {"third": {"ok": True}}, proc.stderr
+    assert calls(log) == [(run_id, "first"), (run_id, "third")]
+    with Client(store_url) as client:
+        events = list(client.history(run_id, all_segments=True))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events].count("RunRetried") == 1
+
+
+CALLBACK_AFTER_STEP = """
+name: asks_after_step
+states:
+  first:
+    type: activity
+    activity: rd.step
+    result: first
+    next: ask
+  ask:
+    type: activity
+    activity: cb.send
+    completion: callback
+    input: {dir: "{{ input.dir }}", name: ask}
+    timeout: {start_to_close: 1s}
+    retry: {max_attempts: 1}
+    result: answer
+    end: true
+output: {first: "{{ vars.first.done }}", answer: "{{ vars.answer }}"}
+"""
+
+
+def test_kill_right_after_the_retry_of_an_expired_callback_wait(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A callback wait that expired: killed right after the retry's transaction, the same
+    attempt waits again (its token was reopened in that transaction); the token completes it,
+    and the resumed run neither runs the step before nor sends the callback request again."""
+    from conftest import run_cli
+    from run_helpers import write_workflow
+    from test_redrive_endings import CB_ACTIVITIES, env
+
+    wf = write_workflow(tmp_path, CALLBACK_AFTER_STEP)
+    log = tmp_path / "calls.log"
+    acts = ("--activities", RD_ACTIVITIES, "--activities", CB_ACTIVITIES)
+    proc = run_cli(
+        "run", str(wf), "--input", json.dumps({"dir": str(tmp_path)}), *acts, "--db", store_url,
+        "--json", env=env(log, False),
+    )  # fmt: skip
+    out = json.loads(proc.stdout)
+    assert out["status"] == "failed" and out["error"]["type"] == "Timeout", proc.stderr
+    run_id = out["run_id"]
+    token_file = tmp_path / "ask-1.token"
+    token, sent_at = token_file.read_text("utf-8"), token_file.stat().st_mtime_ns
+    assert crash_cli(store_url, "after:RunRetried:1", "retry", run_id, env=env(log, False)) == -9
+    with Client(store_url) as client:
+        assert client.get(run_id).status == "running"
+        client.complete_callback(token, {"approved": True})
+    proc = run_cli("resume", run_id, *acts, "--db", store_url, "--json", env=env(log, False))
+    out = json.loads(proc.stdout)
+    assert out["status"] == "completed", proc.stderr
+    assert out["output"] == {"first": "first", "answer": {"approved": True}}
+    assert calls(log) == [(run_id, "first")]
+    assert sorted(p.name for p in tmp_path.glob("*.token")) == ["ask-1.token"]
+    assert token_file.stat().st_mtime_ns == sent_at  # the request was not sent again
