@@ -46,6 +46,9 @@ def test_list_shows_and_filters_forks(store_url: str, tmp_path: Path) -> None:
     assert row.rstrip().endswith(f"{run_id} at second")
     original = next(line for line in table if line.startswith(run_id))
     assert " at " not in original
+    # A page without a fork has no fork column.
+    plain = cli(store_url, "list", "--wide", "--status", "failed").stdout.splitlines()
+    assert "PARENT" in plain[0] and "FORKED FROM" not in plain[0]
     # The filter is a list filter like the others: bulk commands take it too.
     proc = cli(store_url, "terminate", "--forked-from", run_id, "--yes", "--json")
     assert json.loads(proc.stdout) == {"matched": 2, "done": 2, "skipped": 0}, proc.stderr

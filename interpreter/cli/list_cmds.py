@@ -353,6 +353,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         now = time.time()
         colour = _ux.colour_enabled()
+        # The fork column only when the page shows a fork: most stores have none, and the
+        # table stays as narrow as before.
+        forks = any(r.forked_from for r in runs)
         rows, tints = [], []
         for r in runs:
             status = "paused" if r.paused else r.status
@@ -365,11 +368,16 @@ def cmd_list(args: argparse.Namespace) -> int:
                     _ux.show_time(r.created_at, relative=args.relative, now=now),
                     took,
                     r.parent_id or "",
-                    f"{r.forked_from} at {r.forked_from_state}" if r.forked_from else "",
                 ]
             )
-            tints.append([None, None, _ux.STATUS_COLOURS.get(status), "dim", None, None, None])
-        headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "PARENT", "FORKED FROM"]
+            tints.append([None, None, _ux.STATUS_COLOURS.get(status), "dim", None, None])
+            if forks:
+                rows[-1].append(
+                    f"{r.forked_from} at {r.forked_from_state}" if r.forked_from else ""
+                )
+                tints[-1].append(None)
+        headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "PARENT"]
+        headers += ["FORKED FROM"] if forks else []
         width = 10**6 if args.wide else None
         for line in _ux.table(headers, rows, width=width, colours=tints, colour=colour):
             print(line)
