@@ -296,13 +296,9 @@ def _walk(replayer: _Replayer, stop: int) -> bool:
 
 
 def _refuse_unsupported(state: dict[str, Any], retried_children: set[str] | None = None) -> None:
-    for frame in state["frames"].values():
-        kind = (frame.get("wait") or {}).get("kind")
-        if kind == "map":
-            raise RedriveRefused(
-                "runs inside a map state cannot be retried or forked yet",
-                hint="start a new run",
-            )
+    # A run inside a map goes on: the rebuilt state holds the map's items and results whole,
+    # and the first commit after it writes them as map rows (interpreter/map_rows.py), as for
+    # a state written before map rows existed; the ended run's rows were deleted at its end.
     if set(state.get("children") or {}) - (retried_children or set()):
         raise RedriveRefused(
             "runs waiting for a child run cannot be retried or forked yet", hint="start a new run"
