@@ -13,6 +13,20 @@ from interpreter.core.records import Event
 from interpreter.store import Reopen, RunFilter, SegmentStart, Store
 
 
+def _reopen(state: dict[str, Any], segment: int, *more: Event) -> Reopen:
+    defn = definition()
+    return Reopen(
+        state={**state, "status": "running"},
+        events=[Event("RunRetried", "hold", None, {"segment": segment}), *more],
+        segment=segment,
+        workflow=defn.name,
+        def_hash=defn.hash,
+        def_source=defn.source,
+        def_version=defn.version,
+        def_file=defn.file,
+    )
+
+
 def _fork(store: Store, run_id: str, original: str, state: str = "hold") -> None:
     run = new_run(run_id)
     run.state["run"]["forked_from"] = {"run": original, "state": state}
@@ -59,18 +73,7 @@ def test_the_link_survives_steps_a_retry_and_the_end(store: Store) -> None:
     state: dict[str, Any] = {**held.state, "run": {**held.state["run"]}}
     state["run"].pop("forked_from")  # the columns do not follow the state
     store.commit(held, "w", step(held, "end", status="failed"), time.time())
-    defn = definition()
-    reopen = Reopen(
-        state={**state, "status": "running"},
-        events=[Event("RunRetried", "hold", None, {"segment": 2})],
-        segment=2,
-        workflow=defn.name,
-        def_hash=defn.hash,
-        def_source=defn.source,
-        def_version=defn.version,
-        def_file=defn.file,
-    )
-    record = store.reopen_run("f", "failed", reopen, time.time())
+    record = store.reopen_run("f", "failed", _reopen(state, 2), time.time())
     assert (record.forked_from, record.forked_from_state) == ("orig", "hold")
     store.terminate("f", "enough", time.time())
     record = store.get_run("f")
@@ -83,19 +86,9 @@ def test_a_segment_knows_whether_a_retry_opened_it(store: Store) -> None:
     # Continue-as-new opens segment 2 ...
     store.commit(held, "w", step(held, "can", new_segment=SegmentStart(2, 0, None)), time.time())
     store.commit(held, "w", step(held, "end", status="failed"), time.time())
-    defn = definition()
     record = store.get_run("r")
     assert record is not None
-    reopen = Reopen(
-        state={**record.state, "status": "running"},
-        events=[Event("RunRetried", "hold", None, {"segment": 3}), Event("Noted")],
-        segment=3,
-        workflow=defn.name,
-        def_hash=defn.hash,
-        def_source=defn.source,
-        def_version=defn.version,
-        def_file=defn.file,
-    )
-    store.reopen_run("r", "failed", reopen, time.time())  # ... and a retry segment 3
+    # ... and a retry segment 3.
+    store.reopen_run("r", "failed", _reopen(record.state, 3, Event("Noted")), time.time())
     chain = store.list_segments("r")
     assert [(s.segment, s.retried) for s in chain] == [(1, False), (2, False), (3, True)]
