@@ -8,23 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from conformance.conformance_kit import claim_one, create, definition, new_run, step
-from interpreter.core.records import Event
-from interpreter.store import Reopen, RunFilter, SegmentStart, Store
-
-
-def _reopen(state: dict[str, Any], segment: int, *more: Event) -> Reopen:
-    defn = definition()
-    return Reopen(
-        state={**state, "status": "running"},
-        events=[Event("RunRetried", "hold", None, {"segment": segment}), *more],
-        segment=segment,
-        workflow=defn.name,
-        def_hash=defn.hash,
-        def_source=defn.source,
-        def_version=defn.version,
-        def_file=defn.file,
-    )
+from conformance.conformance_kit import claim_one, create, new_run, reopen_of, step
+from interpreter.store import RunFilter, SegmentStart, Store
 
 
 def _fork(store: Store, run_id: str, original: str, state: str = "hold") -> None:
@@ -73,7 +58,7 @@ def test_the_link_survives_steps_a_retry_and_the_end(store: Store) -> None:
     state: dict[str, Any] = {**held.state, "run": {**held.state["run"]}}
     state["run"].pop("forked_from")  # the columns do not follow the state
     store.commit(held, "w", step(held, "end", status="failed"), time.time())
-    record = store.reopen_run("f", "failed", _reopen(state, 2), time.time())
+    record = store.reopen_run("f", "failed", reopen_of({**state, "status": "running"}), time.time())
     assert (record.forked_from, record.forked_from_state) == ("orig", "hold")
     store.terminate("f", "enough", time.time())
     record = store.get_run("f")
@@ -89,6 +74,8 @@ def test_a_segment_knows_whether_a_retry_opened_it(store: Store) -> None:
     record = store.get_run("r")
     assert record is not None
     # ... and a retry segment 3.
-    store.reopen_run("r", "failed", _reopen(record.state, 3, Event("Noted")), time.time())
+    store.reopen_run(
+        "r", "failed", reopen_of({**record.state, "status": "running"}, 3), time.time()
+    )
     chain = store.list_segments("r")
     assert [(s.segment, s.retried) for s in chain] == [(1, False), (2, False), (3, True)]
