@@ -35,6 +35,7 @@ from interpreter.errors import (
 )
 from interpreter.run_status import describe, update_names
 from interpreter.store import RunRecord, Segment, Store, open_store
+from interpreter.store.base import fork_link
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
 # and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 # again unless its bytes changed. Bounded: a process that starts many files keeps the newest.
 _LOADED: OrderedDict[tuple[str, str, tuple[str, ...]], Definition] = OrderedDict()
 _LOADED_MAX = 64
+FORKS_SHOWN = 20  # forks `status` names; `list --forked-from RUN` pages through all
 _LOADED_LOCK = threading.Lock()
 
 
@@ -478,12 +480,15 @@ class Client:
 
         record = self.get(run_id)
         source, _file = self.store.load_definition(record.def_hash)
+        segments = self.store.list_segments(run_id)
         info = describe(
             record,
             children=[c.id for c in self.store.list_runs(parent_id=run_id)],
             updates=update_names(source),
         )
-        info["history"] = history_info(record, source, len(self.store.list_segments(run_id)))
+        info["history"] = history_info(record, source, len(segments))
+        info["forks"], info["fork_count"] = self.forks(run_id)
+        info["retried"] = sum(1 for s in segments if s.retried)
         info["paused"] = record.status == "running" and self.store.is_paused(run_id)
         info["worker"] = record.lease_owner if record.status == "running" else None
         return info
@@ -497,6 +502,15 @@ class Client:
 
         self.get(run_id)
         return segment_events(self.store, run_id, segment=segment, all_segments=all_segments)
+
+    def forks(self, run_id: str, *, limit: int = FORKS_SHOWN) -> tuple[list[str], int]:
+        """The ids of the runs forked from `run_id`, newest first (at most `limit`), and how
+        many there are."""
+        from interpreter.store import RunFilter
+
+        where = RunFilter(forked_from=run_id)
+        found = [run.id for run in self.store.find_runs(where, limit=limit)]
+        return found, len(found) if len(found) < limit else self.store.count_runs(where)
 
     def segments(self, run_id: str) -> list[Segment]:
         """The run's history segments, oldest first (one unless it continued as new)."""

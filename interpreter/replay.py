@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from interpreter import retry_resets
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import Event, new_run_state, open_segment
+from interpreter.core.records import RETRIED_EVENT, Command, Event, iso, new_run_state, open_segment
 from interpreter.core.updates import apply_update
 
 EXPORT_FORMAT = "tideflow-history"
@@ -44,6 +45,8 @@ _INPUTS = frozenset(
         "CancelRequested",
         "ChildCompleted",
         "ChildFailed",
+        "CallbackWaiting",
+        "CallbackReceived",
     }
 )
 # Payload fields that are part of the decision (the rest: ids and times, mapped or ignored).
@@ -119,9 +122,6 @@ def replay(defn: Definition, run_id: str, events: list[dict[str, Any]]) -> Repla
     return _Replayer(defn, run_id, *decided_events(_whole_chain(events))).run()
 
 
-RETRIED_EVENT = "RunRetried"
-
-
 def decided_events(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, Any]]:
     """The history as the core decided it: what a retry took back (from the input that ended
     the run up to its `RunRetried`) is left out; those inputs are returned by seq."""
@@ -181,6 +181,10 @@ class _Replayer:
         self.ids: dict[str, str] = {}  # recorded task/timer/child id -> the replay's
         self.state: dict[str, Any] = {}
         self.emitted: list[Event] = []
+        # Where each decision began: the index of the recorded input fed, of the first event
+        # of a ready frame's step, or of a RunRetried (0: the run's start).
+        self.starts: list[int] = [0]
+        self.commands: list[Command] = []  # the commands of the decisions re-made so far
 
     def run(self) -> ReplayResult:
         return self.walk(len(self.recorded))
@@ -195,24 +199,37 @@ class _Replayer:
         self.state = new_run_state(self.defn, self.run_id, input_, now)
         engine = Engine(self.defn, self.state, now)
         engine.start()
+        self.starts = [0]
         self._collect(engine)
         compared = 0
         reached = False
         for index, rec in enumerate(self.recorded[:stop]):
             if reached and not self.pending:
                 break
+            if not self.pending and rec["type"] == RETRIED_EVENT:
+                # Before a ready frame is stepped: a retry that re-decides a step makes that
+                # step itself, after its RunRetried.
+                retried = rec.get("payload") or {}
+                ending = self.endings.get(int(retried.get("retry_point") or 0))
+                if ending is not None:
+                    self.starts.append(index)
+                    try:
+                        made = self.retry_at(
+                            ending, float(rec["time"]), redecide=bool(retried.get("redecide"))
+                        )
+                    except ReplayError as exc:
+                        return self._differ(compared, rec, None, str(exc))
+                    self.pending.extend(made)
             if not self.pending and any(
                 f["status"] == "ready" for f in self.state["frames"].values()
             ):
                 # A state entered but not yet run: the worker's next step runs it.
+                self.starts.append(index)
                 step = Engine(self.defn, self.state, self._decision_now(index))
                 step.advance()
                 self._collect(step)
-            if not self.pending and rec["type"] == RETRIED_EVENT:
-                ending = self.endings.get(int((rec.get("payload") or {}).get("retry_point") or 0))
-                if ending is not None:
-                    self.pending.append(self.retry_at(ending, float(rec["time"])))
             if not self.pending and rec["type"] in _INPUTS:
+                self.starts.append(index)
                 try:
                     self._feed(rec, self._decision_now(index))
                 except ReplayError as exc:
@@ -239,32 +256,37 @@ class _Replayer:
             )
         return ReplayResult(self.run_id, self.defn.name, True, compared)
 
-    def retry_at(self, ending: dict[str, Any], now: float) -> Event:
-        """The state as it was just before the input `ending` that ended the run, made to go
-        on: a failed step gets a fresh first attempt, a run timeout its full length again.
-        Returns the `RunRetried` event that opens the new segment."""
-        state, payload = self.state, ending.get("payload") or {}
-        if ending["type"] == "ActivityFailed":
-            task = state["tasks"].get(self.ids.get(str(payload.get("task")), ""))
-            if task is None or task["kind"] != "step":
-                raise ReplayError("the failed activity is not a step of the run")
-            task.update(status="ready", attempt=1, due=now)
-            task.pop("retry_counts", None)
-            task.pop("started_at", None)
-        elif ending["type"] == "TimerFired":
-            timer = state["timers"].get(self.ids.get(str(payload.get("timer")), ""))
-            if timer is not None:
-                timer["due"] = now + (timer["due"] - float(self.recorded[0]["time"]))
+    def retry_at(self, ending: dict[str, Any], now: float, redecide: bool = False) -> list[Event]:
+        """The state as it was just before `ending` (the recorded input, or first event of a
+        step, that ended the run), made to go on (interpreter/retry_resets.py says how, per
+        kind of ending). Returns the events that open the new segment: `RunRetried`, then with
+        `redecide` the events of the ending's decision re-made by this definition."""
+        state = self.state
+        if not redecide:
+            try:
+                retry_resets.reset(state, ending, self.ids, self.recorded, now)
+            except retry_resets.ResetError as exc:
+                raise ReplayError(str(exc)) from None
         for task in state["tasks"].values():
             if task["status"] in ("ready", "backoff"):
                 task["due"] = min(task["due"], now)
         segment = open_segment(state, now)
-        return Event(
-            RETRIED_EVENT,
-            ending.get("state"),
-            None,
-            {"segment": segment, "retry_point": ending.get("seq"), "from": ending["type"]},
-        )
+        payload = {"segment": segment, "retry_point": ending.get("seq")}
+        payload["from"] = ending["type"]
+        if redecide:
+            payload["redecide"] = True
+        made = [Event(RETRIED_EVENT, ending.get("state"), None, payload)]
+        if redecide:
+            before = len(self.emitted)
+            if ending["type"] in _INPUTS:
+                self._feed(ending, now, queue=False)
+            else:  # the step of a frame left ready (a first state, a new segment's)
+                step = Engine(self.defn, state, now)
+                step.advance()
+                self._collect(step, queue=False)
+            made += self.emitted[before:]
+            state["segment_events"] = len(made)
+        return made
 
     def _decision_now(self, index: int) -> float:
         """When the decision that recorded event `index` was made: the `at` of a StateEntered
@@ -278,7 +300,7 @@ class _Replayer:
                 break
         return float(self.recorded[index]["time"])
 
-    def _collect(self, engine: Engine) -> None:
+    def _collect(self, engine: Engine, queue: bool = True) -> None:
         """Take the step's events; carry out what the worker does within the same decision
         (a detached child's run is created: the engine hears at once that it started)."""
         index = 0
@@ -287,8 +309,10 @@ class _Replayer:
             index += 1
             if command.kind == "start_child" and command.data.get("detached"):
                 engine.child_started(command.data["id"])
-        self.pending.extend(engine.events)
+        if queue:
+            self.pending.extend(engine.events)
         self.emitted.extend(engine.events)
+        self.commands.extend(engine.commands)
 
     def _differ(
         self, compared: int, rec: dict[str, Any] | None, mine: Event | None, why: str
@@ -321,7 +345,25 @@ class _Replayer:
             raise ReplayError(f"the new definition has no {key} {recorded!r} to feed")
         return self.ids[recorded]
 
-    def _feed(self, rec: dict[str, Any], now: float) -> None:
+    def _callback_body(self, rec: dict[str, Any], task: str) -> dict[str, Any]:
+        """The completion a `CallbackReceived` applied. Its body is not recorded with it: the
+        outcome is the task's next recorded end (ActivityCompleted's result, ActivityFailed's
+        error), which the core records from that body. Heartbeats are not inputs here: they
+        only move the wait's due time, and a wait that expired is recorded as ActivityFailed."""
+        body: dict[str, Any] = {"attempt": rec.get("attempt")}
+        recorded_task = str((rec.get("payload") or {}).get("task"))
+        start = self.recorded.index(rec) + 1
+        for later in self.recorded[start:]:
+            later_payload = later.get("payload") or {}
+            if str(later_payload.get("task")) != recorded_task:
+                continue
+            if later["type"] == "ActivityCompleted":
+                return {**body, "kind": "complete", "result": later_payload.get("result")}
+            if later["type"] == "ActivityFailed":
+                return {**body, "kind": "fail", "error": later_payload.get("error")}
+        raise ReplayError(f"the outcome of the callback of task {task!r} is not recorded")
+
+    def _feed(self, rec: dict[str, Any], now: float, queue: bool = True) -> None:
         """Hand the engine the input that caused the recorded event `rec`."""
         kind, payload = rec["type"], rec.get("payload") or {}
         s = self.state
@@ -364,6 +406,11 @@ class _Replayer:
             if not self.state.get("held"):
                 raise ReplayError("the new definition holds no compensation to release here")
             engine.release_held()
+        elif kind == "CallbackWaiting":  # the callback activity returned
+            engine.task_completed(self._id(payload, "task"), payload.get("returned"))
+        elif kind == "CallbackReceived":
+            task = self._id(payload, "task")
+            engine.callback_input(0, task, self._callback_body(rec, task))
         else:  # ChildCompleted / ChildFailed
             child = self._id(payload, "child")
             if kind == "ChildCompleted":
@@ -372,4 +419,4 @@ class _Replayer:
                 engine.child_finished(
                     child, payload.get("status", "failed"), None, payload.get("error")
                 )
-        self._collect(engine)
+        self._collect(engine, queue)

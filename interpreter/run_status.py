@@ -7,6 +7,8 @@ import json
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from interpreter.store.base import fork_link
+
 if TYPE_CHECKING:
     from interpreter.store import RunRecord
 
@@ -106,7 +108,7 @@ def describe(
         # The compensations a failure held (saga on_failure: hold), newest first; else None.
         "compensation_held": state.get("held") if record.status == "failed" else None,
         # A fork names the run and state it came from (interpreter/redrive.py).
-        "forked_from": state.get("run", {}).get("forked_from"),
+        "forked_from": fork_link(record.forked_from, record.forked_from_state),
         # The latest completion-rule decisions of parallel/map states (who won, and why), and
         # the detached children still running with their parent-close policy.
         "decisions": state.get("decided", []),

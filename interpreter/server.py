@@ -214,7 +214,7 @@ class Api:
 
     async def list_runs(self, request: Request) -> Response:
         """As `tideflow list --output json`: the same filters (status repeatable, workflow,
-        parent, error type, since/until as ISO 8601 or a duration ago), newest first, `limit`
+        parent, forked_from, error type, since/until as ISO 8601 or a duration ago), newest first, `limit`
         per page and the `cursor` of the next page (None on the last)."""
         import argparse
 
@@ -238,6 +238,7 @@ class Api:
             statuses=tuple(s for s in statuses if s != "paused"),
             workflow=params.get("workflow"),
             parent_id=params.get("parent"),
+            forked_from=params.get("forked_from"),
             error_type=params.get("error"),
             since=since,
             until=until,

@@ -111,6 +111,7 @@ def openapi_document() -> dict[str, Any]:
                             "status",
                             "workflow",
                             "parent",
+                            "forked_from",
                             "error",
                             "since",
                             "until",
@@ -122,7 +123,12 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             "/runs/{run_id}": {
-                "get": _op("describe a run (as `status --json`)", ok, params=[_RUN_ID])
+                "get": _op(
+                    "describe a run (as `status --json`: its parent, children, the run it was "
+                    "forked from, its forks and how often it was retried)",
+                    ok,
+                    params=[_RUN_ID],
+                )
             },
             "/runs/{run_id}/graph": {
                 "get": _op("the run's state machine drawing", ok, params=[_RUN_ID])
@@ -176,6 +182,14 @@ def openapi_document() -> dict[str, Any]:
                 "post": _op(
                     "cancel cooperatively",
                     {"202": _json(_ANY, "requested")},
+                    params=[_RUN_ID],
+                    errs=(*_STD, 409),
+                )
+            },
+            "/runs/{run_id}/retry": {
+                "post": _op(
+                    "retry a failed, timed-out or cancelled run from the step that ended it",
+                    ok,
                     params=[_RUN_ID],
                     errs=(*_STD, 409),
                 )

@@ -361,9 +361,10 @@ def _install_crash_hook(spec: str) -> None:
         store.commit_many = around(
             store.commit_many, lambda steps: [e for _, _, commit, _ in steps for e in commit.events]
         )
-        # A retry reopens an ended run in one transaction (Store.reopen_run).
-        store.reopen_run = around(
-            store.reopen_run, lambda run_id, status, reopen, now: reopen.events
+        # A retry reopens an ended run (and the failed children it waits for) in one
+        # transaction (Store.reopen_runs).
+        store.reopen_runs = around(
+            store.reopen_runs, lambda reopens, now: [e for _, _, r in reopens for e in r.events]
         )
         return store
 

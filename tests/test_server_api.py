@@ -145,6 +145,30 @@ def test_compensate_a_held_booking(server: Server) -> None:
     _error(server.post("/runs/b1/compensate"), 409, "CompensateRefused")
 
 
+def test_run_json_links_forks_and_counts_retries(
+    server: Server, store_url: str, tmp_path: Path
+) -> None:
+    from tests.test_redrive import failed_chain
+
+    run_id, _log, _fixed = failed_chain(store_url, tmp_path)
+    with Client(store_url) as client:
+        client.fork(run_id, "second", new_id="fork-a")
+        client.fork(run_id, "first", new_id="fork-b")
+    info = server.get(f"/runs/{run_id}").json()
+    assert info["forked_from"] is None and info["forks"] == ["fork-b", "fork-a"]
+    assert info["fork_count"] == 2 and info["retried"] == 0
+    fork = server.get("/runs/fork-a").json()
+    assert fork["forked_from"] == {"run": run_id, "state": "second"} and fork["forks"] == []
+    listed = server.get("/runs", params={"forked_from": run_id}).json()["runs"]
+    assert [r["run_id"] for r in listed] == ["fork-b", "fork-a"]
+    assert listed[0]["forked_from"] == {"run": run_id, "state": "first"}
+    retried = server.post(f"/runs/{run_id}/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "running"
+    assert retried.json()["forked_from"] is None
+    assert server.get(f"/runs/{run_id}").json()["retried"] == 1
+
+
 def test_token_missing_or_wrong_is_401_and_stores_nothing(server: Server, store_url: str) -> None:
     body = {"workflow": "approval", "input": APPROVAL, "run_id": "x1"}
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):

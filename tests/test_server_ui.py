@@ -107,3 +107,35 @@ def test_signal_from_the_form_finishes_the_run(server: Server, browser: Any) -> 
     _wait(browser, lambda d: d.find_element(By.ID, "status").text == "completed")
     assert '"decided_by": "browser"' in browser.find_element(By.ID, "output").text
     _shot(browser, "signal-finished")
+
+
+def _text(browser: Any, selector: str) -> str:
+    """The element's text read in one script call (the page re-renders as it refreshes, so a
+    found element can go stale before its text is read)."""
+    text: str = browser.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", selector
+    )
+    return " ".join(text.split())
+
+
+def test_run_page_links_the_original_and_the_forks(
+    server: Server, browser: Any, sqlite_url: str, tmp_path: Path
+) -> None:
+    from interpreter.client import Client
+    from tests.test_redrive import failed_chain
+
+    run_id, _log, _fixed = failed_chain(sqlite_url, tmp_path)
+    with Client(sqlite_url) as client:
+        client.fork(run_id, "second", new_id="fork-a")
+        client.retry(run_id)
+    browser.get(server.url + f"/#/run/{run_id}")
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#forks a[href="#/run/fork-a"]'))
+    assert "retried 1 time" in _text(browser, "main")
+    browser.find_element(By.CSS_SELECTOR, '#forks a[href="#/run/fork-a"]').click()
+    _wait(browser, lambda d: f"forked from {run_id} at second" in _text(d, "#forks"))
+    assert browser.find_elements(By.CSS_SELECTOR, f'#forks a[href="#/run/{run_id}"]')
+    assert "Run fork-a" in _text(browser, "h2") and "retried" not in _text(browser, "main p")
+    _shot(browser, "fork-links")
+    browser.get(server.url + "/")
+    _wait(browser, lambda d: f"fork of {run_id}" in _text(d, 'tr[data-run="fork-a"]'))
+    assert "fork of" not in _text(browser, f'tr[data-run="{run_id}"]')

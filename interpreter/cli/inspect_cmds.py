@@ -137,6 +137,18 @@ def _show_status(info: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"parent     {info['parent_id']}")
     if info["forked_from"]:
         print(f"forked     from {info['forked_from']['run']} at {info['forked_from']['state']}")
+    if info["forks"]:
+        more = info["fork_count"] - len(info["forks"])
+        print(
+            f"forks      {', '.join(info['forks'])}"
+            + (
+                f" and {more:,} more (`tideflow list --forked-from {info['run_id']}`)"
+                if more
+                else ""
+            )
+        )
+    if info["retried"]:
+        print(f"retried    {info['retried']} time{'s' if info['retried'] != 1 else ''}")
     for child in info["children"]:
         policy = info["detached"].get(child)
         print(f"child      {child}" + (f" (detached, parent_close: {policy})" if policy else ""))

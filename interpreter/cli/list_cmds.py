@@ -110,6 +110,7 @@ LIST_EXAMPLES = """examples:
   tideflow list
   tideflow list --status failed --since 24h
   tideflow list --workflow order --error PaymentDeclined --output jsonl
+  tideflow list --forked-from order-1a2b3c
   tideflow list --limit 20 --cursor <token printed by the previous page>"""
 
 BULK_EXAMPLES = """examples:
@@ -139,6 +140,12 @@ def add_filters(parser: argparse.ArgumentParser, *, statuses: tuple[str, ...] = 
     )
     group.add_argument(
         "--parent", type=run_id_arg, metavar="RUN_ID", help="only children of this run"
+    )
+    group.add_argument(
+        "--forked-from",
+        type=run_id_arg,
+        metavar="RUN_ID",
+        help="only runs forked from this run (`tideflow fork`)",
     )
     group.add_argument(
         "--error", type=text_arg, metavar="TYPE", help="only runs that ended with this error type"
@@ -280,6 +287,7 @@ def build_filter(
         statuses=statuses,
         workflow=args.workflow,
         parent_id=args.parent,
+        forked_from=args.forked_from,
         error_type=args.error,
         since=args.since,
         until=args.until,
@@ -290,7 +298,7 @@ def build_filter(
 def has_filter(args: argparse.Namespace) -> bool:
     return any(
         getattr(args, name) is not None
-        for name in ("status", "workflow", "parent", "error", "since", "until")
+        for name in ("status", "workflow", "parent", "forked_from", "error", "since", "until")
     )
 
 
@@ -298,6 +306,8 @@ def has_filter(args: argparse.Namespace) -> bool:
 
 
 def summary_json(run: RunSummary) -> dict[str, Any]:
+    from interpreter.store.base import fork_link
+
     return {
         "run_id": run.id,
         "workflow": run.workflow,
@@ -307,6 +317,7 @@ def summary_json(run: RunSummary) -> dict[str, Any]:
         "paused": run.paused,
         "parent_id": run.parent_id,
         "root_id": run.root_id,
+        "forked_from": fork_link(run.forked_from, run.forked_from_state),
         "error": run.error,
         "compensation_held": run.compensation_held,
         "created_at": run.created_at,
@@ -339,6 +350,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         now = time.time()
         colour = _ux.colour_enabled()
+        # The fork column only when the page shows a fork: most stores have none, and the
+        # table stays as narrow as before.
+        forks = any(r.forked_from for r in runs)
         rows, tints = [], []
         for r in runs:
             status = "paused" if r.paused else r.status
@@ -357,7 +371,13 @@ def cmd_list(args: argparse.Namespace) -> int:
                 ]
             )
             tints.append([None, None, tint, "dim", None, None])
+            if forks:
+                rows[-1].append(
+                    f"{r.forked_from} at {r.forked_from_state}" if r.forked_from else ""
+                )
+                tints[-1].append(None)
         headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "PARENT"]
+        headers += ["FORKED FROM"] if forks else []
         width = 10**6 if args.wide else None
         for line in _ux.table(headers, rows, width=width, colours=tints, colour=colour):
             print(line)

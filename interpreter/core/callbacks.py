@@ -62,6 +62,17 @@ def activity_returned(run: Bookkeeping, task: dict[str, Any], returned: Any) -> 
     return True
 
 
+def wait_again(task: dict[str, Any], now: float) -> None:
+    """A retry of a run whose callback wait expired: the same attempt waits again for its
+    token, with every timeout counted afresh from `now` (interpreter/retry_resets.py)."""
+    task["started_at"] = task["callback_since"] = now
+    task.pop("heartbeat_at", None)
+    s2c = task["timeouts"].get("schedule_to_close")
+    if s2c is not None:
+        task["deadline"] = now + s2c
+    _set_due(task, now)
+
+
 def _set_due(task: dict[str, Any], now: float) -> None:
     """When the wait fails, and why (None: it waits until completed or cancelled)."""
     timeouts = task["timeouts"]

@@ -21,6 +21,9 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out", 
 # The status a child that never became a run reports to its parent (see Engine.child_finished).
 NOT_STARTED = "not_started"
 
+# The first event of the history segment a retry opens (interpreter/redrive.py).
+RETRIED_EVENT = "RunRetried"
+
 
 def error(type_: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"type": type_, "message": message, "details": details}

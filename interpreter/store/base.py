@@ -38,6 +38,9 @@ class RunRecord:
     lease_token: int = 0
     cancel_requested: bool = False
     version: str | None = None
+    # A fork (`tideflow fork`): the run it was made from and the state it was forked at.
+    forked_from: str | None = None
+    forked_from_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class RunFilter:
     until: float | None = None
     ended_before: float | None = None
     paused: bool | None = None
+    forked_from: str | None = None  # only the forks of this run
 
 
 @dataclass
@@ -74,6 +78,13 @@ class RunSummary:
     def_hash: str
     version: str | None
     compensation_held: bool = False  # failed, its compensations held (saga on_failure: hold)
+    forked_from: str | None = None
+    forked_from_state: str | None = None
+
+
+def fork_link(run_id: str | None, state: str | None) -> dict[str, Any] | None:
+    """How `status` and `list` name the run a fork was made from: {"run", "state"}, or None."""
+    return None if run_id is None else {"run": run_id, "state": state}
 
 
 # One encoder for every write: json.dumps with options builds a new encoder per call, and a
@@ -112,6 +123,8 @@ RUN_COLUMN_NAMES = (
     "lease_token",
     "cancel_requested",
     "version",
+    "forked_from",
+    "forked_from_state",
 )
 
 
@@ -255,6 +268,8 @@ class Reopen:
     def_source: str
     def_version: str | None
     def_file: str | None
+    # (task, attempt) of callback waits that wait again: their tokens are valid once more.
+    callbacks_reopened: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -265,6 +280,7 @@ class Segment:
     segment: int
     first_seq: int
     started_at: float
+    retried: bool = False  # it opened with RunRetried (`tideflow retry`), not continue-as-new
 
 
 @dataclass
@@ -431,3 +447,6 @@ class Store(Protocol):
     def reopen_run(
         self, run_id: str, expect_status: str, reopen: Reopen, now: float
     ) -> RunRecord: ...
+    def reopen_runs(
+        self, reopens: Sequence[tuple[str, str, Reopen]], now: float
+    ) -> list[RunRecord]: ...

@@ -142,7 +142,32 @@ DROP INDEX IF EXISTS runs_workflow;
 CREATE INDEX runs_workflow ON runs(workflow, created_at, id)
 """
 
-MIGRATIONS: list[str | Mapping[str, str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
+# Version 11: the fork link (`tideflow fork RUN --from STATE`): the run a fork was made from and
+# the state it was forked at, so `list` shows and filters forks and `status` names a run's forks
+# (through the index) without reading run states. Forks made before this version name their
+# original only in their run state (`run.forked_from`): copied from there. `{is_fork}` finds
+# them by a substring test (no JSON parse of every run's state), `{fork_run}` and `{fork_state}`
+# read the link with the dialect's JSON functions.
+_V11 = """
+ALTER TABLE runs ADD COLUMN forked_from TEXT;
+ALTER TABLE runs ADD COLUMN forked_from_state TEXT;
+UPDATE runs SET forked_from = {fork_run}, forked_from_state = {fork_state} WHERE {is_fork};
+CREATE INDEX runs_forked_from ON runs(forked_from, created_at, id) WHERE forked_from IS NOT NULL
+"""
+
+MIGRATIONS: list[str | Mapping[str, str]] = [
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+    _V11,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -91,6 +91,10 @@ class PostgresStore(SQLStore):
         "text_list": "TEXT[]",
         "runs_storage": "WITH (fillfactor = 80)",  # room for HOT updates of the run row
         "without_rowid": "",
+        # Migration 11's copy of fork links out of run states.
+        "is_fork": 'strpos(state, \'"forked_from":{"run"\') > 0',
+        "fork_run": "(CAST(state AS jsonb) #>> '{run,forked_from,run}')",
+        "fork_state": "(CAST(state AS jsonb) #>> '{run,forked_from,state}')",
     }
     TOKENS = {
         "needs_param": "CAST(? AS TEXT[])",

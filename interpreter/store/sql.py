@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from interpreter import clock
-from interpreter.core.records import TERMINAL_STATUSES, Event
+from interpreter.core.records import RETRIED_EVENT, TERMINAL_STATUSES, Event
 from interpreter.errors import StoreError
 from interpreter.store.base import (
     EVENT_COLUMNS,
@@ -138,15 +138,21 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
             created = run.fetchone()
             if created is None:
                 return []
+            # A segment's first event says how it began: RunRetried (a retry) or not
+            # (continue-as-new).
             rows = q.execute(
                 self.sql(
-                    "SELECT segment, first_seq, started_at FROM segments WHERE run_id=? "
-                    "ORDER BY segment"
+                    "SELECT s.segment, s.first_seq, s.started_at, (SELECT e.type FROM events e "
+                    "WHERE e.run_id=s.run_id AND e.seq=s.first_seq) FROM segments s "
+                    "WHERE s.run_id=? ORDER BY s.segment"
                 ),
                 (run_id,),
             ).fetchall()
             first = Segment(1, 1, float(created[0]))
-            return [first, *(Segment(int(r[0]), int(r[1]), float(r[2])) for r in rows)]
+            return [
+                first,
+                *(Segment(int(r[0]), int(r[1]), float(r[2]), r[3] == RETRIED_EVENT) for r in rows),
+            ]
 
         return self._read(op)
 

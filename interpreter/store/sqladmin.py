@@ -14,7 +14,8 @@ from interpreter.store.sqlcore import Session, SQLCore
 SUMMARY_COLUMNS = (
     "r.id, r.workflow, r.status, r.parent_id, r.root_id, r.created_at, r.updated_at, "
     "r.ended_at, r.error, r.paused, r.cancel_requested, r.lease_owner, r.def_hash, "
-    "(SELECT d.version FROM definitions d WHERE d.hash = r.def_hash), {held_compensation}"
+    "(SELECT d.version FROM definitions d WHERE d.hash = r.def_hash), "
+    "r.forked_from, r.forked_from_state, {held_compensation}"
 )
 
 # Tables that hold a run's rows besides `runs` itself, deleted with it by `prune_runs`.
@@ -46,7 +47,9 @@ def _summary(row: Any) -> RunSummary:
         lease_owner=row[11],
         def_hash=row[12],
         version=row[13],
-        compensation_held=bool(row[14]),
+        forked_from=row[14],
+        forked_from_state=row[15],
+        compensation_held=bool(row[16]),
     )
 
 
@@ -63,6 +66,7 @@ class SQLAdmin(SQLCore):
             ("r.workflow", where.workflow),
             ("r.parent_id", where.parent_id),
             ("{error_type}", where.error_type),
+            ("r.forked_from", where.forked_from),
         ):
             if value is not None:
                 terms.append(f"{column}=?")

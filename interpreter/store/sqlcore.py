@@ -53,7 +53,8 @@ def run_columns(table: str) -> str:
         f"{table}.depth, {table}.created_at, {table}.updated_at, {table}.ended_at, "
         f"{table}.next_seq, {table}.lease_owner, {table}.lease_token, "
         f"{table}.cancel_requested, "
-        f"(SELECT d.version FROM definitions d WHERE d.hash = {table}.def_hash)"
+        f"(SELECT d.version FROM definitions d WHERE d.hash = {table}.def_hash), "
+        f"{table}.forked_from, {table}.forked_from_state"
     )
 
 
@@ -207,6 +208,9 @@ class SQLCore:
     def _insert_run(self, q: Session, run: NewRun, now: float) -> bool:
         """Insert `run` unless a run with its id exists; True when it was inserted."""
         state = run.state
+        # A fork's link lives in its run state (interpreter/redrive.py); the columns let
+        # `list` and `status` find forks without reading states.
+        fork = state.get("run", {}).get("forked_from") or {}
         q.execute(
             self.sql(
                 "INSERT INTO definitions(hash, name, version, file, source, created_at) "
@@ -217,8 +221,10 @@ class SQLCore:
         inserted = q.execute(
             self.sql(
                 "INSERT INTO runs(id, workflow, def_hash, status, output, error, state, parent_id, "
-                "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq, needs) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{needs_param}) ON CONFLICT (id) DO NOTHING"
+                "root_id, depth, created_at, updated_at, ended_at, due_at, next_seq, needs, "
+                "forked_from, forked_from_state) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{needs_param},?,?) "
+                "ON CONFLICT (id) DO NOTHING"
             ),
             (
                 run.id,
@@ -237,6 +243,8 @@ class SQLCore:
                 run.due_at,
                 len(run.events) + 1,
                 self._needs_value(needs_of(state)),
+                fork.get("run"),
+                fork.get("state"),
             ),
         )
         q.sync()

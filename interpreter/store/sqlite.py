@@ -112,6 +112,10 @@ class SQLiteStore(SQLStore):
         "text_list": "TEXT",  # a JSON array
         "runs_storage": "",
         "without_rowid": "WITHOUT ROWID",
+        # Migration 11's copy of fork links out of run states.
+        "is_fork": 'instr(state, \'"forked_from":{"run"\') > 0',
+        "fork_run": "json_extract(state, '$.run.forked_from.run')",
+        "fork_state": "json_extract(state, '$.run.forked_from.state')",
     }
     TOKENS = {
         "needs_param": "?",

@@ -48,7 +48,7 @@ async function runsPage(main) {
   async function refresh() {
     const data = await api("/runs?" + q);
     $("#runs tbody").innerHTML = data.runs.map((r) => `<tr data-run="${esc(r.run_id)}">
-      <td><a href="#/run/${encodeURIComponent(r.run_id)}">${esc(r.run_id)}</a></td>
+      <td><a href="#/run/${encodeURIComponent(r.run_id)}">${esc(r.run_id)}</a>${r.forked_from ? ` <span class="fork">fork of ${esc(r.forked_from.run)}</span>` : ""}</td>
       <td class="status-${esc(r.status)}">${esc(r.status)}</td><td>${esc(r.workflow)}</td>
       <td>${fmtTime(r.created_at)}</td><td>${fmtDur(r.duration)}</td></tr>`).join("");
   }
@@ -70,8 +70,12 @@ async function runPage(main, runId) {
   const [info, graph] = await Promise.all([api(`/runs/${id}`), api(`/runs/${id}/graph`)]);
   main.innerHTML = `<h2>Run ${esc(runId)} <span id="status" class="status-${esc(info.status)}">${esc(info.status)}</span></h2>
     <p>workflow ${esc(info.workflow)} (version ${esc(info.version ?? "-")}) started ${fmtTime(info.created_at)}
-    ${info.parent_id ? ` · parent <a href="#/run/${encodeURIComponent(info.parent_id)}">${esc(info.parent_id)}</a>` : ""}</p>
+    ${info.parent_id ? ` · parent <a href="#/run/${encodeURIComponent(info.parent_id)}">${esc(info.parent_id)}</a>` : ""}
+    ${info.retried ? ` · retried ${info.retried} time${info.retried === 1 ? "" : "s"}` : ""}</p>
     <p id="children">${info.children.map((c) => `child <a href="#/run/${encodeURIComponent(c)}">${esc(c)}</a>`).join(" · ")}</p>
+    <p id="forks">${info.forked_from ? `forked from <a href="#/run/${encodeURIComponent(info.forked_from.run)}">${esc(info.forked_from.run)}</a> at ${esc(info.forked_from.state)}` : ""}
+    ${info.forks.map((f) => `fork <a href="#/run/${encodeURIComponent(f)}">${esc(f)}</a>`).join(" · ")}
+    ${info.fork_count > info.forks.length ? ` and ${info.fork_count - info.forks.length} more` : ""}</p>
     <div id="actions"></div>
     <div class="panes"><div><h3>State machine</h3><div id="graph"></div></div>
     <div><h3>Input</h3><pre id="input"></pre><h3>Output</h3><pre id="output"></pre><h3>Error</h3><pre id="error"></pre></div></div>

@@ -17,7 +17,7 @@ from interpreter.client import load_definition
 from interpreter.core.definition import Definition
 from interpreter.core.records import Event
 from interpreter.new_runs import started_run
-from interpreter.store import Commit, NewRun, RunRecord, Store
+from interpreter.store import Commit, NewRun, Reopen, RunRecord, Store
 
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
 
@@ -93,3 +93,19 @@ def live_owner() -> str:
 
 def seqs(store: Store, run_id: str, after: int = 0) -> list[int]:
     return [event["seq"] for event in store.iter_events(run_id, after=after)]
+
+
+def reopen_of(state: dict[str, Any], segment: int = 2, defn_name: str = "hold") -> Reopen:
+    """A retry's reopen of a run (Store.reopen_run) with `state`, opening `segment` with
+    RunRetried and one Noted event, onto the definition `defn_name`."""
+    defn = definition(defn_name)
+    return Reopen(
+        state=state,
+        events=[Event("RunRetried", "s", None, {"segment": segment}), Event("Noted")],
+        segment=segment,
+        workflow=defn.name,
+        def_hash=defn.hash,
+        def_source=defn.source,
+        def_version=defn.version,
+        def_file=defn.file,
+    )

@@ -8,24 +8,9 @@ import time
 
 import pytest
 
-from conformance.conformance_kit import claim_one, create, definition, seqs, step
-from interpreter.core.records import Event
+from conformance.conformance_kit import claim_one, create, definition, reopen_of, seqs, step
 from interpreter.errors import RunFinished
-from interpreter.store import Reopen, Store
-
-
-def _reopen(state: dict, segment: int = 2, defn_name: str = "hold") -> Reopen:
-    defn = definition(defn_name)
-    return Reopen(
-        state=state,
-        events=[Event("RunRetried", "s", None, {"segment": segment}), Event("Noted")],
-        segment=segment,
-        workflow=defn.name,
-        def_hash=defn.hash,
-        def_source=defn.source,
-        def_version=defn.version,
-        def_file=defn.file,
-    )
+from interpreter.store import Store
 
 
 def _ended(store: Store, status: str = "failed") -> int:
@@ -41,7 +26,7 @@ def test_an_ended_run_reopens_with_a_new_segment(store: Store) -> None:
     next_seq = _ended(store)
     now = time.time()
     state = {**store.get_run("r").state, "status": "running", "note": "again"}  # type: ignore[union-attr]
-    record = store.reopen_run("r", "failed", _reopen(state), now)
+    record = store.reopen_run("r", "failed", reopen_of(state), now)
     assert record.status == "running" and record.error is None and record.ended_at is None
     assert record.state["note"] == "again" and record.next_seq == next_seq + 2
     assert [(s.segment, s.first_seq) for s in store.list_segments("r")] == [(1, 1), (2, next_seq)]
@@ -57,18 +42,18 @@ def test_reopen_refuses_a_run_whose_status_changed(store: Store) -> None:
     _ended(store, "cancelled")
     state = {**store.get_run("r").state, "status": "running"}  # type: ignore[union-attr]
     with pytest.raises(RunFinished):
-        store.reopen_run("r", "failed", _reopen(state), time.time())
+        store.reopen_run("r", "failed", reopen_of(state), time.time())
     record = store.get_run("r")
     assert record is not None and record.status == "cancelled"
     assert [s.segment for s in store.list_segments("r")] == [1]
     with pytest.raises(RunFinished):
-        store.reopen_run("nope", "failed", _reopen(state), time.time())
+        store.reopen_run("nope", "failed", reopen_of(state), time.time())
 
 
 def test_reopen_onto_another_definition_stores_it(store: Store) -> None:
     _ended(store)
     state = {**store.get_run("r").state, "status": "running"}  # type: ignore[union-attr]
     other = definition("other")
-    record = store.reopen_run("r", "failed", _reopen(state, defn_name="other"), time.time())
+    record = store.reopen_run("r", "failed", reopen_of(state, defn_name="other"), time.time())
     assert record.def_hash == other.hash
     assert store.load_definition(other.hash)[0] == other.source
