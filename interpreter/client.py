@@ -35,7 +35,6 @@ from interpreter.errors import (
 )
 from interpreter.run_status import describe, update_names
 from interpreter.store import RunRecord, Segment, Store, open_store
-from interpreter.store.base import fork_link
 
 # The definition (the pydantic workflow model), the engine, the worker (asyncio, the executor)
 # and expressions (Jinja2) are imported where they are used: `tideflow status`, `list` and

@@ -23,7 +23,7 @@ from typing import Any
 from interpreter import retry_resets
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import RETRIED_EVENT, Command, Event, iso, new_run_state, open_segment
+from interpreter.core.records import RETRIED_EVENT, Command, Event, new_run_state, open_segment
 from interpreter.core.updates import apply_update
 
 EXPORT_FORMAT = "tideflow-history"
