@@ -15,14 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from interpreter import clock
+from interpreter import clock, step_commit
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
-from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import NOT_STARTED, Command, Event
+from interpreter.core.records import Command, Event
 from interpreter.core.updates import apply_update
 from interpreter.decisions import Decision, DecisionLog
 from interpreter.errors import StoreDamaged
@@ -30,15 +29,7 @@ from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import (
-    Commit,
-    LeaseLost,
-    NewRun,
-    RunRecord,
-    SegmentStart,
-    Store,
-    UpdateOutcome,
-)
+from interpreter.store.base import LeaseLost, NewRun, RunRecord, Store
 from interpreter.store.leases import new_owner_id
 
 # A run is kept (not released) while its next timer is at most this far away.
@@ -429,8 +420,7 @@ class _RunDriver:
                     engine, lambda e: e.start_due_tasks(self.w.can_run)
                 )
                 self.callbacks.issue(started)
-            commands = engine.commands
-            await self._commit(engine, commands)
+            await self._commit(engine)
             for task in started:
                 self._launch(task)
             if self.run.status != "running":
@@ -508,79 +498,28 @@ class _RunDriver:
             )
         return engine
 
-    async def _commit(self, engine: Engine, commands: list[Command]) -> None:
+    async def _commit(self, engine: Engine) -> None:
         # A wait without a timeout records no event, yet its frame now waits: persist that too
         # (status shows it), but skip idle rounds where nothing changed at all.
-        if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
+        if (
+            not engine.events
+            and not engine.commands
+            and _frame_shape(engine) == self._committed_shape
+        ):
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
-        counted = segments.seal(engine)  # the history limit (may end the run, so: first)
-        new_runs, cancel_runs, terminate_runs, consumed, decided = [], [], [], [], []
-        new_segment = None
-        # Not a snapshot: a child that cannot start fails its state at once, and what follows
-        # (a catch, the next map iteration) may append commands that belong to this commit.
-        index = 0
-        while index < len(commands):
-            command = commands[index]
-            index += 1
-            if command.kind == "start_child":
-                child = await self._new_child_run(command)
-                if isinstance(child, NewRun):
-                    new_runs.append(child)
-                    if command.data.get("detached"):
-                        engine.child_started(command.data["id"])
-                else:
-                    engine.child_finished(command.data["id"], NOT_STARTED, None, child)
-            elif command.kind == "cancel_child":
-                cancel_runs.append(command.data["id"])
-            elif command.kind == "terminate_child":
-                terminate_runs.append(command.data["id"])
-            elif command.kind == "consume_signal":
-                consumed.append(command.data["id"])
-            elif command.kind == segments.SWITCH:
-                new_segment = SegmentStart(**command.data)
-            elif command.kind == "update_outcome":
-                decided.append(UpdateOutcome(**command.data))
-        segments.count_late(engine, counted)  # a child that could not start added events
-        state = engine.s
-        split = self.map_rows.split(state)
-        opened, closed, pending = self.callbacks.changes(state)
-        status = state["status"]
-        notify = None
-        if status != "running" and self.run.parent_id:
-            notify = {"status": status, "output": state["output"], "error": state["error"]}
-        commit = Commit(
-            state=split.state,
-            status=status,
-            events=engine.events,
-            # A running attempt needs a worker again as soon as this one dies (the lease keeps
-            # others out until then); without a due time a crashed run would never be claimed.
-            due_at=engine.now
-            if any(t["status"] == "running" for t in state["tasks"].values())
-            else engine.next_wakeup(),
-            output=state["output"],
-            error=state["error"],
-            new_runs=new_runs,
-            cancel_runs=cancel_runs,
-            terminate_runs=terminate_runs,
-            consumed=consumed,
-            notify_parent=notify,
-            map_rows=split.rows,
-            map_frames_done=split.done_frames,
-            callbacks_opened=opened,
-            callbacks_closed=closed,
-            new_segment=new_segment,
-            updates=decided,
+        step = await step_commit.prepare(
+            engine, self.run, self.map_rows, self.callbacks, self._new_child_run
         )
         events = list(engine.events)
-        await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)
+        await self.w.commits.commit(self.run, self.w.owner, step.commit, engine.now)
         self.decisions.committed()
-        self.map_rows.committed(split)
-        self.callbacks.committed(pending)
-        self.run.state = state  # the store keeps the split document; the engine the whole one
+        step.committed()
+        self.run.state = engine.s  # the store keeps the split document; the engine the whole one
         self._committed_shape = _frame_shape(engine)
         engine.events.clear()
         engine.commands.clear()
+        engine.dropped_tasks.clear()
         if self.w.on_events is not None and events:
             self.w.on_events(self.run, events)
 
