@@ -15,15 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from interpreter import clock, step_commit
+from interpreter import clock, collector, step_commit
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import Command, Event
-from interpreter.core.updates import apply_update
-from interpreter.decisions import Decision, DecisionLog
+from interpreter.decisions import Decision, DecisionLog, inbox_decision, outcome_decision
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
@@ -38,6 +37,8 @@ LEASE_SECONDS = 15.0
 DRIVER_RETRY_SECONDS = 5.0
 # With a store that notifies (PostgreSQL LISTEN), the poll is only a fallback.
 IDLE_POLL_SECONDS = 1.0
+# Notifications a worker cannot act on: a run's end (its parent hears of it by its inbox).
+NOTHING_TO_DO = frozenset({"end"})
 
 EventSink = Callable[[RunRecord, list[Event]], None]
 _STOPPED_AGAIN = "(stopped a second time)"
@@ -125,10 +126,14 @@ class Worker:
         loop = asyncio.get_running_loop()
         subscribe = getattr(self.store, "subscribe", None)
         unsubscribe = (
-            subscribe(lambda: loop.call_soon_threadsafe(self._look_for_work.set))
+            subscribe(
+                lambda: loop.call_soon_threadsafe(self._look_for_work.set), ignore=NOTHING_TO_DO
+            )
             if subscribe is not None
             else None
         )
+        pace = contextlib.ExitStack()  # the collector's pace while this worker runs
+        pace.enter_context(collector.worker_pace())
         try:
             while not self._stopping.is_set() and not (until and until()):
                 now = clock.wall()
@@ -173,6 +178,7 @@ class Worker:
                 await self._shut_down(tasks, grace)
             finally:
                 self.runner.close()
+                pace.close()
         if self.fatal is not None:
             raise self.fatal
 
@@ -245,34 +251,6 @@ def _signal_waits(engine: Engine) -> set[tuple[str, str, int]]:
 def _settle(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
-
-
-def _outcome_decision(task_id: str, outcome: Outcome) -> Decision:
-    if outcome.ok:
-        return lambda engine: engine.task_completed(task_id, outcome.result)
-    error = outcome.error
-    assert error is not None
-    return lambda engine: engine.task_failed(task_id, error, outcome.non_retryable)
-
-
-def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decision:
-    def child_finished(engine: Engine) -> None:
-        body = payload or {}
-        engine.commands.append(Command("consume_signal", {"id": item_id}))
-        engine.child_finished(
-            name, body.get("status", "failed"), body.get("output"), body.get("error")
-        )
-
-    if kind == "child":
-        return child_finished
-    if kind == "callback":
-        return lambda engine: engine.callback_input(item_id, name, payload)
-    if kind == "update":
-        body = payload or {}
-        return lambda engine: apply_update(
-            engine, engine, item_id, body["id"], name, body.get("payload")
-        )
-    return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
 class _RunDriver:
@@ -412,7 +390,7 @@ class _RunDriver:
                 inbox_read_for = waits
                 engine = await self._read_inbox(engine)
                 check_inbox = False
-            if not self.paused:
+            if not self.paused and engine.timers_due():
                 engine, _ = await self._decide(engine, Engine.fire_due_timers)
             started: list[dict[str, Any]] = []
             if not (self.stopping or self.paused):
@@ -458,7 +436,7 @@ class _RunDriver:
                     del self.running[task_id]
                     self._flush_heartbeat(task_id)
                     engine, _ = await self._decide(
-                        engine, _outcome_decision(task_id, future.result())
+                        engine, outcome_decision(task_id, future.result())
                     )
                     self.w.steps += 1
 
@@ -494,7 +472,7 @@ class _RunDriver:
             engine, _ = await self._decide(engine, Engine.cancel)
         for item in items:
             engine, _ = await self._decide(
-                engine, _inbox_decision(item.kind, item.id, item.name, item.payload)
+                engine, inbox_decision(item.kind, item.id, item.name, item.payload)
             )
         return engine
 
