@@ -24,6 +24,11 @@ HEADLINES: dict[str, list[Headline]] = {
         ("10-step run, median ms", ("noop10_ms", "median"), "lower"),
         ("CPU per step ms", ("cpu_per_step_ms",), "lower"),
     ],
+    "w2pg": [
+        ("steps/s", ("steps_per_s_median",), "higher"),
+        ("worker CPU us/step", ("worker_cpu_us_per_step",), "lower"),
+        ("round trips/step", ("round_trips_per_step",), "lower"),
+    ],
     "w3": [("fan-out + join, median s", ("wall_s", "median"), "lower")],
     "sleepers": [
         ("take up and release s", ("pickup_s",), "lower"),
@@ -40,6 +45,10 @@ def headlines(name: str, result: dict[str, Any]) -> list[Headline]:
     out: list[Headline] = []
     for size in sizes:
         out.append((f"{size} runs, steps/s", (size, "steps_per_s_median"), "higher"))
+        if "worker_cpu_us_per_step" in result[size]:  # not in results of older scripts
+            out.append(
+                (f"{size} runs, worker CPU us/step", (size, "worker_cpu_us_per_step"), "lower")
+            )
         out.append((f"{size} runs, peak RSS MB", (size, "peak_rss_mb"), "lower"))
     return out
 

@@ -38,11 +38,16 @@ def report(results: dict[str, Any]) -> str:
         for v in r.values():
             if isinstance(v, dict) and "workflows" in v:
                 lines.append(
-                    f"W2  {v['workflows']} runs x 10 steps, one worker: {v['wf_per_s_median']:.1f} runs/s, {v['steps_per_s_median']:.0f} steps/s  (wall s {_s(v['wall_s'])}; starting them {v['start_s']['median']:.2f} s; CPU {v['cpu_ms_per_step']:.3f} ms/step)"
+                    f"W2  {v['workflows']} runs x 10 steps, one worker: {v['wf_per_s_median']:.1f} runs/s, {v['steps_per_s_median']:.0f} steps/s  (wall s {_s(v['wall_s'])}; starting them {v['start_s']['median']:.2f} s; CPU {v['cpu_ms_per_step']:.3f} ms/step, of which the worker {v['worker_cpu_us_per_step']:.0f} us)"
                 )
                 lines.append(
                     f"    peak RSS {v['peak_rss_mb']:.0f} MB (client + worker, one fresh process for this size)"
                 )
+    if "w2pg" in results:
+        v = results["w2pg"]
+        lines.append(
+            f"W2  PostgreSQL, {v['workflows']} runs x 10 steps, one worker: {v['steps_per_s_median']:.0f} steps/s  (wall s {_s(v['wall_s'])}; worker CPU {v['worker_cpu_us_per_step']:.0f} us/step; {v['round_trips_per_step']:.2f} round trips/step)"
+        )
     if "w3" in results:
         r = results["w3"]
         lines.append(

@@ -11,7 +11,10 @@ Workloads (activities are no-ops returning a small dict, as in the peers' benchm
 - w1: one run of 10 sequential steps at a time, in-process (Client.start + Client.execute);
       5 warm-up + 30 measured. Per-step engine overhead = (10-step - 1-step) / 9.
 - w2: 200 and 1,000 such runs started at once, then one Worker until all are done; each size
-      in its own fresh process, so its peak RSS is its own.
+      in its own fresh process, so its peak RSS is its own (`--w2-sizes 200 10000` for others).
+- w2pg: W2 with 200 runs on PostgreSQL (`--pg-url`, default TIDEFLOW_TEST_PG_URL; a fresh
+      schema per process, dropped afterwards), one worker: steps/s, the worker's CPU and its
+      round trips to the server per step. Not part of the default set.
 - w3: one run that maps 100 no-op steps in parallel, then joins.
 - sleepers: 10,000 runs that each sleep 1 h; a worker takes them all up and lets them go;
       store size, worker RSS and the time of `tideflow list` / `tideflow status`.
@@ -51,10 +54,13 @@ SIDE_FILE_ENV = "TIDEFLOW_BENCH_SIDE_FILE"
 # points it at a worktree of another revision while the benchmark code stays this one.
 TREE_ENV = "TIDEFLOW_BENCH_TREE"
 ALL = ("w1", "w2", "w3", "sleepers", "w4")
+OPTIONAL = ("w2pg",)  # only when named (needs a PostgreSQL server)
+PG_URL_ENV = "TIDEFLOW_TEST_PG_URL"
 
 FULL = {
     "w1": {"n": 30, "warmup": 5},
     "w2": {"sizes": [200, 1000], "repeats": 3, "warmup": 20},
+    "w2pg": {"size": 200, "repeats": 3, "warmup": 20},
     "w3": {"fanout": 100, "repeats": 5},
     "sleepers": {"n": 10_000},
     "w4": {"repeats": 3},
@@ -62,6 +68,7 @@ FULL = {
 QUICK = {
     "w1": {"n": 10, "warmup": 2},
     "w2": {"sizes": [50], "repeats": 1, "warmup": 5},
+    "w2pg": {"size": 50, "repeats": 1, "warmup": 5},
     "w3": {"fanout": 20, "repeats": 1},
     "sleepers": {"n": 300},
     "w4": {"repeats": 1},
@@ -110,7 +117,8 @@ def store_bytes(db: Path) -> dict[str, int]:
     return sizes
 
 
-def _client(db: Path) -> Any:
+def _client(db: Path | str) -> Any:
+    """A Client of the tree under test on `db` (a SQLite path or a store URL)."""
     sys.path.insert(0, str(engine_tree()))
     import interpreter
     from interpreter import Client, load_activity_modules
@@ -129,16 +137,18 @@ def _definition(name: str) -> Any:
     return load_definition(WORKFLOWS / name)
 
 
-def _drain(client: Any, *, concurrency: int = 200) -> Any:
-    """Run one Worker until no run of the store is running any more."""
+def _drain(client: Any, *, concurrency: int = 200, watch: Any = None) -> Any:
+    """Run one Worker until no run of the store is running any more; `watch`: the store that
+    looks (another connection, so the worker's own round trips can be counted apart)."""
     import asyncio
 
     from interpreter.worker import Worker
 
     worker = Worker(client.store, concurrency=concurrency)
+    looking = watch or client.store
 
     def done() -> bool:
-        return not client.store.list_runs(status="running", limit=1)
+        return not looking.list_runs(status="running", limit=1)
 
     asyncio.run(worker.run(until=done))
     return worker
@@ -188,16 +198,17 @@ def w2_size(tmp: Path, size: int, repeats: int, warmup: int) -> dict[str, Any]:
     for _ in range(warmup):
         client.start(defn, {})
     _drain(client)
-    walls, starts, cpus = [], [], []
+    walls, starts, cpus, worker_cpus = [], [], [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(size):
             client.start(defn, {})
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         worker = _drain(client)
         t2 = time.perf_counter()
         assert worker.steps >= size * 10
         cpus.append(time.process_time() - c0)
+        worker_cpus.append(time.process_time() - c1)
         walls.append(t2 - t0)
         starts.append(t1 - t0)
     failed = len(client.store.list_runs(status="failed"))
@@ -212,6 +223,55 @@ def w2_size(tmp: Path, size: int, repeats: int, warmup: int) -> dict[str, Any]:
         "steps_per_s_median": size * 10 / wall["median"],
         "wf_per_s_range": [size / wall["max"], size / wall["min"]],
         "cpu_ms_per_step": statistics.median(cpus) * 1000 / (size * 10),
+        # The process's CPU while the worker ran (its event loop and activity threads), from
+        # the first claim to the last run's end: what one step costs the worker.
+        "worker_cpu_us_per_step": statistics.median(worker_cpus) * 1e6 / (size * 10),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def w2pg(tmp: Path, size: int, repeats: int, warmup: int, pg_url: str) -> dict[str, Any]:
+    """W2 on PostgreSQL in a schema of its own: steps/s, the worker's CPU and round trips per
+    step (the store counts the statements it sends, a pipelined batch as one)."""
+    import psycopg
+
+    schema = f"tfbench_w2_{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = pg_url + ("&" if "?" in pg_url else "?") + f"options=-csearch_path%3D{schema}"
+    try:
+        client = _client(url)
+        watch = _client(url).store  # done() reads on its own connections: not counted
+        defn = _definition("noop10.yaml")
+        for _ in range(warmup):
+            client.start(defn, {})
+        _drain(client, watch=watch)
+        walls, cpus, trips = [], [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(size):
+                client.start(defn, {})
+            c1, r1 = time.process_time(), client.store.db.round_trips
+            worker = _drain(client, watch=watch)
+            walls.append(time.perf_counter() - t0)
+            assert worker.steps >= size * 10
+            cpus.append(time.process_time() - c1)
+            trips.append(client.store.db.round_trips - r1)
+        failed = len(client.store.list_runs(status="failed"))
+        assert failed == 0, f"{failed} runs failed"
+        client.close()
+        watch.close()
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    wall = summarize(walls)
+    return {
+        "workflows": size,
+        "wall_s": wall,
+        "steps_per_s_median": size * 10 / wall["median"],
+        "worker_cpu_us_per_step": statistics.median(cpus) * 1e6 / (size * 10),
+        "round_trips_per_step": statistics.median(trips) / (size * 10),
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -279,6 +339,7 @@ def sleepers_work(tmp: Path, n: int) -> dict[str, Any]:
 CHILD_WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
     "w1": w1,
     "w2_size": w2_size,
+    "w2pg": w2pg,
     "w3": w3,
     "sleepers_create": sleepers_create,
     "sleepers_work": sleepers_work,
@@ -488,13 +549,15 @@ def profile_w1(tmp: Path, n: int) -> None:
     stats.sort_stats("cumulative").print_stats(30)
 
 
-def run_workloads(names: Iterable[str], quick: bool) -> dict[str, Any]:
+def run_workloads(
+    names: Iterable[str], quick: bool, overrides: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     tmp = Path(tempfile.mkdtemp(prefix="tideflow-bench-"))
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick}
     try:
         for name in names:
-            params = sizes[name]
+            params = {**sizes[name], **(overrides or {}).get(name, {})}
             work = tmp / name
             work.mkdir()
             if name in PARENT_WORKLOADS:
@@ -533,6 +596,18 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="with --baseline: runs of each workload on each tree (default 3)",
     )
+    parser.add_argument(
+        "--w2-sizes",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="W2's numbers of runs (default 200 1000; each size in a fresh process)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(PG_URL_ENV),
+        help=f"PostgreSQL for w2pg (default: {PG_URL_ENV})",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -547,12 +622,19 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return 0
-    unknown = sorted(set(args.workloads) - set(ALL))
+    unknown = sorted(set(args.workloads) - set(ALL) - set(OPTIONAL))
     if unknown:
-        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+        parser.error(
+            f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(ALL + OPTIONAL)}"
+        )
+    if "w2pg" in args.workloads and not args.pg_url:
+        parser.error(f"w2pg needs a PostgreSQL server: give --pg-url URL (or set {PG_URL_ENV})")
+    args.overrides = {"w2pg": {"pg_url": args.pg_url}}
+    if args.w2_sizes:
+        args.overrides["w2"] = {"sizes": args.w2_sizes}
     if args.baseline:
         return compare_with(args.baseline, args.workloads or list(ALL), args)
-    results = run_workloads(args.workloads or ALL, args.quick)
+    results = run_workloads(args.workloads or ALL, args.quick, args.overrides)
     print(json.dumps(results, indent=2) if args.json else report(results))
     return 0
 
@@ -565,7 +647,7 @@ def compare_with(rev: str, names: list[str], args: argparse.Namespace) -> int:
     try:
         with _baseline.worktree(ROOT, rev) as (tree, commit):
             result = _baseline.side_by_side(
-                lambda name: run_workloads((name,), args.quick)[name],
+                lambda name: run_workloads((name,), args.quick, args.overrides)[name],
                 names,
                 {"baseline": tree, "current": ROOT},
                 args.rounds,

@@ -7,7 +7,8 @@ inputs -> new state), that decision is simply abandoned: the state is loaded aga
 committed and every input applied since then is applied again, in a thread, with the full
 budget. Meanwhile the loop renews leases and serves the other runs.
 
-`DecisionLog` is a driver's list of those inputs since its last commit.
+`DecisionLog` is a driver's list of those inputs since its last commit; `outcome_decision` and
+`inbox_decision` make the inputs a driver applies.
 """
 
 from __future__ import annotations
@@ -17,10 +18,44 @@ from collections.abc import Callable
 from typing import Any
 
 from interpreter.core.engine import Engine
+from interpreter.core.records import Command
+from interpreter.core.updates import apply_update
+from interpreter.executor import Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 
 # One input to the engine: a call on it (its result is kept, e.g. the tasks it started).
 Decision = Callable[[Engine], Any]
+
+
+def outcome_decision(task_id: str, outcome: Outcome) -> Decision:
+    """An activity attempt's outcome."""
+    if outcome.ok:
+        return lambda engine: engine.task_completed(task_id, outcome.result)
+    error = outcome.error
+    assert error is not None
+    return lambda engine: engine.task_failed(task_id, error, outcome.non_retryable)
+
+
+def inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decision:
+    """An item of the run's inbox: a child's end, a callback, an update or a signal."""
+
+    def child_finished(engine: Engine) -> None:
+        body = payload or {}
+        engine.commands.append(Command("consume_signal", {"id": item_id}))
+        engine.child_finished(
+            name, body.get("status", "failed"), body.get("output"), body.get("error")
+        )
+
+    if kind == "child":
+        return child_finished
+    if kind == "callback":
+        return lambda engine: engine.callback_input(item_id, name, payload)
+    if kind == "update":
+        body = payload or {}
+        return lambda engine: apply_update(
+            engine, engine, item_id, body["id"], name, body.get("payload")
+        )
+    return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
 class DecisionLog:

@@ -15,30 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from interpreter import clock
+from interpreter import clock, collector, step_commit
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
 from interpreter.children import new_child_run
-from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
-from interpreter.core.records import NOT_STARTED, Command, Event
-from interpreter.core.updates import apply_update
-from interpreter.decisions import Decision, DecisionLog
+from interpreter.core.records import Command, Event
+from interpreter.decisions import Decision, DecisionLog, inbox_decision, outcome_decision
 from interpreter.errors import StoreDamaged
 from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import (
-    Commit,
-    LeaseLost,
-    NewRun,
-    RunRecord,
-    SegmentStart,
-    Store,
-    UpdateOutcome,
-)
+from interpreter.store.base import LeaseLost, NewRun, RunRecord, Store
 from interpreter.store.leases import new_owner_id
 
 # A run is kept (not released) while its next timer is at most this far away.
@@ -47,6 +37,8 @@ LEASE_SECONDS = 15.0
 DRIVER_RETRY_SECONDS = 5.0
 # With a store that notifies (PostgreSQL LISTEN), the poll is only a fallback.
 IDLE_POLL_SECONDS = 1.0
+# Notifications a worker cannot act on: a run's end (its parent hears of it by its inbox).
+NOTHING_TO_DO = frozenset({"end"})
 
 EventSink = Callable[[RunRecord, list[Event]], None]
 _STOPPED_AGAIN = "(stopped a second time)"
@@ -134,10 +126,14 @@ class Worker:
         loop = asyncio.get_running_loop()
         subscribe = getattr(self.store, "subscribe", None)
         unsubscribe = (
-            subscribe(lambda: loop.call_soon_threadsafe(self._look_for_work.set))
+            subscribe(
+                lambda: loop.call_soon_threadsafe(self._look_for_work.set), ignore=NOTHING_TO_DO
+            )
             if subscribe is not None
             else None
         )
+        pace = contextlib.ExitStack()  # the collector's pace while this worker runs
+        pace.enter_context(collector.worker_pace())
         try:
             while not self._stopping.is_set() and not (until and until()):
                 now = clock.wall()
@@ -182,6 +178,7 @@ class Worker:
                 await self._shut_down(tasks, grace)
             finally:
                 self.runner.close()
+                pace.close()
         if self.fatal is not None:
             raise self.fatal
 
@@ -254,34 +251,6 @@ def _signal_waits(engine: Engine) -> set[tuple[str, str, int]]:
 def _settle(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
-
-
-def _outcome_decision(task_id: str, outcome: Outcome) -> Decision:
-    if outcome.ok:
-        return lambda engine: engine.task_completed(task_id, outcome.result)
-    error = outcome.error
-    assert error is not None
-    return lambda engine: engine.task_failed(task_id, error, outcome.non_retryable)
-
-
-def _inbox_decision(kind: str, item_id: Any, name: str, payload: Any) -> Decision:
-    def child_finished(engine: Engine) -> None:
-        body = payload or {}
-        engine.commands.append(Command("consume_signal", {"id": item_id}))
-        engine.child_finished(
-            name, body.get("status", "failed"), body.get("output"), body.get("error")
-        )
-
-    if kind == "child":
-        return child_finished
-    if kind == "callback":
-        return lambda engine: engine.callback_input(item_id, name, payload)
-    if kind == "update":
-        body = payload or {}
-        return lambda engine: apply_update(
-            engine, engine, item_id, body["id"], name, body.get("payload")
-        )
-    return lambda engine: engine.offer_signal(item_id, name, payload)
 
 
 class _RunDriver:
@@ -421,7 +390,7 @@ class _RunDriver:
                 inbox_read_for = waits
                 engine = await self._read_inbox(engine)
                 check_inbox = False
-            if not self.paused:
+            if not self.paused and engine.timers_due():
                 engine, _ = await self._decide(engine, Engine.fire_due_timers)
             started: list[dict[str, Any]] = []
             if not (self.stopping or self.paused):
@@ -429,8 +398,7 @@ class _RunDriver:
                     engine, lambda e: e.start_due_tasks(self.w.can_run)
                 )
                 self.callbacks.issue(started)
-            commands = engine.commands
-            await self._commit(engine, commands)
+            await self._commit(engine)
             for task in started:
                 self._launch(task)
             if self.run.status != "running":
@@ -468,7 +436,7 @@ class _RunDriver:
                     del self.running[task_id]
                     self._flush_heartbeat(task_id)
                     engine, _ = await self._decide(
-                        engine, _outcome_decision(task_id, future.result())
+                        engine, outcome_decision(task_id, future.result())
                     )
                     self.w.steps += 1
 
@@ -504,83 +472,32 @@ class _RunDriver:
             engine, _ = await self._decide(engine, Engine.cancel)
         for item in items:
             engine, _ = await self._decide(
-                engine, _inbox_decision(item.kind, item.id, item.name, item.payload)
+                engine, inbox_decision(item.kind, item.id, item.name, item.payload)
             )
         return engine
 
-    async def _commit(self, engine: Engine, commands: list[Command]) -> None:
+    async def _commit(self, engine: Engine) -> None:
         # A wait without a timeout records no event, yet its frame now waits: persist that too
         # (status shows it), but skip idle rounds where nothing changed at all.
-        if not engine.events and not commands and _frame_shape(engine) == self._committed_shape:
+        if (
+            not engine.events
+            and not engine.commands
+            and _frame_shape(engine) == self._committed_shape
+        ):
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
-        counted = segments.seal(engine)  # the history limit (may end the run, so: first)
-        new_runs, cancel_runs, terminate_runs, consumed, decided = [], [], [], [], []
-        new_segment = None
-        # Not a snapshot: a child that cannot start fails its state at once, and what follows
-        # (a catch, the next map iteration) may append commands that belong to this commit.
-        index = 0
-        while index < len(commands):
-            command = commands[index]
-            index += 1
-            if command.kind == "start_child":
-                child = await self._new_child_run(command)
-                if isinstance(child, NewRun):
-                    new_runs.append(child)
-                    if command.data.get("detached"):
-                        engine.child_started(command.data["id"])
-                else:
-                    engine.child_finished(command.data["id"], NOT_STARTED, None, child)
-            elif command.kind == "cancel_child":
-                cancel_runs.append(command.data["id"])
-            elif command.kind == "terminate_child":
-                terminate_runs.append(command.data["id"])
-            elif command.kind == "consume_signal":
-                consumed.append(command.data["id"])
-            elif command.kind == segments.SWITCH:
-                new_segment = SegmentStart(**command.data)
-            elif command.kind == "update_outcome":
-                decided.append(UpdateOutcome(**command.data))
-        segments.count_late(engine, counted)  # a child that could not start added events
-        state = engine.s
-        split = self.map_rows.split(state)
-        opened, closed, pending = self.callbacks.changes(state)
-        status = state["status"]
-        notify = None
-        if status != "running" and self.run.parent_id:
-            notify = {"status": status, "output": state["output"], "error": state["error"]}
-        commit = Commit(
-            state=split.state,
-            status=status,
-            events=engine.events,
-            # A running attempt needs a worker again as soon as this one dies (the lease keeps
-            # others out until then); without a due time a crashed run would never be claimed.
-            due_at=engine.now
-            if any(t["status"] == "running" for t in state["tasks"].values())
-            else engine.next_wakeup(),
-            output=state["output"],
-            error=state["error"],
-            new_runs=new_runs,
-            cancel_runs=cancel_runs,
-            terminate_runs=terminate_runs,
-            consumed=consumed,
-            notify_parent=notify,
-            map_rows=split.rows,
-            map_frames_done=split.done_frames,
-            callbacks_opened=opened,
-            callbacks_closed=closed,
-            new_segment=new_segment,
-            updates=decided,
+        step = await step_commit.prepare(
+            engine, self.run, self.map_rows, self.callbacks, self._new_child_run
         )
         events = list(engine.events)
-        await self.w.commits.commit(self.run, self.w.owner, commit, engine.now)
+        await self.w.commits.commit(self.run, self.w.owner, step.commit, engine.now)
         self.decisions.committed()
-        self.map_rows.committed(split)
-        self.callbacks.committed(pending)
-        self.run.state = state  # the store keeps the split document; the engine the whole one
+        step.committed()
+        self.run.state = engine.s  # the store keeps the split document; the engine the whole one
         self._committed_shape = _frame_shape(engine)
         engine.events.clear()
         engine.commands.clear()
+        engine.dropped_tasks.clear()
         if self.w.on_events is not None and events:
             self.w.on_events(self.run, events)
 

@@ -39,6 +39,9 @@ class Bookkeeping:
         self.now = now
         self.events: list[Event] = []
         self.commands: list[Command] = []
+        # Tasks removed with their frames (saga.drop_waits_of), which records no event per
+        # task: the worker's callback tokens look at these and at the tasks events name.
+        self.dropped_tasks: list[str] = []
 
     def next_id(self, prefix: str) -> str:
         self.s["ids"] += 1

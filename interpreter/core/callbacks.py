@@ -102,16 +102,23 @@ def wakeups(run: Bookkeeping) -> list[float]:
     ]
 
 
+def _expired(task: dict[str, Any], now: float) -> bool:
+    return (
+        task["status"] == CALLBACK
+        and task.get("callback_due") is not None
+        and task["callback_due"] <= now
+    )
+
+
+def any_expired(run: Bookkeeping) -> bool:
+    """A callback wait whose time is up (expire_due would fail it)."""
+    return any(_expired(t, run.now) for t in run.s["tasks"].values())
+
+
 def expire_due(run: Bookkeeping, flow: TaskOutcomes) -> None:
     """Fail the callback waits whose time is up (Timeout or HeartbeatTimeout; both follow the
     state's retry policy, except a schedule_to_close deadline)."""
-    expired = [
-        t
-        for t in run.s["tasks"].values()
-        if t["status"] == CALLBACK
-        and t.get("callback_due") is not None
-        and t["callback_due"] <= run.now
-    ]
+    expired = [t for t in run.s["tasks"].values() if _expired(t, run.now)]
     for task in sorted(expired, key=lambda t: (t["callback_due"], t["id"])):
         if run.s["tasks"].get(task["id"]) is not task:
             continue  # dropped by an earlier one's outcome (a sibling branch failed)

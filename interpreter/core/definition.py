@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -193,6 +194,11 @@ class Definition:
     _timeouts: dict[int, dict[str, float | None]] = field(default_factory=dict, repr=False)
     # id(model value) -> (the value, what it evaluates to when constant, else NOT_CONSTANT).
     _constants: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    # (id of a step's policy, id of the defaults', which keys) -> whether a duration in them
+    # is a template (see timing.py): asked for every step, answered once.
+    _templated: dict[tuple[int, int, tuple[str, ...]], bool] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def from_data(cls, data: Any, file: str | None = None) -> Definition:
@@ -241,7 +247,7 @@ class Definition:
     def state(self, path: MachinePath, name: str) -> AnyState:
         # Called several times per step: the key is the path as a tuple (the empty tuple for
         # the top level), not its JSON text.
-        key = tuple((step[0], step[1]) for step in path)
+        key = tuple((step[0], step[1]) for step in path) if path else ()
         states = self._machines.get(key)
         if states is None:
             states = self.machine(path)[0]
@@ -263,6 +269,17 @@ class Definition:
             # The value is kept with its result so that its id() cannot be reused.
             entry = self._constants[id(value)] = (value, result)
         return entry[1]
+
+    def templated(
+        self, block: Any, base: Any, keys: tuple[str, ...], check: Callable[[], bool]
+    ) -> bool:
+        """Whether `block` or `base` (parts of this model) hold a templated duration among
+        `keys`: `check()` the first time, then remembered."""
+        key = (id(block), id(base), keys)
+        found = self._templated.get(key)
+        if found is None:
+            found = self._templated[key] = check()
+        return found
 
     def retry_for(self, policy: RetrySpec | None) -> Retry:
         """The retry policies of a state (or compensation) with the workflow's defaults filled

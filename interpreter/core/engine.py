@@ -206,6 +206,18 @@ class Engine(Bookkeeping):
             self.state_error(frame, err)
         self.advance()
 
+    def timers_due(self) -> bool:
+        """Whether fire_due_timers would change anything now: a timer or a callback wait is
+        due, a frame is ready (a new segment's first state) or an update's wake is buffered.
+        The worker asks before every step, so a step with none skips the decision."""
+        s, now = self.s, self.now
+        return (
+            any(timer["due"] <= now for timer in s["timers"].values())
+            or callbacks.any_expired(self)
+            or any(frame["status"] == "ready" for frame in s["frames"].values())
+            or bool(s.get(updates.WAKES))
+        )
+
     def fire_due_timers(self) -> None:
         callbacks.expire_due(self, self)
         for timer_id, timer in sorted(self.s["timers"].items(), key=lambda kv: kv[1]["due"]):

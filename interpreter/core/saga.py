@@ -55,6 +55,7 @@ def drop(run: Bookkeeping, frame_ids: set[str]) -> None:
 def drop_waits_of(run: Bookkeeping, frame_ids: set[str]) -> None:
     for task_id in [k for k, t in run.s["tasks"].items() if t["frame"] in frame_ids]:
         del run.s["tasks"][task_id]
+        run.dropped_tasks.append(task_id)
     for timer_id in [k for k, t in run.s["timers"].items() if t["frame"] in frame_ids]:
         del run.s["timers"][timer_id]
     for child_id in [c for c, f in run.s["children"].items() if f in frame_ids]:

@@ -140,7 +140,9 @@ def retry_policy(run: Bookkeeping, frame: dict[str, Any], policy: RetrySpec | No
     """The retry policies of a step or compensation, with templated intervals evaluated."""
     defaults = run.defn.workflow.defaults
     base = defaults.retry if defaults else None
-    if not _any_templated((policy, base), RETRY_DURATIONS):
+    if not run.defn.templated(
+        policy, base, RETRY_DURATIONS, lambda: _any_templated((policy, base), RETRY_DURATIONS)
+    ):
         return run.defn.retry_for(policy)  # literal: resolved once per definition
     return run.defn.resolve_retry(
         _evaluated(run, frame, policy, RETRY_DURATIONS, "retry"),
@@ -154,7 +156,9 @@ def timeouts(
     """The timeouts of a step or compensation in seconds, with templated ones evaluated."""
     defaults = run.defn.workflow.defaults
     base = defaults.timeout if defaults else None
-    if not _any_templated((block, base), TIMEOUT_DURATIONS):
+    if not run.defn.templated(
+        block, base, TIMEOUT_DURATIONS, lambda: _any_templated((block, base), TIMEOUT_DURATIONS)
+    ):
         return run.defn.timeouts_for(block)
     return run.defn.resolve_timeouts(
         _evaluated(run, frame, block, TIMEOUT_DURATIONS, "timeout"),

@@ -290,14 +290,19 @@ class Listener:
         self.url = url
         self.kwargs = kwargs
         self.channel = channel
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[tuple[Callable[[], None], frozenset[str]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(
+        self, callback: Callable[[], None], ignore: frozenset[str] = frozenset()
+    ) -> Callable[[], None]:
+        """Call `callback` on every notification whose payload (what changed) is not in
+        `ignore`, and after each reconnect."""
+        entry = (callback, ignore)
         with self._lock:
-            self._callbacks.append(callback)
+            self._callbacks.append(entry)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="tideflow-listen", daemon=True
@@ -306,8 +311,8 @@ class Listener:
 
         def unsubscribe() -> None:
             with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
+                if entry in self._callbacks:
+                    self._callbacks.remove(entry)
 
         return unsubscribe
 
@@ -316,9 +321,11 @@ class Listener:
         # command does) should not wait for that.
         self._stop.set()
 
-    def _fire(self) -> None:
+    def _fire(self, what: str | None = None) -> None:
+        """`what`: the notification's payload; None after a reconnect (anything may have
+        changed meanwhile)."""
         with self._lock:
-            callbacks = list(self._callbacks)
+            callbacks = [c for c, ignore in self._callbacks if what is None or what not in ignore]
         for callback in callbacks:
             # A callback whose event loop has closed raises: a wake-up nobody waits for.
             with contextlib.suppress(Exception):
@@ -333,8 +340,8 @@ class Listener:
                     delay = 0.1
                     self._fire()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=IDLE_LISTEN_POLL, stop_after=1):
-                            self._fire()
+                        for notice in conn.notifies(timeout=IDLE_LISTEN_POLL, stop_after=1):
+                            self._fire(notice.payload)
             except psycopg.Error:
                 self._stop.wait(delay)
                 delay = min(delay * 2, 2.0)

@@ -8,7 +8,8 @@ a worker that lost its lease can never overwrite the new owner's work.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import json.encoder as json_encoder
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,10 +93,41 @@ def fork_link(run_id: str | None, state: str | None) -> dict[str, Any] | None:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def _c_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder behind _ENCODER, made once. JSONEncoder.encode makes a new one on every
+    call, which costs as much as encoding a small event payload. Without a circular-reference
+    check (the values are the engine's JSON data; one that loops fails with RecursionError)."""
+    make = getattr(json_encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encoder: Callable[[Any, int], Any] = make(
+            None,
+            _ENCODER.default,
+            json_encoder.encode_basestring,
+            None,
+            ":",
+            ",",
+            False,
+            False,
+            True,
+        )
+    except TypeError:  # another Python's signature: keep the plain path
+        return None
+    return encoder
+
+
+_C_ENCODE = _c_encoder()
+
+
 def dumps(value: Any) -> str:
     """JSON as both stores keep it (compact, UTF-8)."""
     # A running run's output and error, and most events' attempt details, are None.
-    return "null" if value is None else _ENCODER.encode(value)
+    if value is None:
+        return "null"
+    if _C_ENCODE is None or isinstance(value, str):
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def loads(text: str | None) -> Any:

@@ -142,10 +142,14 @@ class PostgresStore(SQLStore):
         self._listener.close()
         self.db.close()
 
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(
+        self, callback: Callable[[], None], *, ignore: frozenset[str] = frozenset()
+    ) -> Callable[[], None]:
         """Call `callback` (from another thread) whenever new work may be there: a new run, a
-        signal, a cancel, a child's result. Returns the function that unsubscribes."""
-        return self._listener.subscribe(callback)
+        signal, a cancel, a child's result, a run's end (each NOTIFY names which, see the
+        store's `_notify` calls), except the kinds in `ignore`. Returns the function that
+        unsubscribes."""
+        return self._listener.subscribe(callback, ignore)
 
     # ----------------------------------------------------------------- dialect hooks
     def _translate(self, text: str) -> str:

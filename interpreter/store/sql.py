@@ -49,6 +49,7 @@ from interpreter.store.sqlcore import (
     EVENT_PAGE,
     GUARD,
     SELECT_RUN,
+    UPDATE_RUNNING_STEP,
     UPDATE_STEP,
     VALUES_ROWS,
     Cursor,
@@ -323,6 +324,21 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
         self, q: Session, run: RunRecord, owner: str, commit: Commit, now: float
     ) -> Cursor:
         """The fenced update of the run's row."""
+        fence = (run.id, owner, run.lease_token)
+        if commit.status == "running":
+            return q.execute(
+                self.sql(UPDATE_RUNNING_STEP),
+                (
+                    dumps(commit.state),
+                    dumps(commit.output),
+                    dumps(commit.error),
+                    commit.due_at,
+                    now,
+                    len(commit.events),
+                    self._needs_value(needs_of(commit.state)),
+                    *fence,
+                ),
+            )
         ended = commit.status in TERMINAL_STATUSES
         return q.execute(
             self.sql(UPDATE_STEP),
@@ -337,9 +353,7 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
                 len(commit.events),
                 ended,
                 self._needs_value(needs_of(commit.state)),
-                run.id,
-                owner,
-                run.lease_token,
+                *fence,
             ),
         )
 

@@ -67,10 +67,17 @@ GUARD = (
     "AND g.next_seq=?)"
 )
 
+_STEP_FENCE = "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'"
+# The step that ends the run; one that leaves it running sets no status (SQLite then leaves
+# the indexes on the status alone), no end time and no cancel request.
 UPDATE_STEP = (
     "UPDATE runs SET state=?, status=?, output=?, error=?, due_at=?, updated_at=?, ended_at=?, "
     "next_seq=next_seq+?, cancel_requested=(cancel_requested AND NOT ?), needs={needs_param} "
-    "WHERE id=? AND lease_owner=? AND lease_token=? AND status='running'"
+    + _STEP_FENCE
+)
+UPDATE_RUNNING_STEP = (
+    "UPDATE runs SET state=?, output=?, error=?, due_at=?, updated_at=?, next_seq=next_seq+?, "
+    "needs={needs_param} " + _STEP_FENCE
 )
 
 EVENT_ROW = "(?,?,?,?,?,CAST(? AS INTEGER),?)"
