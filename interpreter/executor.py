@@ -187,8 +187,10 @@ class ActivityRunner:
         # Threads stuck in user code cannot be killed; being daemons, they do not hold the exit.
         self._threads.close()
 
-    async def run(self, task: dict[str, Any], ctx: ActivityContext) -> Outcome:
-        """Run one attempt of `task` (an engine task dict)."""
+    def start(self, task: dict[str, Any], ctx: ActivityContext) -> asyncio.Future[Outcome]:
+        """Start one attempt of `task` (an engine task dict): a future of its outcome.
+        Cancelling the future abandons the attempt (ctx.cancelled, a thread's late result is
+        dropped, an async activity is cancelled)."""
         timeouts = task["timeouts"]
         limit: float | None = timeouts.get("start_to_close")
         deadline_bound = False
@@ -196,12 +198,14 @@ class ActivityRunner:
             remaining = task["deadline"] - clock.wall()
             if limit is None or remaining < limit:
                 limit, deadline_bound = max(0.0, remaining), True
-        heartbeat: float | None = timeouts.get("heartbeat")
         try:
             call = self._start(task["activity"], task["input"], ctx)
         except _NotRegistered as exc:
-            return _err("ActivityNotRegistered", str(exc), final=True)
-        return await self._guard(call, ctx, limit, heartbeat, deadline_bound, task)
+            settled: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            settled.set_result(_err("ActivityNotRegistered", str(exc), final=True))
+            return settled
+        guard = _Guard(call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task)
+        return guard.outcome
 
     def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:
         registered = get_activity(name)
@@ -216,7 +220,16 @@ class ActivityRunner:
             return future
         return self._threads.submit(registered.function, args)
 
-    async def _guard(
+
+class _Guard:
+    """Watches one call: its outcome future is settled by the call's end or by a timeout
+    (start_to_close, schedule_to_close, heartbeat), whichever comes first.
+
+    Callbacks and one timer, not a task waiting in asyncio.wait: a task per attempt and the
+    wait's own future cost three more turns of the event loop between the call's end and the
+    driver seeing it, on every step."""
+
+    def __init__(
         self,
         call: asyncio.Future[Any],
         ctx: ActivityContext,
@@ -224,77 +237,104 @@ class ActivityRunner:
         heartbeat: float | None,
         deadline_bound: bool,
         task: dict[str, Any],
-    ) -> Outcome:
-        started = clock.monotonic()
-        while True:
-            now = clock.monotonic()
-            waits = []
-            if limit is not None:
-                waits.append(started + limit - now)
-            if heartbeat is not None:
-                waits.append(ctx.last_heartbeat + heartbeat - now)
-            timeout = max(0.0, min(waits)) if waits else None
-            try:
-                done, _ = await asyncio.wait({call}, timeout=timeout)
-            except asyncio.CancelledError:
-                # The attempt is no longer wanted (its branch lost a race, the run was
-                # cancelled, the worker gave up on it): cancel the call too, so an async
-                # activity stops at its next await and a thread's late outcome is dropped.
-                self._abandon(call, ctx)
-                raise
-            if done:
-                return self._outcome(call)
-            now = clock.monotonic()
-            if limit is not None and now >= started + limit:
-                self._abandon(call, ctx)
-                which = "schedule_to_close" if deadline_bound else "start_to_close"
-                return _err(
+    ) -> None:
+        self.call, self.ctx, self.task = call, ctx, task
+        self.limit, self.heartbeat, self.deadline_bound = limit, heartbeat, deadline_bound
+        self.started = clock.monotonic()
+        self.loop = asyncio.get_running_loop()
+        self.outcome: asyncio.Future[Outcome] = self.loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+        self.outcome.add_done_callback(self._outcome_done)
+        call.add_done_callback(self._call_done)
+        self._arm(self.started)
+
+    def _arm(self, now: float) -> None:
+        waits = []
+        if self.limit is not None:
+            waits.append(self.started + self.limit - now)
+        if self.heartbeat is not None:
+            waits.append(self.ctx.last_heartbeat + self.heartbeat - now)
+        if waits:
+            self.timer = self.loop.call_later(max(0.0, min(waits)), self._check)
+
+    def _call_done(self, call: asyncio.Future[Any]) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(_outcome(call))
+
+    def _outcome_done(self, outcome: asyncio.Future[Outcome]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if outcome.cancelled():
+            # The attempt is no longer wanted (its branch lost a race, the run was cancelled,
+            # the worker gave up on it): cancel the call too, so an async activity stops at
+            # its next await and a thread's late outcome is dropped.
+            _abandon(self.call, self.ctx)
+
+    def _check(self) -> None:
+        self.timer = None
+        if self.outcome.done():
+            return
+        if self.call.done():  # ended as the time ran out: its outcome counts
+            self._call_done(self.call)
+            return
+        now = clock.monotonic()
+        task = self.task
+        if self.limit is not None and now >= self.started + self.limit:
+            _abandon(self.call, self.ctx)
+            which = "schedule_to_close" if self.deadline_bound else "start_to_close"
+            self.outcome.set_result(
+                _err(
                     "Timeout",
                     f"activity {task['activity']!r} exceeded its {which} timeout",
                     {"timeout": which},
-                    final=deadline_bound,
+                    final=self.deadline_bound,
                 )
-            if heartbeat is not None and now >= ctx.last_heartbeat + heartbeat:
-                self._abandon(call, ctx)
-                return _err(
-                    "HeartbeatTimeout",
-                    f"activity {task['activity']!r} sent no heartbeat for {heartbeat:g}s",
-                    {"heartbeat_details": _json_details(ctx._reported)},
-                )
-
-    @staticmethod
-    def _abandon(call: asyncio.Future[Any], ctx: ActivityContext) -> None:
-        ctx._request_cancel()
-        call.cancel()
-
-    @staticmethod
-    def _outcome(call: asyncio.Future[Any]) -> Outcome:
-        if call.cancelled():
-            return _err("Cancelled", "the activity was cancelled", final=True)
-        exc = call.exception()
-        if exc is None:
-            result = call.result()
-            try:
-                check(result)
-            except NotJsonData as err:
-                return _err(
-                    "ResultTooLarge" if err.too_large else "ResultNotSerializable",
-                    f"the activity's result cannot be kept in the run: {err.reason}",
-                    {"repr": safe_text(result, repr)[:500]},
-                    final=True,
-                )
-            return Outcome(True, result)
-        if isinstance(exc, ApplicationError):
-            return _err(
-                _json_details(exc.type) if isinstance(exc.type, str) else "ApplicationError",
-                _json_details(exc.message) if isinstance(exc.message, str) else "",
-                _json_details(exc.details),
-                final=exc.non_retryable,
             )
-        if isinstance(exc, asyncio.CancelledError):
-            return _err("Cancelled", "the activity was cancelled", final=True)
-        message = _json_details(safe_text(exc))
-        return _err(type(exc).__name__, message or type(exc).__name__)
+        elif self.heartbeat is not None and now >= self.ctx.last_heartbeat + self.heartbeat:
+            _abandon(self.call, self.ctx)
+            self.outcome.set_result(
+                _err(
+                    "HeartbeatTimeout",
+                    f"activity {task['activity']!r} sent no heartbeat for {self.heartbeat:g}s",
+                    {"heartbeat_details": _json_details(self.ctx._reported)},
+                )
+            )
+        else:  # a heartbeat came meanwhile
+            self._arm(now)
+
+
+def _abandon(call: asyncio.Future[Any], ctx: ActivityContext) -> None:
+    ctx._request_cancel()
+    call.cancel()
+
+
+def _outcome(call: asyncio.Future[Any]) -> Outcome:
+    if call.cancelled():
+        return _err("Cancelled", "the activity was cancelled", final=True)
+    exc = call.exception()
+    if exc is None:
+        result = call.result()
+        try:
+            check(result)
+        except NotJsonData as err:
+            return _err(
+                "ResultTooLarge" if err.too_large else "ResultNotSerializable",
+                f"the activity's result cannot be kept in the run: {err.reason}",
+                {"repr": safe_text(result, repr)[:500]},
+                final=True,
+            )
+        return Outcome(True, result)
+    if isinstance(exc, ApplicationError):
+        return _err(
+            _json_details(exc.type) if isinstance(exc.type, str) else "ApplicationError",
+            _json_details(exc.message) if isinstance(exc.message, str) else "",
+            _json_details(exc.details),
+            final=exc.non_retryable,
+        )
+    if isinstance(exc, asyncio.CancelledError):
+        return _err("Cancelled", "the activity was cancelled", final=True)
+    message = _json_details(safe_text(exc))
+    return _err(type(exc).__name__, message or type(exc).__name__)
 
 
 class _NotRegistered(Exception):
