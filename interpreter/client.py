@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ from interpreter.store import RunRecord, Segment, Store, open_store
 if TYPE_CHECKING:
     from interpreter.core.definition import Definition
     from interpreter.handles import RunHandle
-    from interpreter.worker import EventSink, Worker
+    from interpreter.worker import EventSink
 
 
 # Definitions already validated in this process, by (file, its bytes' digest, workflow dirs):
@@ -158,35 +157,6 @@ def _check_same_run(
     )
 
 
-async def _drive_until_interrupted(
-    worker: Worker, finished: Callable[[], bool], grace: float
-) -> bool:
-    """Run `worker` until `finished()`; True when SIGINT stopped it. SIGINT is handled by the
-    loop (not asyncio.run's KeyboardInterrupt, which a second Ctrl-C raises wherever the code
-    is, even inside a store call), so the shutdown is the worker's, as for `tideflow worker`."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    interrupted = False
-
-    def on_sigint() -> None:
-        nonlocal interrupted
-        interrupted = True
-        worker.stop()
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        installed = True
-    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
-        installed = False
-    try:
-        await worker.run(until=finished, grace=grace)
-    finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
-    return interrupted
-
-
 class Client:
     def __init__(
         self, db: str | None = None, *, store: Store | None = None, create: bool = True
@@ -264,38 +234,46 @@ class Client:
         """Drive the run (and its children) in this process until it ends. On Ctrl-C (in the
         main thread) activities in flight get `grace` seconds to finish, a second Ctrl-C
         abandons them at once, and KeyboardInterrupt is raised once the run is handed back."""
-        import asyncio
-
+        from interpreter.local_drive import drive_until_interrupted, run_here
         from interpreter.worker import Worker
 
         record = self.get(run_id)
-        if record.status not in TERMINAL_STATUSES:
-            worker = Worker(
-                self.store,
-                root_id=record.root_id,
-                workflow_dirs=workflow_dirs,
-                on_events=on_events,
-                poll_interval=0.02,
-            )
+        if record.status in TERMINAL_STATUSES:
+            return record
+        worker = Worker(
+            self.store,
+            root_id=record.root_id,
+            workflow_dirs=workflow_dirs,
+            on_events=on_events,
+            poll_interval=0.02,
+        )
+        # The first check uses the read just made, and the read that saw the run end is what
+        # execute returns: neither is made twice.
+        unread: RunRecord | None = record
+        ended: RunRecord | None = None
 
-            def finished() -> bool:
-                if worker.is_driving(run_id):
-                    return False  # cheap: loading the run each poll costs O(state + input)
-                current = self.store.get_run(run_id)
-                if current is not None and current.status not in TERMINAL_STATUSES:
-                    return False
-                if record.root_id != record.id:
-                    return True
+        def finished() -> bool:
+            nonlocal unread, ended
+            if worker.is_driving(run_id):
+                return False  # cheap: loading the run each poll costs O(state + input)
+            current = unread if unread is not None else self.store.get_run(run_id)
+            unread = None
+            if current is not None and current.status not in TERMINAL_STATUSES:
+                return False
+            if record.root_id == record.id:
                 if worker.has_drivers():
                     return False
-                # A root run that ended at once (timeout) asked its running children to cancel:
-                # see through what is due now, or it would wait for some other worker.
+                # A root run that ended at once (timeout) asked its running children to
+                # cancel: see through what is due now, or it would wait for another worker.
                 due = self.store.next_due(record.root_id)
-                return due is None or due > clock.wall()
+                if due is not None and due <= clock.wall():
+                    return False
+            ended = current
+            return True
 
-            if asyncio.run(_drive_until_interrupted(worker, finished, grace)):
-                raise KeyboardInterrupt
-        return self.get(run_id)
+        if run_here(lambda: drive_until_interrupted(worker, finished, grace)):
+            raise KeyboardInterrupt
+        return ended if ended is not None else self.get(run_id)
 
     def get(self, run_id: str) -> RunRecord:
         record = self.store.get_run(run_id)

@@ -5,6 +5,7 @@ ones on the worker's event loop."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import threading
@@ -42,122 +43,113 @@ def _json_details(value: Any) -> Any:
     return value
 
 
-_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-
-
-# How long a thread of a closed pool waits for a new pool to take it over before it ends.
+# An idle thread waits this long for a call (from any worker of the process) before it ends.
 SPARE_THREAD_SECONDS = 30.0
 
 
-class _SpareThreads:
-    """Threads whose pool was closed, waiting to serve the next pool. A process that runs one
-    worker after another (each `Client.execute` has its own) would otherwise start a thread,
-    and wait for it to come up, for every run."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parked: list[queue.SimpleQueue[_DaemonThreads]] = []
-
-    def park(self) -> _DaemonThreads | None:
-        """Wait (on a closed pool's thread) for a pool to adopt this thread; None: time to end."""
-        inbox: queue.SimpleQueue[_DaemonThreads] = queue.SimpleQueue()
-        with self._lock:
-            self._parked.append(inbox)
-        try:
-            return inbox.get(timeout=SPARE_THREAD_SECONDS)
-        except queue.Empty:
-            with self._lock:
-                if inbox in self._parked:
-                    self._parked.remove(inbox)
-                    return None
-            return inbox.get()  # adopted while timing out: the pool is on its way
-
-    def adopt(self, pool: _DaemonThreads) -> bool:
-        """Hand a parked thread to `pool`; False when none is parked."""
-        with self._lock:
-            if not self._parked:
-                return False
-            inbox = self._parked.pop()
-        inbox.put(pool)
-        return True
-
-
-_SPARES = _SpareThreads()
-
-
 class _DaemonThreads:
-    """A pool of at most `limit` daemon threads for sync activities; calls beyond it queue.
+    """At most `limit` calls of one worker's sync activities at a time, on daemon threads;
+    calls beyond it queue.
 
     Not a ThreadPoolExecutor: its threads are joined at interpreter exit, so an attempt a
     stopping worker abandoned (or one that ignored its timeout) kept the process alive until
     the user's code returned. A daemon thread dies with the process; the attempt runs again on
-    the next worker under the same idempotency key. Idle threads stay for the next call:
-    starting a thread per call cost about 0.1 ms of CPU per step. Once the pool is closed they
-    wait a while as spares for the next pool of the process.
+    the next worker under the same idempotency key.
+
+    The threads are the process's, not the pool's: an idle one waits on its own inbox in
+    `_IDLE` for the next call of any pool, so a process that runs one worker after another
+    (each `Client.execute` has its own) neither starts a thread per run (about 0.1 ms of CPU)
+    nor wakes one to hand it from a closed pool to the next (two thread switches per run).
     """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads = 0
-        self._idle = 0  # threads waiting for a job that no submit has claimed yet
+        self._busy = 0  # calls of this pool handed to a thread and not returned yet
+        self._backlog: collections.deque[_Job] = collections.deque()
         self._lock = threading.Lock()
 
     def submit(self, function: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        job = (function, args, loop, future, self)
         with self._lock:
-            if self._idle:
-                self._idle -= 1
-                start = False
-            else:
-                start = self._threads < self._limit
-                self._threads += start
-        self._jobs.put((function, args, loop, future))
-        if start and not _SPARES.adopt(self):
+            if self._busy >= self._limit:
+                self._backlog.append(job)
+                return future
+            self._busy += 1
+        with _IDLE_LOCK:
+            inbox = _IDLE.pop() if _IDLE else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
             threading.Thread(
-                target=_serve, args=(self,), name="tideflow-activity", daemon=True
+                target=_serve, args=(inbox,), name="tideflow-activity", daemon=True
             ).start()
+        inbox.put(job)
         return future
 
     def close(self) -> None:
-        """Let every thread leave once its current call returns, to wait as a spare."""
+        """Drop the calls still queued: their worker stopped and cancelled them."""
         with self._lock:
-            threads, self._threads, self._idle = self._threads, 0, 0
-        for _ in range(threads):
-            self._jobs.put(None)
+            self._backlog.clear()
 
-    def serve(self) -> None:
-        """Run this pool's calls on the current thread until the pool is closed."""
-        while (job := self._jobs.get()) is not None:
-            _run_job(*job)
-            with self._lock:
-                self._idle += 1
-
-
-def _serve(pool: _DaemonThreads | None) -> None:
-    """A pool thread's life: serve its pool, then the pools that adopt it, then end."""
-    while pool is not None:
-        pool.serve()
-        pool = _SPARES.park()
+    def next_job(self) -> _Job | None:
+        """The next queued call, for a thread that just ran one of this pool's; None: the
+        thread is free."""
+        with self._lock:
+            if self._backlog:
+                return self._backlog.popleft()
+            self._busy -= 1
+            return None
 
 
-def _run_job(
-    function: Callable[..., Any],
-    args: tuple[Any, ...],
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-) -> None:
-    if future.cancelled():  # abandoned while it waited for a thread
-        return
+_Job = tuple[
+    Callable[..., Any],
+    tuple[Any, ...],
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Any]",
+    _DaemonThreads,
+]
+# The inboxes of the idle threads, the most recently used last (it is handed out first).
+_IDLE: list[queue.SimpleQueue[_Job]] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _serve(inbox: queue.SimpleQueue[_Job]) -> None:
+    """An activity thread's life: run the calls it is handed, then wait idle for the next,
+    and end after SPARE_THREAD_SECONDS without one."""
+    job: _Job | None = inbox.get()
+    while job is not None:
+        function, args, loop, future, pool = job
+        settled = None if future.cancelled() else _call(function, args)  # abandoned meanwhile
+        job = pool.next_job()
+        if job is None:
+            with _IDLE_LOCK:
+                _IDLE.append(inbox)
+        # Last, just before this thread waits: the loop it wakes finds the GIL free.
+        if settled is not None:
+            _settle(loop, future, *settled)
+        if job is None:
+            job = _wait_idle(inbox)
+
+
+def _wait_idle(inbox: queue.SimpleQueue[_Job]) -> _Job | None:
     try:
-        result = function(*args)
+        return inbox.get(timeout=SPARE_THREAD_SECONDS)
+    except queue.Empty:
+        with _IDLE_LOCK:
+            if inbox in _IDLE:
+                _IDLE.remove(inbox)
+                return None
+        return inbox.get()  # handed a call while timing out: it is on its way
+
+
+def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
+    try:
+        return function(*args), None
     except StopIteration:  # a future cannot hold it (in a coroutine Python makes it this too)
-        _settle(loop, future, None, RuntimeError("the activity raised StopIteration"))
+        return None, RuntimeError("the activity raised StopIteration")
     except BaseException as exc:  # like ThreadPoolExecutor: SystemExit ends only the attempt
-        _settle(loop, future, None, exc)
-    else:
-        _settle(loop, future, result, None)
+        return None, exc
 
 
 def _settle(
@@ -187,8 +179,10 @@ class ActivityRunner:
         # Threads stuck in user code cannot be killed; being daemons, they do not hold the exit.
         self._threads.close()
 
-    async def run(self, task: dict[str, Any], ctx: ActivityContext) -> Outcome:
-        """Run one attempt of `task` (an engine task dict)."""
+    def start(self, task: dict[str, Any], ctx: ActivityContext) -> asyncio.Future[Outcome]:
+        """Start one attempt of `task` (an engine task dict): a future of its outcome.
+        Cancelling the future abandons the attempt (ctx.cancelled, a thread's late result is
+        dropped, an async activity is cancelled)."""
         timeouts = task["timeouts"]
         limit: float | None = timeouts.get("start_to_close")
         deadline_bound = False
@@ -196,12 +190,14 @@ class ActivityRunner:
             remaining = task["deadline"] - clock.wall()
             if limit is None or remaining < limit:
                 limit, deadline_bound = max(0.0, remaining), True
-        heartbeat: float | None = timeouts.get("heartbeat")
         try:
             call = self._start(task["activity"], task["input"], ctx)
         except _NotRegistered as exc:
-            return _err("ActivityNotRegistered", str(exc), final=True)
-        return await self._guard(call, ctx, limit, heartbeat, deadline_bound, task)
+            settled: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            settled.set_result(_err("ActivityNotRegistered", str(exc), final=True))
+            return settled
+        guard = _Guard(call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task)
+        return guard.outcome
 
     def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:
         registered = get_activity(name)
@@ -216,7 +212,16 @@ class ActivityRunner:
             return future
         return self._threads.submit(registered.function, args)
 
-    async def _guard(
+
+class _Guard:
+    """Watches one call: its outcome future is settled by the call's end or by a timeout
+    (start_to_close, schedule_to_close, heartbeat), whichever comes first.
+
+    Callbacks and one timer, not a task waiting in asyncio.wait: a task per attempt and the
+    wait's own future cost three more turns of the event loop between the call's end and the
+    driver seeing it, on every step."""
+
+    def __init__(
         self,
         call: asyncio.Future[Any],
         ctx: ActivityContext,
@@ -224,77 +229,111 @@ class ActivityRunner:
         heartbeat: float | None,
         deadline_bound: bool,
         task: dict[str, Any],
-    ) -> Outcome:
-        started = clock.monotonic()
-        while True:
-            now = clock.monotonic()
-            waits = []
-            if limit is not None:
-                waits.append(started + limit - now)
-            if heartbeat is not None:
-                waits.append(ctx.last_heartbeat + heartbeat - now)
-            timeout = max(0.0, min(waits)) if waits else None
-            try:
-                done, _ = await asyncio.wait({call}, timeout=timeout)
-            except asyncio.CancelledError:
-                # The attempt is no longer wanted (its branch lost a race, the run was
-                # cancelled, the worker gave up on it): cancel the call too, so an async
-                # activity stops at its next await and a thread's late outcome is dropped.
-                self._abandon(call, ctx)
-                raise
-            if done:
-                return self._outcome(call)
-            now = clock.monotonic()
-            if limit is not None and now >= started + limit:
-                self._abandon(call, ctx)
-                which = "schedule_to_close" if deadline_bound else "start_to_close"
-                return _err(
+    ) -> None:
+        self.call, self.ctx, self.task = call, ctx, task
+        self.limit, self.heartbeat, self.deadline_bound = limit, heartbeat, deadline_bound
+        self.started = clock.monotonic()
+        self.loop = asyncio.get_running_loop()
+        self.outcome: asyncio.Future[Outcome] = self.loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+        self.outcome.add_done_callback(self._outcome_done)
+        call.add_done_callback(self._call_done)
+        self._arm(self.started)
+
+    def _arm(self, now: float) -> None:
+        waits = []
+        if self.limit is not None:
+            waits.append(self.started + self.limit - now)
+        if self.heartbeat is not None:
+            waits.append(self.ctx.last_heartbeat + self.heartbeat - now)
+        if waits:
+            self.timer = self.loop.call_later(max(0.0, min(waits)), self._check)
+
+    def _call_done(self, call: asyncio.Future[Any]) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(_outcome(call))
+
+    def _outcome_done(self, outcome: asyncio.Future[Outcome]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if outcome.cancelled():
+            # The attempt is no longer wanted (its branch lost a race, the run was cancelled,
+            # the worker gave up on it): cancel the call too, so an async activity stops at
+            # its next await and a thread's late outcome is dropped.
+            _abandon(self.call, self.ctx)
+
+    def _check(self, last_look: bool = False) -> None:
+        self.timer = None
+        if self.outcome.done():
+            return
+        if self.call.done():  # ended as the time ran out: its outcome counts
+            self._call_done(self.call)
+            return
+        now = clock.monotonic()
+        task = self.task
+        over = self.limit is not None and now >= self.started + self.limit
+        silent = self.heartbeat is not None and now >= self.ctx.last_heartbeat + self.heartbeat
+        if (over or silent) and not last_look:
+            # One more turn of the loop first: after the loop was held up, the call's own
+            # end or heartbeat may be due in the same turn as this timer.
+            self.loop.call_soon(self._check, True)
+            return
+        if over:
+            _abandon(self.call, self.ctx)
+            which = "schedule_to_close" if self.deadline_bound else "start_to_close"
+            self.outcome.set_result(
+                _err(
                     "Timeout",
                     f"activity {task['activity']!r} exceeded its {which} timeout",
                     {"timeout": which},
-                    final=deadline_bound,
+                    final=self.deadline_bound,
                 )
-            if heartbeat is not None and now >= ctx.last_heartbeat + heartbeat:
-                self._abandon(call, ctx)
-                return _err(
-                    "HeartbeatTimeout",
-                    f"activity {task['activity']!r} sent no heartbeat for {heartbeat:g}s",
-                    {"heartbeat_details": _json_details(ctx._reported)},
-                )
-
-    @staticmethod
-    def _abandon(call: asyncio.Future[Any], ctx: ActivityContext) -> None:
-        ctx._request_cancel()
-        call.cancel()
-
-    @staticmethod
-    def _outcome(call: asyncio.Future[Any]) -> Outcome:
-        if call.cancelled():
-            return _err("Cancelled", "the activity was cancelled", final=True)
-        exc = call.exception()
-        if exc is None:
-            result = call.result()
-            try:
-                check(result)
-            except NotJsonData as err:
-                return _err(
-                    "ResultTooLarge" if err.too_large else "ResultNotSerializable",
-                    f"the activity's result cannot be kept in the run: {err.reason}",
-                    {"repr": safe_text(result, repr)[:500]},
-                    final=True,
-                )
-            return Outcome(True, result)
-        if isinstance(exc, ApplicationError):
-            return _err(
-                _json_details(exc.type) if isinstance(exc.type, str) else "ApplicationError",
-                _json_details(exc.message) if isinstance(exc.message, str) else "",
-                _json_details(exc.details),
-                final=exc.non_retryable,
             )
-        if isinstance(exc, asyncio.CancelledError):
-            return _err("Cancelled", "the activity was cancelled", final=True)
-        message = _json_details(safe_text(exc))
-        return _err(type(exc).__name__, message or type(exc).__name__)
+        elif silent:
+            _abandon(self.call, self.ctx)
+            self.outcome.set_result(
+                _err(
+                    "HeartbeatTimeout",
+                    f"activity {task['activity']!r} sent no heartbeat for {self.heartbeat:g}s",
+                    {"heartbeat_details": _json_details(self.ctx._reported)},
+                )
+            )
+        else:  # a heartbeat came meanwhile
+            self._arm(now)
+
+
+def _abandon(call: asyncio.Future[Any], ctx: ActivityContext) -> None:
+    ctx._request_cancel()
+    call.cancel()
+
+
+def _outcome(call: asyncio.Future[Any]) -> Outcome:
+    if call.cancelled():
+        return _err("Cancelled", "the activity was cancelled", final=True)
+    exc = call.exception()
+    if exc is None:
+        result = call.result()
+        try:
+            check(result)
+        except NotJsonData as err:
+            return _err(
+                "ResultTooLarge" if err.too_large else "ResultNotSerializable",
+                f"the activity's result cannot be kept in the run: {err.reason}",
+                {"repr": safe_text(result, repr)[:500]},
+                final=True,
+            )
+        return Outcome(True, result)
+    if isinstance(exc, ApplicationError):
+        return _err(
+            _json_details(exc.type) if isinstance(exc.type, str) else "ApplicationError",
+            _json_details(exc.message) if isinstance(exc.message, str) else "",
+            _json_details(exc.details),
+            final=exc.non_retryable,
+        )
+    if isinstance(exc, asyncio.CancelledError):
+        return _err("Cancelled", "the activity was cancelled", final=True)
+    message = _json_details(safe_text(exc))
+    return _err(type(exc).__name__, message or type(exc).__name__)
 
 
 class _NotRegistered(Exception):

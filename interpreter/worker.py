@@ -264,7 +264,7 @@ class _RunDriver:
         # set by wake_up(), which also ends the driver's wait.
         self.woken = False
         self._waiter: asyncio.Future[None] | None = None
-        self.running: dict[str, tuple[asyncio.Task[Outcome], ActivityContext]] = {}
+        self.running: dict[str, tuple[asyncio.Future[Outcome], ActivityContext]] = {}
         self.stopping = False
         self.paused = False  # `tideflow pause`: start nothing new, hand the run back
         self.lease_lost = False
@@ -543,7 +543,7 @@ class _RunDriver:
             on_heartbeat=on_heartbeat,
             callback_token=self.callbacks.token_for(task_id),
         )
-        self.running[task_id] = (asyncio.ensure_future(self.w.runner.run(task, ctx)), ctx)
+        self.running[task_id] = (self.w.runner.start(task, ctx), ctx)
 
     def _heartbeat(self, task_id: str, details: Any) -> None:
         now = clock.wall()

@@ -104,6 +104,23 @@ def echo(ctx: ActivityContext, payload: Any) -> Any:
     return data.get("value")
 
 
+@activity("cc.stubborn_async")
+async def stubborn_async(ctx: ActivityContext, payload: Any) -> Any:
+    """Waits `delay` seconds on the event loop; cancelled, it goes on for `linger` seconds
+    (clean-up that awaits) before it logs `outcome: cancelled` and gives in."""
+    data = _obj(payload)
+    tag = data.get("tag")
+    log(ctx, "cc.stubborn_async", "start", tag=tag)
+    try:
+        await asyncio.sleep(float(data.get("delay", 10)))
+    except asyncio.CancelledError:
+        await asyncio.sleep(float(data.get("linger", 0.2)))
+        log(ctx, "cc.stubborn_async", "end", tag=tag, outcome="cancelled")
+        raise
+    log(ctx, "cc.stubborn_async", "end", tag=tag, outcome="ok")
+    return data.get("value")
+
+
 @activity("cc.noop")
 def noop(payload: Any) -> Any:
     return payload
