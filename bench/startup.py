@@ -6,7 +6,8 @@
 Each command is run `--runs` times as `python -m interpreter ...` with the checkout first on
 the path; the median and the min wall time are printed (the min is the figure a quiet machine
 gives). `status` reads a run from a throw-away SQLite store made by the same checkout's
-`tideflow start`; `validate` checks samples/order.yaml.
+`tideflow start`; `validate` checks samples/order.yaml. Bytecode caches are written and warmed
+first (also when PYTHONDONTWRITEBYTECODE is set), as an installed tideflow has them.
 
 `--baseline REV` checks REV out into a temporary `git worktree` and times its commands in the
 same run, interleaved with this checkout's, printing old, new and old/new.
@@ -36,7 +37,11 @@ STARTED = Path("samples") / "greeting.yaml"
 
 
 def _command(root: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    # Bytecode is written (and then read) even where the environment says not to: an installed
+    # tideflow has its .pyc files, and without them every run would time compiling ~12,000
+    # lines of source, not starting up.
     env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return [sys.executable, "-m", "interpreter", *args], env
 
 

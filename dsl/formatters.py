@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from dsl.diagnostics import Diagnostic, Severity
 from dsl.loader import LOADER_CODES
-from dsl.schema_check import SCHEMA_CODES
 from dsl.source_file import read_bytes
 from dsl.validate import INTERNAL_CODES, ValidationResult
 
@@ -129,6 +128,8 @@ DOCS_URL = PROJECT_URL + "/blob/main/docs"
 def code_titles() -> dict[str, str]:
     """One title per known code: the loader's, the schema check's, and lint's own line per code
     (dsl/lint/titles.py, when lint is installed)."""
+    from dsl.schema_check import SCHEMA_CODES  # the schema pass: imported when it is needed
+
     titles = {**LOADER_CODES, **SCHEMA_CODES, **INTERNAL_CODES}
     try:
         lint_titles: dict[str, str] = importlib.import_module("dsl.lint.titles").TITLES

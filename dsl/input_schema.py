@@ -17,8 +17,10 @@ Used wherever an input meets its schema: `Client.start` (CLI `run` / `start`), c
 from __future__ import annotations
 
 import copy
+import json
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,8 +54,10 @@ def _is_uri(value: object) -> bool:
     return bool(_SCHEME.match(parts.scheme)) and bool(parts.netloc or parts.path)
 
 
+@lru_cache(maxsize=1)
 def format_checker() -> Any:
-    """jsonschema's FormatChecker limited to CHECKED_FORMATS, with our date-time and uri."""
+    """jsonschema's FormatChecker limited to CHECKED_FORMATS, with our date-time and uri (one
+    per process: it is never changed once made)."""
     from jsonschema import FormatChecker
 
     base = FormatChecker()
@@ -66,7 +70,22 @@ def format_checker() -> Any:
 
 
 def validator(schema: dict[str, Any]) -> Any:
-    """A draft 2020-12 (or the schema's own `$schema`) validator that checks formats."""
+    """A draft 2020-12 (or the schema's own `$schema`) validator that checks formats. Made once
+    per schema (by its JSON text) and kept: every run of a workflow, every child of a map and
+    every `tideflow test` case checks its input against the same few schemas."""
+    try:
+        text = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON data (a caller's own objects): not kept
+        return _new_validator(schema)
+    return _validator_of(text)
+
+
+@lru_cache(maxsize=256)
+def _validator_of(schema_text: str) -> Any:
+    return _new_validator(json.loads(schema_text))  # a copy: the caller's dict may change
+
+
+def _new_validator(schema: Any) -> Any:
     from jsonschema import Draft202012Validator
     from jsonschema.validators import validator_for
 

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from dsl.diagnostics import Diagnostic, Severity
 from dsl.loader import LoadResult, load_file, load_text
 from dsl.model import Workflow
-from dsl.schema_check import check_input, check_schema
 from dsl.source import JsonPath, SourceDocument
 
 
@@ -130,6 +129,9 @@ def _check_document(
     workflow, strict_error = _strict_validation(document.data)
     if workflow is None:
         assert strict_error is not None
+        # Imported here, as below: a valid file without --input never needs the schema pass.
+        from dsl.schema_check import check_schema
+
         schema_errors = check_schema(_only_failing_states(document, strict_error))
         if schema_errors:
             return None, schema_errors
@@ -147,6 +149,8 @@ def _check_document(
         except Exception as exc:  # a lint bug must not hide the file's other findings
             found.append(_internal(document, "lint", exc))
     if input_data is not _MISSING and workflow.input_schema is not None:
+        from dsl.schema_check import check_input
+
         found.extend(check_input(document, workflow.input_schema, input_data))
     return workflow, found
 

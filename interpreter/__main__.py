@@ -1,5 +1,3 @@
-import sys
+from interpreter.cli import console_main
 
-from interpreter.cli import main
-
-sys.exit(main())
+console_main()

@@ -72,8 +72,11 @@ class _ChildLoadError(Exception):
 
 
 def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]) -> Definition:
-    from dsl import validate_file
     from dsl.resolve import resolve_child_workflow
+    from interpreter.client import (
+        load_definition,
+    )  # the client imports the worker, which imports us
+    from interpreter.errors import WorkflowInvalid
 
     base = Path(parent.file).parent if parent.file else Path.cwd()
     path = resolve_child_workflow(name, base, list(dirs))
@@ -81,9 +84,13 @@ def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]
         raise _ChildLoadError(
             f"child workflow {name!r} not found next to {parent.file or 'the parent'} or in --workflows dirs"
         )
-    result = validate_file(path, workflow_dirs=dirs)
-    if not result.ok or result.document is None:
-        errors = [d for d in result.diagnostics if d.severity.value == "error"]
+    try:
+        # load_definition validates a file once per process and content (a changed child file
+        # is validated again when the next child starts): a map of 100 children, or 200 test
+        # cases, do not lint the same child 100 times.
+        return load_definition(path, workflow_dirs=dirs)
+    except WorkflowInvalid as exc:
+        errors = [d for d in exc.diagnostics if d.severity.value == "error"]
         where = (
             f"{path.name}:{errors[0].line}:{errors[0].column} [{errors[0].code}] " if errors else ""
         )
@@ -92,5 +99,4 @@ def _load_child_definition(name: str, parent: Definition, dirs: tuple[Path, ...]
             f"the first: {where}{errors[0].message if errors else 'unknown error'}; "
             f"run tideflow validate {path}",
             "ChildWorkflowInvalid",
-        )
-    return Definition.from_data(result.document.data, str(path.resolve()))
+        ) from None

@@ -84,6 +84,32 @@ def test_children_started_from_a_map_get_distinct_ids(client: Client) -> None:
     assert inputs == [1, 2, 3, 4, 5]
 
 
+def test_a_child_file_is_validated_once_for_many_children(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five children of one file: the file is validated (loaded, linted) when the first
+    starts, not five times; an edit to it is validated again (test_child_definition_is_
+    pinned_...). The parent's own lint checks the child file too (TF259)."""
+    import dsl.validate
+
+    shutil.copy(CHILDREN / "parent_in_map.yaml", tmp_path / "parent_in_map.yaml")
+    shutil.copy(CHILDREN / "kid.yaml", tmp_path / "kid.yaml")
+    validated: list[str] = []
+    real = dsl.validate.validate_file
+
+    def counting(path: Any, **kwargs: Any) -> Any:
+        validated.append(Path(path).name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(dsl.validate, "validate_file", counting)
+    final = client.execute(
+        client.start(tmp_path / "parent_in_map.yaml", {"values": [1, 2, 3, 4, 5]})
+    )
+    assert final.status == "completed", final.error
+    assert final.output == [2, 4, 6, 8, 10]
+    assert validated.count("kid.yaml") == 2, validated  # the parent's lint + the first start
+
+
 # --------------------------------------------------------------------------- failures
 
 

@@ -5,6 +5,7 @@ argument; "did you mean" for misspelt commands, flags and choices; shell complet
 from __future__ import annotations
 
 import argparse
+import importlib
 import shutil
 import subprocess
 
@@ -12,6 +13,7 @@ import pytest
 from conftest import ROOT, run_cli
 from run_helpers import assert_clean
 
+from interpreter.cli import COMMAND_MODULE as COMMAND_MODULE_OF
 from interpreter.cli import build_parser
 
 
@@ -36,6 +38,28 @@ def test_every_command_has_a_description_an_example_and_described_arguments(name
         if isinstance(action, argparse._HelpAction):
             continue
         assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+
+
+def test_the_command_table_names_the_module_that_registers_each_command() -> None:
+    """`tideflow COMMAND` builds only the parsers of COMMAND's module (COMMAND_MODULE): the
+    table must list every command, under the module that registers it."""
+    registered: dict[str, str] = {}
+    for module in dict.fromkeys(COMMAND_MODULE_OF.values()):
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(subparsers)
+        registered.update(dict.fromkeys(subparsers.choices, module))
+    assert registered == COMMAND_MODULE_OF
+    assert set(COMMAND_MODULE_OF) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_command_alone_gets_the_same_parser_as_with_all_the_others(name: str) -> None:
+    alone = build_parser(name)
+    subparsers = next(a for a in alone._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(subparsers.choices) == [
+        other for other, module in COMMAND_MODULE_OF.items() if module == COMMAND_MODULE_OF[name]
+    ]
+    assert subparsers.choices[name].format_help() == _subcommands()[name].format_help()
 
 
 def test_help_of_a_command_from_a_real_process() -> None:

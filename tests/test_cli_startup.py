@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 HEAVY = ("pydantic", "jinja2", "httpx", "psycopg", "jsonschema", "dsl.model", "pygls", "lsprotocol")
 
@@ -46,3 +47,30 @@ def test_validate_without_schemas_needs_no_jsonschema() -> None:
     """jsonschema is imported by the schema pass of files with errors and by the check of
     input/signal schemas; the validation code itself does not pull it in."""
     assert "jsonschema" not in _heavy_after("import dsl.validate", "import dsl.lint")
+
+
+def test_validate_of_a_valid_file_with_schemas_imports_only_what_it_needs() -> None:
+    """`tideflow validate samples/order.yaml` (an input_schema, templates): the common schema
+    check answers TF231 without jsonschema, no test-file model is loaded, and only the
+    validate command's module is imported of the CLI's fourteen."""
+    sample = ROOT / "samples" / "order.yaml"
+    loaded = _modules_after(
+        "import contextlib, io",
+        "from interpreter.cli import main",
+        "with contextlib.redirect_stdout(io.StringIO()):",
+        f"    assert main(['validate', {str(sample)!r}]) == 0",
+    )
+    assert {"dsl.model", "jinja2", "dsl.lint"} <= loaded  # it did validate and lint
+    assert not loaded & {"jsonschema", "dsl.testfile", "dsl.schema_check", "pygls", "httpx"}
+    commands = {
+        m for m in loaded if m.startswith("interpreter.cli.") and m.endswith(("_cmd", "_cmds"))
+    }
+    assert commands == {"interpreter.cli.validate_cmd"}
+
+
+def _modules_after(*lines: str) -> set[str]:
+    code = "\n".join([*lines, "import json, sys", "print(json.dumps(sorted(sys.modules)))"])
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))

@@ -336,3 +336,21 @@ def test_validate_reports_a_childs_diagnostics_under_the_child_file(tmp_path: Pa
     # and run refuses the parent before creating anything
     proc = run_cli("run", str(parent), "--db", str(tmp_path / "s.db"))
     assert proc.returncode == 2 and "TF259" in proc.stderr
+
+
+def test_one_validator_per_schema_text_and_never_a_stale_one() -> None:
+    """dsl.input_schema keeps the validator of each schema (by its JSON text): the same schema
+    gets the same validator, a changed one a new validator, and changing the caller's dict
+    afterwards changes nothing in the kept one."""
+    from dsl.input_schema import validator
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}
+    first = validator(schema)
+    reordered = {"properties": {"n": {"minimum": 1, "type": "integer"}}, "type": "object"}
+    assert validator(reordered) is first
+    assert validator(json.loads(json.dumps(schema))) is first
+    assert not first.is_valid({"n": 0})
+    schema["properties"]["n"]["minimum"] = 0
+    assert not first.is_valid({"n": 0})
+    assert validator(schema) is not first and validator(schema).is_valid({"n": 0})
+    assert not validator({"format": "email"}).is_valid("not an address")

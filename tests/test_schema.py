@@ -18,6 +18,7 @@ from dsl import (
     ValidationResult,
     Workflow,
     load_schema,
+    schema_check,
     schema_export,
     validate,
     validate_file,
@@ -293,7 +294,7 @@ def test_result_shape() -> None:
 
 def test_model_drift_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """If the schema accepted something the model rejects, say so instead of crashing."""
-    monkeypatch.setattr(validate, "check_schema", lambda document: [])
+    monkeypatch.setattr(schema_check, "check_schema", lambda document: [])
     result = validate_text(VALID.replace("retry: {max_attempts: 3}", "retry: {max_attempts: x}"))
     [d] = result.diagnostics
     assert d.code == "TF108"

@@ -6,7 +6,6 @@ only name states of their own scope, so most rules work scope by scope.
 
 from __future__ import annotations
 
-import difflib
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -233,6 +232,8 @@ class LintContext:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """`did you mean 'x'?` for the closest candidate, or None."""
+    import difflib  # only for a finding: a valid file never needs it
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {matches[0]!r}?" if matches else None
 

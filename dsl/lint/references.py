@@ -10,6 +10,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from dsl.common_schema import certainly_valid
 from dsl.diagnostics import Diagnostic
 from dsl.lint.context import BUILTIN_ACTIVITIES, LintContext, did_you_mean, join_hints
 from dsl.model import ActivityState, ChildState, WaitState
@@ -46,6 +47,8 @@ def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _schema_problem(schema: dict[str, Any]) -> tuple[str, tuple[str | int, ...]] | None:
+    if certainly_valid(schema):  # the usual schemas: no jsonschema (dsl/common_schema.py)
+        return None
     # Imported here: a workflow without input or signal schemas never needs jsonschema.
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError

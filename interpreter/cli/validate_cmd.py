@@ -177,6 +177,8 @@ TEST_SUFFIX = ".test.yaml"
 
 
 def _test_files(paths: list[Path]) -> list[Any]:
+    if not paths:  # dsl.testfile (its own pydantic models) is imported only when needed
+        return []
     from dsl.testfile import load_test_file
     from dsl.validate import ValidationResult
 
