@@ -26,6 +26,31 @@ SAMPLES = ROOT / "samples"
 SAMPLE_ACTIVITIES = SAMPLES / "activities.py"
 
 
+# Most tests wait on subprocesses (CLI commands, workers, servers), so the suite runs in more
+# pytest-xdist workers than there are CPUs. `-n N` chooses another number (`-n 0` runs it in this
+# process), and so does PYTEST_XDIST_AUTO_NUM_WORKERS; `-p no:xdist` runs it without the plugin.
+WORKERS_PER_CPU = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Without `-n`, distribute the tests as `-n auto` would; without `--dist`, as
+    `--dist loadgroup`: the tests marked xdist_group(name) share one worker, one at a time."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None:
+        config.option.numprocesses = "auto"
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown under -p no:xdist
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
 def _stores() -> list[str]:
     configured = os.environ.get("TIDEFLOW_TEST_STORES")
     if configured:

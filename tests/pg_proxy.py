@@ -29,6 +29,11 @@ class PgProxy:
         user = f"{self._url.username}@" if self._url.username else ""
         return urlunsplit(self._url._replace(netloc=f"{user}127.0.0.1:{self.port}"))
 
+    def connections(self) -> int:
+        """How many client connections pass through the proxy now."""
+        with self._lock:
+            return len(self._sockets) // 2
+
     def up(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

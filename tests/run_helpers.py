@@ -101,7 +101,7 @@ def cli_popen(
     )
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Wait for a background CLI process and return it like subprocess.run would."""
     try:
         out, err = proc.communicate(timeout=timeout)

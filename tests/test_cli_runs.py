@@ -793,7 +793,7 @@ def test_every_sample_with_its_inputs(store_url: str) -> None:
         )
         for workflow, input_name, *_ in cases
     ]
-    results = [finish(proc, timeout=60) for proc in procs]
+    results = [finish(proc, timeout=180) for proc in procs]
     problems = {}
     with Client(store_url) as client:
         for case, result in zip(cases, results, strict=True):

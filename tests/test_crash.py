@@ -250,15 +250,17 @@ def test_kill_during_sleep_fires_overdue_timer_at_once(
     started = next(json.loads(p) for _, t, p in peek_events(cli.db, RUN) if t == "TimerStarted")
     due = _ts(started["due"])
     time.sleep(max(0.0, due - time.time()) + 0.2)
-    resumed_at = time.time()
     crash = resume_after_kill(cli, ORDER)
     check_recovery(crash, reference(ORDER), RUN)
+    # Fired, not slept again: the one timer, no earlier than its due time (a restarted sleep
+    # starts a second timer and enters its state again). How soon after the resume it fires
+    # depends on the machine's load, so no bound in seconds is asserted.
+    (timer,) = [e for e in crash.history_after if e["type"] == "TimerStarted"]
     fired = next(e for e in crash.history_after if e["type"] == "TimerFired")
+    assert fired["payload"]["timer"] == timer["payload"]["timer"] == started["timer"]
     assert fired["time"] >= due
-    # A restarted sleep would fire SLEEP_SECONDS after the resume (plus start-up).
-    assert fired["time"] - resumed_at < SLEEP_SECONDS, (
-        f"overdue timer fired {fired['time'] - resumed_at:.2f}s after the resume"
-    )
+    entered = [e for e in crash.history_after if e["type"] == "StateEntered"]
+    assert [e["state"] for e in entered].count(timer["state"]) == 1
 
 
 def test_sleep_survives_kill_without_restarting(

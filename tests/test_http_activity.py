@@ -97,7 +97,10 @@ class _Server(ThreadingHTTPServer):
 
 
 def _serve(port: int) -> Iterator[_Server]:
-    server = _Server(port)
+    yield from _served(_Server(port))
+
+
+def _served(server: _Server) -> Iterator[_Server]:
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
@@ -248,14 +251,13 @@ def test_bad_http_input_fails_at_once(
 
 @pytest.fixture
 def sample_server() -> Iterator[_Server]:
-    """The sample's input points at 127.0.0.1:8765; use that port when it is free."""
+    """The sample's input points at 127.0.0.1:8765; use that port when it is free (bound at
+    once, not probed first: a parallel test may take it in between)."""
     try:
-        probe = _Server(8765)
+        server = _Server(8765)
     except OSError:
-        yield from _serve(0)
-        return
-    probe.server_close()
-    yield from _serve(8765)
+        server = _Server(0)
+    yield from _served(server)
 
 
 def _sample_input(server: _Server, tmp_path: Path, name: str) -> str:
