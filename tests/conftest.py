@@ -34,14 +34,11 @@ WORKERS_PER_CPU = 2
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Without `-n`, distribute the tests as `-n auto` would; without `--dist`, as
-    `--dist loadgroup`: the tests marked xdist_group(name) share one worker, one at a time."""
+    """Without `-n`, distribute the tests as `-n auto` would."""
     if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
         return
     if config.option.numprocesses is None:
         config.option.numprocesses = "auto"
-    if config.option.numprocesses and config.option.dist == "no":
-        config.option.dist = "loadgroup"
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown under -p no:xdist

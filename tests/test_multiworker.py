@@ -14,11 +14,13 @@ The activity log of samples/activities.py (TIDEFLOW_SAMPLE_LOG) counts real exec
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -146,6 +148,15 @@ class Workers:
 
 @pytest.fixture
 def workers(pg_url: str, tmp_path: Path) -> Iterator[Callable[..., Workers]]:
+    # The worker-pool tests hold dozens of PostgreSQL connections each (the server allows 100)
+    # and keep both CPUs busy: under pytest-xdist they take turns, through a lock file that
+    # every test process of this machine sees.
+    with open(Path(tempfile.gettempdir()) / "tideflow-tests-pg-workers.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _workers(pg_url, tmp_path)
+
+
+def _workers(pg_url: str, tmp_path: Path) -> Iterator[Callable[..., Workers]]:
     made: list[Workers] = []
 
     def make(delay: float | None = None, url: str | None = None) -> Workers:
@@ -236,10 +247,7 @@ def assert_each_step_once(
 
 
 # ----------------------------------------------------------------------------- tests
-# The worker-pool tests hold dozens of PostgreSQL connections and keep both CPUs busy: under
-# pytest-xdist they share one worker (xdist_group, --dist loadgroup), one at a time.
 @pytest.mark.slow
-@pytest.mark.xdist_group("pg_workers")
 def test_four_workers_run_500_orders_each_step_exactly_once(
     pg_url: str, fast_order: Path, tmp_path: Path, workers: Callable[..., Workers]
 ) -> None:
@@ -252,7 +260,6 @@ def test_four_workers_run_500_orders_each_step_exactly_once(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("pg_workers")
 def test_killing_two_of_four_workers_completes_every_run_without_recording_a_step_twice(
     pg_url: str, fast_order: Path, tmp_path: Path, workers: Callable[..., Workers]
 ) -> None:
@@ -285,7 +292,6 @@ def test_killing_two_of_four_workers_completes_every_run_without_recording_a_ste
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("pg_workers")
 def test_a_worker_recovers_when_postgres_restarts(
     pg_url: str, fast_order: Path, tmp_path: Path, workers: Callable[..., Workers]
 ) -> None:
