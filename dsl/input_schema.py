@@ -74,7 +74,8 @@ def validator(schema: dict[str, Any]) -> Any:
     per schema (by its JSON text) and kept: every run of a workflow, every child of a map and
     every `tideflow test` case checks its input against the same few schemas."""
     try:
-        text = json.dumps(schema, sort_keys=True)
+        # Unsorted: the keywords keep their order, and with it the order errors are found in.
+        text = json.dumps(schema)
     except (TypeError, ValueError):  # not JSON data (a caller's own objects): not kept
         return _new_validator(schema)
     return _validator_of(text)

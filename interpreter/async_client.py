@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from interpreter import clock
-from interpreter.client import Client
+from interpreter.client import FORKS_SHOWN, Client
 from interpreter.core.records import TERMINAL_STATUSES
 from interpreter.errors import ResultTimeout
 from interpreter.handles import AsyncRunHandle
@@ -228,6 +228,9 @@ class AsyncClient:
             return list(self.sync.history(run_id, segment=segment, all_segments=all_segments))
 
         return await self._call(read)
+
+    async def forks(self, run_id: str, *, limit: int = FORKS_SHOWN) -> tuple[list[str], int]:
+        return await self._call(self.sync.forks, run_id, limit=limit)
 
     async def segments(self, run_id: str) -> list[Segment]:
         return await self._call(self.sync.segments, run_id)

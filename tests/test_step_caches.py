@@ -124,7 +124,7 @@ def test_a_closed_pools_thread_serves_the_next_pool() -> None:
     first = executor._DaemonThreads(4)
     thread = asyncio.run(one_call(first))
     first.close()
-    wait_for(lambda: executor._SPARES._parked)
+    wait_for(lambda: bool(executor._IDLE))
     second = executor._DaemonThreads(4)
     assert asyncio.run(one_call(second)) == thread
     second.close()
@@ -138,10 +138,11 @@ def test_a_spare_thread_ends_when_no_pool_takes_it(monkeypatch: pytest.MonkeyPat
         await pool.submit(lambda: seen.append(threading.current_thread()), ())
 
     pool = executor._DaemonThreads(1)
-    # A thread parked earlier (with the normal wait) would take this call: use a fresh one.
-    monkeypatch.setattr(executor, "_SPARES", executor._SpareThreads())
+    # A thread idle from earlier (waiting with the normal timeout) would take this call: start
+    # with none, so a new thread (with the short timeout) runs it.
+    monkeypatch.setattr(executor, "_IDLE", [])
     asyncio.run(one_call(pool))
     pool.close()
     seen[0].join(timeout=10)
     assert not seen[0].is_alive()
-    assert not executor._SPARES._parked
+    assert not executor._IDLE

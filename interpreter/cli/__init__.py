@@ -42,6 +42,7 @@ COMMAND_MODULE = {
     "replay": "interpreter.cli.replay_cmd",
     "retry": "interpreter.cli.redrive_cmds",
     "fork": "interpreter.cli.redrive_cmds",
+    "compensate": "interpreter.cli.redrive_cmds",
     "test": "interpreter.cli.test_cmd",
     "lsp": "interpreter.cli.lsp_cmd",
     "server": "interpreter.cli.server_cmd",
