@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -130,6 +131,12 @@ def console_main() -> None:
     """`tideflow` and `python -m interpreter`: run the command, then end the process with its
     exit status."""
     code = main()
+    if code == _common.EXIT_INTERRUPTED:
+        # Ctrl-C was handled and the exit status says so. From here on the process only ends:
+        # a SIGINT that lands while it does (a second Ctrl-C, or one sent as the run ended)
+        # would otherwise hit the default disposition that finalization restores and end the
+        # process by the signal instead of with status 130.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The process ends here. Frozen, the objects of every loaded library are left out of the
     # collections Python runs on its way out, which would walk them all for nothing (5% of
     # `tideflow validate`, 8% of `tideflow status`). What is still collected, and every
