@@ -96,27 +96,14 @@ class AsyncClient:
         grace: float = 10.0,
     ) -> RunRecord:
         """Drive the run (and its children) with a worker in this event loop until it ends."""
-        from interpreter.worker import Worker
+        from interpreter.local_drive import LocalRun
 
         record = await self.get(run_id)
         if record.status in TERMINAL_STATUSES:
             return record
-        worker = Worker(
-            self.store,
-            root_id=record.root_id,
-            workflow_dirs=workflow_dirs,
-            on_events=on_events,
-            poll_interval=0.02,
-        )
-
-        def finished() -> bool:
-            if worker.is_driving(run_id) or worker.has_drivers():
-                return False
-            current = self.store.get_run(run_id)
-            return current is None or current.status in TERMINAL_STATUSES
-
-        await worker.run(until=finished, grace=grace)
-        return await self.get(run_id)
+        local = LocalRun(self.store, record, workflow_dirs=workflow_dirs, on_events=on_events)
+        await local.worker.run(until=local.finished, grace=grace)
+        return local.ended if local.ended is not None else await self.get(run_id)
 
     async def get(self, run_id: str) -> RunRecord:
         return await self._call(self.sync.get, run_id)

@@ -234,46 +234,15 @@ class Client:
         """Drive the run (and its children) in this process until it ends. On Ctrl-C (in the
         main thread) activities in flight get `grace` seconds to finish, a second Ctrl-C
         abandons them at once, and KeyboardInterrupt is raised once the run is handed back."""
-        from interpreter.local_drive import drive_until_interrupted, run_here
-        from interpreter.worker import Worker
+        from interpreter.local_drive import LocalRun, drive_until_interrupted, run_here
 
         record = self.get(run_id)
         if record.status in TERMINAL_STATUSES:
             return record
-        worker = Worker(
-            self.store,
-            root_id=record.root_id,
-            workflow_dirs=workflow_dirs,
-            on_events=on_events,
-            poll_interval=0.02,
-        )
-        # The first check uses the read just made, and the read that saw the run end is what
-        # execute returns: neither is made twice.
-        unread: RunRecord | None = record
-        ended: RunRecord | None = None
-
-        def finished() -> bool:
-            nonlocal unread, ended
-            if worker.is_driving(run_id):
-                return False  # cheap: loading the run each poll costs O(state + input)
-            current = unread if unread is not None else self.store.get_run(run_id)
-            unread = None
-            if current is not None and current.status not in TERMINAL_STATUSES:
-                return False
-            if record.root_id == record.id:
-                if worker.has_drivers():
-                    return False
-                # A root run that ended at once (timeout) asked its running children to
-                # cancel: see through what is due now, or it would wait for another worker.
-                due = self.store.next_due(record.root_id)
-                if due is not None and due <= clock.wall():
-                    return False
-            ended = current
-            return True
-
-        if run_here(lambda: drive_until_interrupted(worker, finished, grace)):
+        local = LocalRun(self.store, record, workflow_dirs=workflow_dirs, on_events=on_events)
+        if run_here(lambda: drive_until_interrupted(local.worker, local.finished, grace)):
             raise KeyboardInterrupt
-        return ended if ended is not None else self.get(run_id)
+        return local.ended if local.ended is not None else self.get(run_id)
 
     def get(self, run_id: str) -> RunRecord:
         record = self.store.get_run(run_id)

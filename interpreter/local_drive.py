@@ -15,12 +15,65 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from interpreter import clock
+from interpreter.core.records import TERMINAL_STATUSES
+
 if TYPE_CHECKING:
-    from interpreter.worker import Worker
+    from interpreter.store.base import RunRecord, Store
+    from interpreter.worker import EventSink, Worker
 
 T = TypeVar("T")
+
+
+class LocalRun:
+    """The worker that drives one run (and its children) in this process for `execute`, on
+    the client's thread loop or on the caller's own loop, and the check that says it ended."""
+
+    def __init__(
+        self,
+        store: Store,
+        record: RunRecord,
+        *,
+        workflow_dirs: tuple[Path, ...] = (),
+        on_events: EventSink | None = None,
+    ) -> None:
+        from interpreter.worker import Worker
+
+        self.store = store
+        self.record = record
+        self.worker = Worker(
+            store,
+            root_id=record.root_id,
+            workflow_dirs=workflow_dirs,
+            on_events=on_events,
+            poll_interval=0.02,
+        )
+        # The first check uses the read the caller just made, and the read that saw the run
+        # end is what execute returns: neither is made twice.
+        self._unread: RunRecord | None = record
+        self.ended: RunRecord | None = None
+
+    def finished(self) -> bool:
+        worker, run_id = self.worker, self.record.id
+        if worker.is_driving(run_id):
+            return False  # cheap: loading the run each poll costs O(state + input)
+        current = self._unread if self._unread is not None else self.store.get_run(run_id)
+        self._unread = None
+        if current is not None and current.status not in TERMINAL_STATUSES:
+            return False
+        if self.record.root_id == run_id:
+            if worker.has_drivers():
+                return False
+            # A root run that ended at once (timeout) asked its running children to cancel:
+            # see through what is due now, or it would wait for another worker.
+            due = self.store.next_due(self.record.root_id)
+            if due is not None and due <= clock.wall():
+                return False
+        self.ended = current
+        return True
 
 
 class _ThreadLoop:
