@@ -7,8 +7,7 @@ mutation of containers; the context only ever holds JSON data that the engine pa
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -27,8 +26,7 @@ from dsl.template_limits import (
     counted,
     text_size,
 )
-
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+from dsl.template_text import is_template, single_expression
 
 
 class TemplateError(Exception):
@@ -235,21 +233,6 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
 ENVIRONMENT = _make_environment()
 
 
-def is_template(value: str) -> bool:
-    return "{{" in value or "{%" in value or "{#" in value
-
-
-def single_expression(value: str) -> str | None:
-    """The inner expression when `value` is exactly one `{{ ... }}`, else None."""
-    match = _SINGLE_EXPRESSION.match(value)
-    if match is None:
-        return None
-    expr = match.group("expr")
-    if "{{" in expr or "}}" in expr or "{%" in expr:
-        return None
-    return expr
-
-
 @lru_cache(maxsize=4096)
 def _compiled(value: str) -> Any:
     expr = single_expression(value)
@@ -333,20 +316,6 @@ def _render(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, dict):
         return {key: _render(item, context) for key, item in value.items()}
     return value
-
-
-def iter_strings(
-    value: Any, path: tuple[str | int, ...] = ()
-) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Every string inside a JSON value with its path (for static checks)."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from iter_strings(item, (*path, index))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from iter_strings(item, (*path, key))
 
 
 @lru_cache(maxsize=8192)

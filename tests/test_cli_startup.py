@@ -51,8 +51,9 @@ def test_validate_without_schemas_needs_no_jsonschema() -> None:
 
 def test_validate_of_a_valid_file_with_schemas_imports_only_what_it_needs() -> None:
     """`tideflow validate samples/order.yaml` (an input_schema, templates): the common schema
-    check answers TF231 without jsonschema, no test-file model is loaded, and only the
-    validate command's module is imported of the CLI's fourteen."""
+    check answers TF231 without jsonschema, its templates (paths, a comparison, a filter) are
+    read without Jinja2, no test-file model is loaded, and only the validate command's module
+    is imported of the CLI's fourteen."""
     sample = ROOT / "samples" / "order.yaml"
     loaded = _modules_after(
         "import contextlib, io",
@@ -60,8 +61,9 @@ def test_validate_of_a_valid_file_with_schemas_imports_only_what_it_needs() -> N
         "with contextlib.redirect_stdout(io.StringIO()):",
         f"    assert main(['validate', {str(sample)!r}]) == 0",
     )
-    assert {"dsl.model", "jinja2", "dsl.lint"} <= loaded  # it did validate and lint
+    assert {"dsl.model", "dsl.lint"} <= loaded  # it did validate and lint
     assert not loaded & {"jsonschema", "dsl.testfile", "dsl.schema_check", "pygls", "httpx"}
+    assert not loaded & {"jinja2", "dsl.templates", "dsl.template_helpers"}
     commands = {
         m for m in loaded if m.startswith("interpreter.cli.") and m.endswith(("_cmd", "_cmds"))
     }

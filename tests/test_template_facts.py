@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 from jinja2 import meta, nodes
 
-from dsl.lint.template_facts import TemplateMemo, analyse
-from dsl.templates import check_syntax, parse_template, referenced_vars
+from dsl.lint.data_rules import _REGEX_HELPERS
+from dsl.lint.template_facts import SIMPLE_FILTERS, TemplateMemo, analyse
+from dsl.lint.timing import _ZONE_ARGUMENT
+from dsl.templates import ENVIRONMENT, check_syntax, parse_template, referenced_vars
 
 CASES = [
     "",
@@ -70,6 +72,70 @@ CASES = [
     "{{ x }}{{",
     "{% for i in range(3) %}{{ i }}{% endfor %}",
     "{% set y = 1 %}{{ y }}{{ z }}",
+    # read without Jinja (dsl.lint.template_facts._simple_names), and near misses of it
+    "{{ input.total > 100 }}",
+    "{{ input.flaky | default(0) }}",
+    "{{ vars.a|default('x')|length }} of {{ vars['b'][0].c }}",
+    '{{ x | default(vars.y) == "z" }}',
+    "{{ vars[0] }}",
+    "{{ a >= b }}{{ c != 'd' }}{{ e <= 0 }}{{ f < g }}",
+    "{{ 'a' > 1 }}",
+    "{{ 1 == 1 }}",
+    "{{ x > 1 > 0 }}",
+    "{{ x | default() }}",
+    "{{ x | default(1,) }}",
+    "{{ x | default(1, true) }}",
+    "{{ x | default(none) }}",
+    "{{ x | nosuch }}",
+    "{{ x | regex_search('a') }}",
+    "{{ x | to_time('UTC') }}",
+    "{{ x | default(1)(2) }}",
+    "{{ x.y | upper }}.{{ x.z }}",
+    "{{ 007 }}",
+    "{{ 1_000 }}",
+    "{{ 1.5 }}",
+    "{{ 100.x }}",
+    "{{ " + "9" * 19 + " }}",
+    "{{ 'a\\'b' }}",
+    "{{ '}}' }}",
+    '{{ "{{" }}',
+    "{{ x[y] }}",
+    "{{ x['a' }}",
+    "{{ x. }}",
+    "{{ x.1 }}",
+    "{{ x | }}",
+    "{{ = }}",
+    "{{ }}",
+    "{{ x == }}",
+    "{{ (x) }}",
+    "{{ x\t}}",
+    "{{ x|default(0)}}{{y}}",
+    "{{ range(3) | list }}",
+    "{{ dict }}{{ get }}",
+    "{{ vars[('a')] }}",
+    "{{ vars['a' + 'b'] }}{{ vars['c'] | default(vars['d']) }}",
+    "{{ x | map(attribute = 'v') | list }}",
+    "{{ a | select | map(attribute='r') | join(', ') }}",
+    "{{ x | map(attribute='v', attribute='w') }}",
+    "{{ x | map(if='v') }}",
+    "{{ x | map(attribute='v', 1) }}",
+    "{{ x | map(attribute=) }}",
+    "{{ x | map(attribute='v' }}",
+    "{{ x | default(none) }}{{ y | default(True) }}",
+    "{{ vars.polls >= (input.n | default(3)) }}",
+    "{{ vars.a + 1 - vars.b == vars.c }}",
+    "{{ vars.g[vars.l] }}, {{ vars.name }}!",
+    "{{ vars.g[vars.l + 1][0] }}",
+    "{{ (a + b) }}{{ ((a)) }}",
+    "{{ (a }}",
+    "{{ a - }}",
+    "{{ a -}}",
+    "{{ a - -b }}",
+    "{{ a = 1 }}",
+    "{{ a + b + c + d }}",
+    "{{ " + " + ".join(["a"] * 40) + " }}",
+    "{{ none.x }}",
+    "{{ x | default(1) == 2 }}",
     "{% for a in b %}" * 25 + "{% endfor %}" * 25,
 ]
 
@@ -96,6 +162,14 @@ def test_facts_agree_with_jinja(text: str) -> None:
     undeclared = set() if tree is None else meta.find_undeclared_variables(tree)
     assert facts.undeclared == undeclared
     assert facts.vars_read == referenced_vars(text)
+
+
+def test_simple_filters_are_the_sandboxes_and_no_rule_walks_them() -> None:
+    """Templates whose filters are all SIMPLE_FILTERS get no syntax tree: each must be a filter
+    of the sandbox (else Jinja refuses to compile), and none may be one that TF252 or TF258
+    look for in the tree."""
+    assert set(ENVIRONMENT.filters) >= SIMPLE_FILTERS
+    assert not SIMPLE_FILTERS & (_REGEX_HELPERS | {"glob"} | set(_ZONE_ARGUMENT))
 
 
 def test_memo_analyses_each_text_once() -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
-
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Any
 
 from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext
@@ -15,7 +13,11 @@ from dsl.lint.expressions import predicate_paths, template_strings, template_val
 from dsl.lint.template_fields import DURATION_KEYS  # TF210 reports a template there already
 from dsl.model import SetState
 from dsl.source import JsonPath
-from dsl.templates import is_template
+from dsl.template_text import is_template
+
+# Jinja2 only where a template has a syntax tree: a tree exists only once Jinja parsed it.
+if TYPE_CHECKING:
+    from jinja2 import nodes
 
 # Keys whose values are data for other tools, not workflow fields: free text, JSON Schemas.
 _FREE_KEYS = frozenset({"description"})
@@ -104,6 +106,8 @@ _REGEX_HELPERS = frozenset({"regex_search", "regex_findall", "regex_replace", "r
 
 
 def _literal_patterns(tree: nodes.Template) -> Iterator[tuple[str, str]]:
+    from jinja2 import nodes
+
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         named = node.name in _REGEX_HELPERS or node.name == "glob"
         if named and node.args and isinstance(node.args[0], nodes.Const):
@@ -115,14 +119,14 @@ def _literal_patterns(tree: nodes.Template) -> Iterator[tuple[str, str]]:
 def check_regex_literals(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF258: a regular expression (or glob) written in a template compiles and is within the
     length limit."""
-    from dsl.template_helpers import HelperError, pattern_problem
-
     for _scope, path, text in template_strings(ctx):
         if "regex_" not in text and "glob" not in text:
             continue
         tree = ctx.templates(text).tree
         if tree is None:
             continue
+        from dsl.template_helpers import HelperError, pattern_problem
+
         for helper, pattern in _literal_patterns(tree):
             try:
                 pattern_problem(helper, pattern)

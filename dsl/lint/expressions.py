@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Any
 
 from dsl.diagnostics import Diagnostic, Position
 from dsl.lint.context import LintContext, Scope, catchers_of, did_you_mean, join_hints
@@ -26,7 +24,11 @@ from dsl.model import (
 )
 from dsl.source import JsonPath
 from dsl.template_limits import BUDGET_ENV, DEFAULT_BUDGET_MS, WORK_PER_MS
-from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
+from dsl.template_text import GLOBAL_NAMES, is_template, iter_strings, single_expression
+
+# Jinja2 only where a template has a syntax tree: a tree exists only once Jinja parsed it.
+if TYPE_CHECKING:
+    from jinja2 import nodes
 
 BUILTIN_NAMES = frozenset({"input", "vars", "run", "now", "state"})
 QUERY_NAMES = frozenset({"args"})  # a query's templates also see the caller's args
@@ -221,7 +223,7 @@ def check_template_names(ctx: LintContext) -> Iterator[Diagnostic]:
         facts = ctx.templates(text)
         if not facts.readable:
             continue  # TF220
-        known = BUILTIN_NAMES | set(scope.map_names) | set(ENVIRONMENT.globals)
+        known = BUILTIN_NAMES | set(scope.map_names) | GLOBAL_NAMES
         if path[0] == "queries":
             known |= QUERY_NAMES
         for name in sorted(facts.undeclared - known):
@@ -260,7 +262,7 @@ def check_choice_conditions(ctx: LintContext) -> Iterator[Diagnostic]:
 
 def check_map_names(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF225: the loop variable of a map must not hide a name templates rely on."""
-    reserved = BUILTIN_NAMES | {"index"} | set(ENVIRONMENT.globals)
+    reserved = BUILTIN_NAMES | {"index"} | GLOBAL_NAMES
     for scope, name, state in ctx.states():
         if isinstance(state, MapState) and state.as_ in reserved:
             yield ctx.error(
@@ -277,6 +279,8 @@ ITERATION_LIMIT = DEFAULT_BUDGET_MS * WORK_PER_MS
 
 
 def _literal_int(node: nodes.Node) -> int | None:
+    from jinja2 import nodes
+
     if isinstance(node, nodes.Const) and type(node.value) is int:
         return node.value
     if isinstance(node, nodes.Neg):
@@ -287,6 +291,8 @@ def _literal_int(node: nodes.Node) -> int | None:
 
 def _range_length(node: nodes.Node) -> int | None:
     """How many items `range(<whole number literals>)` yields; None when it cannot be seen."""
+    from jinja2 import nodes
+
     if not (
         isinstance(node, nodes.Call)
         and isinstance(node.node, nodes.Name)
@@ -309,6 +315,8 @@ def _range_length(node: nodes.Node) -> int | None:
 def _heavy_loops(found: Iterable[nodes.Node], outer: int = 1) -> Iterator[tuple[nodes.For, int]]:
     """Loops among `found` (and nested in them) whose literal ranges multiply past the limit:
     the innermost loop where the product first crosses it, with that product."""
+    from jinja2 import nodes
+
     for node in found:
         if isinstance(node, nodes.For):
             length = _range_length(node.iter)
@@ -322,6 +330,8 @@ def _heavy_loops(found: Iterable[nodes.Node], outer: int = 1) -> Iterator[tuple[
 
 
 def _recursive_macros(ast: nodes.Template) -> Iterator[nodes.Macro]:
+    from jinja2 import nodes
+
     for macro in ast.find_all(nodes.Macro):
         if any(
             isinstance(call.node, nodes.Name) and call.node.name == macro.name

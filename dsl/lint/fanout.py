@@ -11,7 +11,7 @@ from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext
 from dsl.model import ChildState, Completion, MapState, ParallelState
 from dsl.source import JsonPath
-from dsl.templates import is_template
+from dsl.template_text import is_template
 
 # The errors a detached child's state can raise: its templates, or a child that cannot start.
 DETACHED_ERRORS = frozenset({"*", "ChildFailed", "ChildIdInUse", "ExpressionError"})

@@ -16,7 +16,7 @@ from dsl.lint.context import BUILTIN_ACTIVITIES, LintContext, did_you_mean, join
 from dsl.model import ActivityState, ChildState, WaitState
 from dsl.resolve import child_references, resolve_child_workflow
 from dsl.source import JsonPath
-from dsl.templates import is_template
+from dsl.template_text import is_template
 
 
 def check_signals(ctx: LintContext) -> Iterator[Diagnostic]:

@@ -8,7 +8,7 @@ from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext, did_you_mean, join_hints
 from dsl.lint.values import settings_blocks
 from dsl.model import RetryPolicy
-from dsl.templates import single_expression
+from dsl.template_text import single_expression
 
 # What a retry predicate sees (interpreter/core/definition.py, Retry.decide).
 WHEN_NAMES = frozenset({"error", "attempt"})

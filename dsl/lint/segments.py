@@ -9,7 +9,7 @@ from dsl.diagnostics import Diagnostic
 from dsl.history_limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX, HISTORY_LIMIT_MIN
 from dsl.lint.context import LintContext
 from dsl.model import ContinueAsNewState
-from dsl.templates import is_template, iter_strings
+from dsl.template_text import is_template, iter_strings
 
 
 def check_continue_as_new_scope(ctx: LintContext) -> Iterator[Diagnostic]:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
-from jinja2 import nodes
+from typing import TYPE_CHECKING
 
 from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext
 from dsl.lint.expressions import template_strings
 from dsl.model import MapState, WaitState
-from dsl.templates import is_template
+from dsl.template_text import is_template
 from dsl.timefuncs import TimeValueError, zone
+
+# Jinja2 only where a template has a syntax tree: a tree exists only once Jinja parsed it.
+if TYPE_CHECKING:
+    from jinja2 import nodes
 
 # The helpers whose `tz` argument is a zone name, and its position among the filter's arguments.
 _ZONE_ARGUMENT = {"to_time": 0, "start_of_day": 0, "start_of_month": 0, "format_time": 1}
@@ -108,6 +111,8 @@ def check_map_concurrency(ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _zone_literals(tree: nodes.Node) -> Iterator[str]:
+    from jinja2 import nodes
+
     for node in tree.find_all(nodes.Filter):
         position = _ZONE_ARGUMENT.get(node.name)
         if position is None:

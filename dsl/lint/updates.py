@@ -9,7 +9,7 @@ from dsl.diagnostics import Diagnostic
 from dsl.lint.context import LintContext, did_you_mean, join_hints
 from dsl.lint.expressions import BUILTIN_NAMES
 from dsl.model import WaitState
-from dsl.templates import ENVIRONMENT, is_template, iter_strings, single_expression
+from dsl.template_text import GLOBAL_NAMES, is_template, iter_strings, single_expression
 
 UPDATE_NAMES = frozenset({"payload"})  # an update's templates also see its payload
 
@@ -51,7 +51,7 @@ def check_validators(ctx: LintContext) -> Iterator[Diagnostic]:
 
 def check_update_templates(ctx: LintContext) -> Iterator[Diagnostic]:
     """TF264 (warning): an update's template uses a name it never sees."""
-    known = BUILTIN_NAMES | UPDATE_NAMES | set(ENVIRONMENT.globals)
+    known = BUILTIN_NAMES | UPDATE_NAMES | GLOBAL_NAMES
     for name, update in (ctx.workflow.updates or {}).items():
         fields = [(field, getattr(update, field)) for field in ("validator", "message", "returns")]
         fields += [(f"vars.{key}", value) for key, value in (update.vars or {}).items()]

@@ -21,7 +21,7 @@ from dsl.model import (
     WaitState,
 )
 from dsl.source import JsonPath
-from dsl.templates import is_template
+from dsl.template_text import is_template
 
 _RETRY_DURATIONS = duration_fields(RetryPolicy)
 _TIMEOUT_DURATIONS = duration_fields(Timeouts)

@@ -193,7 +193,7 @@ def _children_of(
     reported under the child's file."""
     from dsl import validate_file
     from dsl.resolve import child_references, resolve_child_workflow
-    from dsl.templates import is_template
+    from dsl.template_text import is_template
 
     seen = {path.resolve() for path in files}
     found: list[Any] = []

@@ -22,7 +22,7 @@ from dsl.model import (
     Timeouts,
     Workflow,
 )
-from dsl.templates import is_template, iter_strings
+from dsl.template_text import is_template, iter_strings
 from interpreter.expressions import ExpressionError, evaluate
 
 # Documented defaults (docs/dsl.md): used when neither the state nor `defaults` says otherwise.

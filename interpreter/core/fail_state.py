@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from dsl.model import FailState
-from dsl.templates import is_template
+from dsl.template_text import is_template
 from interpreter.core.records import error
 from interpreter.expressions import ExpressionError
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from dsl.durations import MAX_DURATION_SECONDS, DurationError, parse_duration
 from dsl.model import RetrySpec, Timeouts
-from dsl.templates import is_template
+from dsl.template_text import is_template
 from dsl.timefuncs import TimeValueError, parse_time
 from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import DEFAULT_MAP_CONCURRENCY, Retry
