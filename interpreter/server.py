@@ -219,31 +219,31 @@ class Api:
         import argparse
 
         from interpreter.cli import list_cmds
-        from interpreter.store.base import RunFilter
+        from interpreter.cli._common import CliError
 
         params = request.query_params
         statuses = tuple(params.getlist("status"))
         for status in statuses:
             if status not in (*list_cmds.STATUSES, "paused"):
                 raise ApiError(422, "InputInvalid", f"unknown status {status!r}")
-        paused = True if "paused" in statuses else None
         limit = _int_param(params.get("limit"), "limit", 1, MAX_PAGE, 100)
         try:
             cursor = list_cmds.cursor_arg(params["cursor"]) if "cursor" in params else None
-            since = list_cmds.time_arg(params["since"]) if "since" in params else None
-            until = list_cmds.time_arg(params["until"]) if "until" in params else None
+            where = list_cmds.run_filter(
+                statuses,
+                workflow=params.get("workflow"),
+                parent=params.get("parent"),
+                forked_from=params.get("forked_from"),
+                error=params.get("error"),
+                since=list_cmds.time_arg(params["since"]) if "since" in params else None,
+                until=list_cmds.time_arg(params["until"]) if "until" in params else None,
+            )
         except argparse.ArgumentTypeError as exc:
             raise ApiError(422, "InputInvalid", str(exc)) from None
-        where = RunFilter(
-            statuses=tuple(s for s in statuses if s != "paused"),
-            workflow=params.get("workflow"),
-            parent_id=params.get("parent"),
-            forked_from=params.get("forked_from"),
-            error_type=params.get("error"),
-            since=since,
-            until=until,
-            paused=paused,
-        )
+        except CliError as exc:
+            raise ApiError(
+                422, "InputInvalid", exc.message.replace("--status ", "status=")
+            ) from None
         runs = await self.call(
             lambda: self.client.store.find_runs(where, limit=limit + 1, before=cursor)
         )

@@ -107,6 +107,11 @@ def test_list_pages(server: Server) -> None:
     _error(server.get("/runs", params={"status": "nope"}), 422, "InputInvalid")
     _error(server.get("/runs", params={"cursor": "garbage"}), 422, "InputInvalid")
     _error(server.get("/runs", params={"since": "yesterday"}), 422, "InputInvalid")
+    # The same filter as `tideflow list`: a paused run is running, so the two cannot combine.
+    both = server.get("/runs", params=[("status", "paused"), ("status", "failed")])
+    _error(both, 422, "InputInvalid")
+    assert "status=paused cannot be combined" in both.json()["error"]["message"]
+    assert server.get("/runs", params={"status": "paused"}).json()["runs"] == []
     assert server.get("/runs", params={"since": "1h", "status": "running"}).json()["runs"]
     assert server.get("/runs", params={"status": "failed"}).json()["runs"] == []
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from interpreter.cli import _runtime as rt
@@ -262,17 +263,6 @@ def register(subparsers: Any) -> None:
 def build_filter(
     client: Client, args: argparse.Namespace, *, running_only: bool = False
 ) -> RunFilter:
-    from interpreter.store import RunFilter
-
-    statuses = tuple(s for s in (args.status or ()) if s != "paused")
-    paused = True if "paused" in (args.status or ()) else None
-    if paused and statuses:
-        raise CliError(
-            "--status paused cannot be combined with other statuses (a paused run is running)",
-            hint="give --status paused alone",
-        )
-    if running_only or paused:
-        statuses = ("running",)
     if args.workflow is not None:
         known = rt.call(client.store.workflow_names)
         if args.workflow not in known:
@@ -283,14 +273,50 @@ def build_filter(
                 if close
                 else f"known workflows: {', '.join(known[:20]) or 'none yet'}",
             )
-    return RunFilter(
-        statuses=statuses,
+    return run_filter(
+        args.status or (),
         workflow=args.workflow,
-        parent_id=args.parent,
+        parent=args.parent,
         forked_from=args.forked_from,
-        error_type=args.error,
+        error=args.error,
         since=args.since,
         until=args.until,
+        running_only=running_only,
+    )
+
+
+def run_filter(
+    statuses: Sequence[str],
+    *,
+    workflow: str | None = None,
+    parent: str | None = None,
+    forked_from: str | None = None,
+    error: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    running_only: bool = False,
+) -> RunFilter:
+    """The store's filter for `list`'s options, which are also the server's query parameters
+    (`paused` is a status here, a flag of running runs in the store)."""
+    from interpreter.store import RunFilter
+
+    paused = True if "paused" in statuses else None
+    kept = tuple(s for s in statuses if s != "paused")
+    if paused and kept:
+        raise CliError(
+            "--status paused cannot be combined with other statuses (a paused run is running)",
+            hint="give --status paused alone",
+        )
+    if running_only or paused:
+        kept = ("running",)
+    return RunFilter(
+        statuses=kept,
+        workflow=workflow,
+        parent_id=parent,
+        forked_from=forked_from,
+        error_type=error,
+        since=since,
+        until=until,
         paused=paused,
     )
 
