@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from interpreter.cli import _runtime as rt
@@ -162,6 +162,22 @@ def add_filters(parser: argparse.ArgumentParser, *, statuses: tuple[str, ...] = 
     )
 
 
+def add_run_or_filter(
+    parser: argparse.ArgumentParser,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    statuses: tuple[str, ...] = STATUSES,
+) -> None:
+    """The arguments of a command that acts on one run by id or on every run a filter matches
+    (cancel, terminate, retry, compensate): RUN_ID, the filters, --yes, --json and --db."""
+    parser.add_argument(
+        "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
+    )
+    add_filters(parser, statuses=statuses)
+    add_yes(parser)
+    rt.add_json_db_handler(parser, handler)
+
+
 def add_yes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--yes",
@@ -214,11 +230,7 @@ def register(subparsers: Any) -> None:
             "requested or untouched).",
             epilog=BULK_EXAMPLES,
         )
-        bulk.add_argument(
-            "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
-        )
-        add_filters(bulk, statuses=("running",))
-        add_yes(bulk)
+        add_run_or_filter(bulk, handler, statuses=("running",))
         if name == "terminate":
             bulk.add_argument(
                 "--reason",
@@ -226,7 +238,6 @@ def register(subparsers: Any) -> None:
                 default="terminated by user",
                 help="recorded as the run's error message (default: terminated by user)",
             )
-        rt.add_json_db_handler(bulk, handler)
 
     prune = subparsers.add_parser(
         "prune",

@@ -39,19 +39,12 @@ def register(subparsers: Any) -> None:
         "  tideflow resume order-1a2b3c --activities samples/activities.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    retry.add_argument(
-        "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
-    )
+    list_cmds.add_run_or_filter(retry, cmd_retry)
     retry.add_argument(
         "--definition",
         metavar="FILE",
         help="move the run to this edited definition (only if replay finds it compatible)",
     )
-    list_cmds.add_filters(retry)
-    list_cmds.add_yes(retry)
-    rt.add_db(retry)
-    rt.add_json(retry)
-    retry.set_defaults(handler=cmd_retry)
 
     fork: argparse.ArgumentParser = subparsers.add_parser(
         "fork",
@@ -90,14 +83,7 @@ def register(subparsers: Any) -> None:
         "Give one RUN_ID, or filter options to compensate every failed run they match.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compensate.add_argument(
-        "run_id", metavar="RUN_ID", type=run_id_arg, nargs="?", help="the run (or a filter)"
-    )
-    list_cmds.add_filters(compensate)
-    list_cmds.add_yes(compensate)
-    rt.add_db(compensate)
-    rt.add_json(compensate)
-    compensate.set_defaults(handler=cmd_compensate)
+    list_cmds.add_run_or_filter(compensate, cmd_compensate)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
