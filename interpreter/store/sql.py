@@ -168,10 +168,13 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
                 ).fetchone()
             )
             return [row[0]] if row and row[0] and owner_is_dead(row[0]) else []
+        # Only running runs can be claimed, and ended runs keep their lease columns: the status
+        # term keeps them out. The terms match runs_leased (migration 12), which covers the
+        # query, so SQLite walks it instead of every running run by runs_status.
         query = self.sql(
-            "SELECT DISTINCT lease_owner FROM runs WHERE lease_owner IS NOT NULL "
-            "AND substr(lease_owner, 1, ?) = ? AND lease_expires >= ?"
-        )  # no status term: with one, SQLite scanned every running run instead of the leased
+            "SELECT DISTINCT lease_owner FROM runs WHERE status='running' "
+            "AND lease_owner IS NOT NULL AND substr(lease_owner, 1, ?) = ? AND lease_expires >= ?"
+        )
         return self._dead.get(
             lambda: [
                 row[0]
