@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from test_event_rows import downgrade_events_to_version_11
 from test_redrive import RD_ACTIVITIES, cli, failed_chain
 
 from interpreter import Client
@@ -108,6 +109,7 @@ def test_status_names_the_newest_forks_and_counts_the_rest(store_url: str, tmp_p
 def _downgrade_to_version_10(store_url: str) -> None:
     """Make the store what tideflow before migration 11 left: no fork columns, no index,
     schema version 10 (the forks' run states name their original, as they always did)."""
+    downgrade_events_to_version_11(store_url)
     statements = [
         "DROP INDEX runs_forked_from",
         "ALTER TABLE runs DROP COLUMN forked_from",
@@ -128,7 +130,7 @@ def _downgrade_to_version_10(store_url: str) -> None:
 def test_a_store_of_version_10_migrates_and_links_its_old_forks(
     store_url: str, tmp_path: Path
 ) -> None:
-    assert SCHEMA_VERSION == 11
+    assert SCHEMA_VERSION == 12
     run_id, _log, _fixed = failed_chain(store_url, tmp_path)
     _fork(store_url, run_id, "second", "old-fork")
     _downgrade_to_version_10(store_url)
