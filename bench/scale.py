@@ -269,8 +269,11 @@ def first_step_latencies(url: str, since: float) -> list[float]:
     found = rows(
         url,
         "SELECT r.created_at, min(e.time) FROM runs r JOIN events e ON e.run_id = r.id "
-        "WHERE e.type='ActivityStarted' AND r.created_at >= ? GROUP BY r.id, r.created_at",
-        (since,),
+        # A step's events share a row (and its time): the first one's type is the row's, the
+        # others are in its payload.
+        "WHERE (e.type='ActivityStarted' OR (e.last_seq > e.seq "
+        "AND e.payload LIKE ?)) AND r.created_at >= ? GROUP BY r.id, r.created_at",
+        ('%"ActivityStarted"%', since),
     )
     return [(first - created) * 1000 for created, first in found]
 

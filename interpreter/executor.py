@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -57,26 +56,45 @@ class _DaemonThreads:
     the next worker under the same idempotency key.
 
     The threads are the process's, not the pool's: an idle one waits on its own inbox in
-    `_IDLE` for the next call of any pool, so a process that runs one worker after another
-    (each `Client.execute` has its own) neither starts a thread per run (about 0.1 ms of CPU)
-    nor wakes one to hand it from a closed pool to the next (two thread switches per run).
+    `_IDLE` to be handed a pool (of any worker) with calls queued, so a process that runs one
+    worker after another (each `Client.execute` has its own) neither starts a thread per run
+    (about 0.1 ms of CPU) nor wakes one to hand it from a closed pool to the next.
+
+    A thread takes the pool's calls one after another while any are queued, and wakes at most
+    one more thread at a time (when calls wait and no woken thread has come to take one yet):
+    the many calls that a worker's runs submit in one turn of its loop cost a few thread
+    wake-ups, not one each, and a call that blocks still leaves the next to another thread
+    at once. Outcomes go back to the loop in batches: one wake-up of the loop carries every
+    outcome that came before it ran.
     """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._busy = 0  # calls of this pool handed to a thread and not returned yet
-        self._backlog: collections.deque[_Job] = collections.deque()
+        self._threads = 0  # threads serving this pool: taking, running or woken to take calls
+        self._waking = 0  # of those, woken and not yet come to take a call
+        self._queued: collections.deque[_Job] = collections.deque()
+        self._settling: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
         self._lock = threading.Lock()
 
     def submit(self, function: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        job = (function, args, loop, future, self)
         with self._lock:
-            if self._busy >= self._limit:
-                self._backlog.append(job)
-                return future
-            self._busy += 1
+            self._queued.append((function, args, loop, future))
+            wake = self._wants_thread()
+        if wake:
+            self._wake_thread()
+        return future
+
+    def _wants_thread(self) -> bool:
+        """Under the lock: whether a thread should be woken for the queued calls (counted)."""
+        if self._queued and not self._waking and self._threads < self._limit:
+            self._waking += 1
+            self._threads += 1
+            return True
+        return False
+
+    def _wake_thread(self) -> None:
         with _IDLE_LOCK:
             inbox = _IDLE.pop() if _IDLE else None
         if inbox is None:
@@ -84,22 +102,52 @@ class _DaemonThreads:
             threading.Thread(
                 target=_serve, args=(inbox,), name="tideflow-activity", daemon=True
             ).start()
-        inbox.put(job)
-        return future
+        inbox.put(self)
 
     def close(self) -> None:
         """Drop the calls still queued: their worker stopped and cancelled them."""
         with self._lock:
-            self._backlog.clear()
+            self._queued.clear()
 
-    def next_job(self) -> _Job | None:
-        """The next queued call, for a thread that just ran one of this pool's; None: the
-        thread is free."""
+    def take(self, woken: bool) -> _Job | None:
+        """The next queued call for a thread serving this pool (`woken`: its first); None:
+        the thread is free."""
         with self._lock:
-            if self._backlog:
-                return self._backlog.popleft()
-            self._busy -= 1
-            return None
+            if woken:
+                self._waking -= 1
+            if not self._queued:
+                self._threads -= 1
+                return None
+            job = self._queued.popleft()
+            wake = self._wants_thread()
+        if wake:
+            self._wake_thread()
+        return job
+
+    def settle(self, loop: asyncio.AbstractEventLoop, settled: _Settled) -> None:
+        """Hand a call's outcome to its loop; only the first of a batch wakes the loop."""
+        with self._lock:
+            batch = self._settling.get(loop)
+            if batch is not None:
+                batch.append(settled)
+                return
+            self._settling[loop] = [settled]
+        try:
+            loop.call_soon_threadsafe(self._deliver, loop)
+        except RuntimeError:  # the worker's loop is closed: nobody waits for these any more
+            with self._lock:
+                self._settling.pop(loop, None)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            batch = self._settling.pop(loop, [])
+        for future, result, error in batch:
+            if future.done():  # a timeout or the shutdown gave up on it
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
 
 _Job = tuple[
@@ -107,32 +155,34 @@ _Job = tuple[
     tuple[Any, ...],
     asyncio.AbstractEventLoop,
     "asyncio.Future[Any]",
-    _DaemonThreads,
 ]
+_Settled = tuple["asyncio.Future[Any]", Any, BaseException | None]
 # The inboxes of the idle threads, the most recently used last (it is handed out first).
-_IDLE: list[queue.SimpleQueue[_Job]] = []
+_IDLE: list[queue.SimpleQueue[_DaemonThreads]] = []
 _IDLE_LOCK = threading.Lock()
 
 
-def _serve(inbox: queue.SimpleQueue[_Job]) -> None:
-    """An activity thread's life: run the calls it is handed, then wait idle for the next,
-    and end after SPARE_THREAD_SECONDS without one."""
-    job: _Job | None = inbox.get()
-    while job is not None:
-        function, args, loop, future, pool = job
-        settled = None if future.cancelled() else _call(function, args)  # abandoned meanwhile
-        job = pool.next_job()
+def _serve(inbox: queue.SimpleQueue[_DaemonThreads]) -> None:
+    """An activity thread's life: take the queued calls of the pool it is handed, then wait
+    idle for the next pool, and end after SPARE_THREAD_SECONDS without one."""
+    pool: _DaemonThreads | None = inbox.get()
+    woken = True
+    while pool is not None:
+        job = pool.take(woken)
+        woken = False
         if job is None:
             with _IDLE_LOCK:
                 _IDLE.append(inbox)
-        # Last, just before this thread waits: the loop it wakes finds the GIL free.
-        if settled is not None:
-            _settle(loop, future, *settled)
-        if job is None:
-            job = _wait_idle(inbox)
+            pool, woken = _wait_idle(inbox), True
+            continue
+        function, args, loop, future = job
+        if future.cancelled():  # abandoned meanwhile
+            continue
+        result, error = _call(function, args)
+        pool.settle(loop, (future, result, error))
 
 
-def _wait_idle(inbox: queue.SimpleQueue[_Job]) -> _Job | None:
+def _wait_idle(inbox: queue.SimpleQueue[_DaemonThreads]) -> _DaemonThreads | None:
     try:
         return inbox.get(timeout=SPARE_THREAD_SECONDS)
     except queue.Empty:
@@ -140,7 +190,7 @@ def _wait_idle(inbox: queue.SimpleQueue[_Job]) -> _Job | None:
             if inbox in _IDLE:
                 _IDLE.remove(inbox)
                 return None
-        return inbox.get()  # handed a call while timing out: it is on its way
+        return inbox.get()  # handed a pool while timing out: it is on its way
 
 
 def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, BaseException | None]:
@@ -150,25 +200,6 @@ def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, Bas
         return None, RuntimeError("the activity raised StopIteration")
     except BaseException as exc:  # like ThreadPoolExecutor: SystemExit ends only the attempt
         return None, exc
-
-
-def _settle(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: Any,
-    error: BaseException | None,
-) -> None:
-    def settle() -> None:
-        if future.done():  # a timeout or the shutdown gave up on it
-            return
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-
-    # The worker's loop is closed once it stopped; nobody waits for this result any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(settle)
 
 
 class ActivityRunner:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interpreter.store.base import EVENT_COLUMNS, dumps, events_from_row
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SAMPLE_ACTIVITIES = SAMPLES / "activities.py"
@@ -169,13 +171,15 @@ def peek_events(db: str, run_id: str) -> list[tuple[int, str, str]]:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
             rows = conn.execute(
-                "SELECT seq, type, payload FROM events WHERE run_id=? ORDER BY seq", (run_id,)
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id=? ORDER BY seq", (run_id,)
             ).fetchall()
         finally:
             conn.close()
     except sqlite3.OperationalError:
         return []  # the schema is not there yet
-    return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+    return [
+        (e["seq"], e["type"], dumps(e["payload"])) for row in rows for e in events_from_row(row)
+    ]
 
 
 def history(db: str, run_id: str) -> list[dict[str, Any]]:

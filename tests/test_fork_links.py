@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from test_event_rows import downgrade_events_to_version_12
 from test_redrive import RD_ACTIVITIES, cli, failed_chain
 
 from interpreter import Client
@@ -107,8 +108,9 @@ def test_status_names_the_newest_forks_and_counts_the_rest(store_url: str, tmp_p
 
 def _downgrade_to_version_10(store_url: str) -> None:
     """Make the store what tideflow before migration 11 left: no fork columns, no index,
-    migration 5's index of leased runs, schema version 10 (the forks' run states name their
-    original, as they always did)."""
+    migration 5's index of leased runs, one row per event, schema version 10 (the forks' run
+    states name their original, as they always did)."""
+    downgrade_events_to_version_12(store_url)
     statements = [
         "DROP INDEX runs_leased",
         "CREATE INDEX runs_leased ON runs(lease_owner) WHERE lease_owner IS NOT NULL",
@@ -131,7 +133,7 @@ def _downgrade_to_version_10(store_url: str) -> None:
 def test_a_store_of_version_10_migrates_and_links_its_old_forks(
     store_url: str, tmp_path: Path
 ) -> None:
-    assert SCHEMA_VERSION == 12  # _downgrade_to_version_10 undoes migrations 11 and 12
+    assert SCHEMA_VERSION == 13  # _downgrade_to_version_10 undoes migrations 11 to 13
     run_id, _log, _fixed = failed_chain(store_url, tmp_path)
     _fork(store_url, run_id, "second", "old-fork")
     _downgrade_to_version_10(store_url)

@@ -34,6 +34,7 @@ from conftest import ROOT, SAMPLE_ACTIVITIES, SAMPLES, _postgres_url, run_cli
 from pg_proxy import PgProxy
 
 from interpreter.client import Client, load_definition
+from interpreter.store.base import EVENT_COLUMNS, events_from_row
 
 STEPS = ("charge", "reserve", "ship")
 ORDER_INPUTS = [
@@ -227,13 +228,10 @@ def assert_each_step_once(
 ) -> None:
     assert status_counts(url) == Counter({"completed": len(run_ids)})
     recorded = Counter(
-        {
-            (run, state): n
-            for run, state, n in query(
-                url,
-                "SELECT run_id, state, count(*) FROM events WHERE type='ActivityCompleted' GROUP BY run_id, state",
-            )
-        }
+        (row[0], event["state"])
+        for row in query(url, f"SELECT run_id, {EVENT_COLUMNS} FROM events")
+        for event in events_from_row(row[1:])
+        if event["type"] == "ActivityCompleted"
     )
     expected = {(run, state) for run in run_ids for state in STEPS}
     assert set(recorded) == expected

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 from conformance.conformance_kit import claim_one, create, dead_owner, live_owner, step
+from test_event_rows import downgrade_events_to_version_12
 
 from interpreter.store import SCHEMA_VERSION, open_store
 from interpreter.store.sqlite import SQLiteStore
@@ -99,13 +100,14 @@ def _leased_index(store_url: str) -> str:
 
 
 def test_a_store_of_version_11_gets_the_index_of_running_leased_runs(store_url: str) -> None:
-    assert SCHEMA_VERSION == 12
+    assert SCHEMA_VERSION == 13
     store = open_store(store_url)
     dead = dead_owner()
     ended = claim_one(store, create(store, "ended").id, dead)
     store.commit(ended, dead, step(ended, "end", status="completed"), time.time())
     claim_one(store, create(store, "orphan").id, dead)  # running, its holder gone
     store.close()
+    downgrade_events_to_version_12(store_url)
     _admin(
         store_url,
         [

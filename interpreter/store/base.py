@@ -195,20 +195,35 @@ def run_from_row(row: Any) -> RunRecord:
     return RunRecord(**values)
 
 
-EVENT_COLUMNS = "seq, type, time, state, attempt, payload"
+EVENT_COLUMNS = "seq, last_seq, type, time, state, attempt, payload"
 
 
-def event_from_row(row: Any) -> dict[str, Any]:
-    """One history event, as `history --json` prints it, from a row in EVENT_COLUMNS order."""
-    seq, type_, at, state, attempt, payload = row
-    return {
-        "seq": seq,
-        "type": type_,
-        "time": at,
-        "state": state,
-        "attempt": attempt,
-        "payload": json.loads(payload),
-    }
+def events_from_row(row: Any) -> list[dict[str, Any]]:
+    """The history events, as `history --json` prints them, of one row in EVENT_COLUMNS
+    order: one event, or a step's several (see migration 13)."""
+    seq, last_seq, type_, at, state, attempt, payload = row
+    if last_seq == seq:
+        return [
+            {
+                "seq": seq,
+                "type": type_,
+                "time": at,
+                "state": state,
+                "attempt": attempt,
+                "payload": json.loads(payload),
+            }
+        ]
+    return [
+        {"seq": seq + i, "type": t, "time": at, "state": s, "attempt": a, "payload": p}
+        for i, (t, s, a, p) in enumerate(json.loads(payload))
+    ]
+
+
+def event_row_payload(events: Sequence[Event]) -> str:
+    """The `payload` column of the row that holds `events` (see events_from_row)."""
+    if len(events) == 1:
+        return dumps(events[0].payload)
+    return dumps([[e.type, e.state, e.attempt, e.payload] for e in events])
 
 
 def check_version(version: int, where: str) -> int:

@@ -167,6 +167,25 @@ CREATE INDEX runs_leased ON runs(status, lease_owner, lease_expires)
     WHERE lease_owner IS NOT NULL AND status = 'running'
 """
 
+# Version 13: one row per step's events instead of one per event (a step usually writes four:
+# ActivityCompleted, StateEntered, ActivityScheduled, ActivityStarted). A row holds the events
+# `seq` to `last_seq`: one event as before (last_seq = seq), or several, whose `payload` is
+# the JSON list of their [type, state, attempt, payload] and whose other columns are the first
+# one's (base.events_from_row). The table keeps a rowid on SQLite: new rows go to its end and
+# only the small (run_id, seq) index is written in each run's place, where WITHOUT ROWID moved
+# whole events about on every page split. Existing rows are copied as one-event rows.
+_V13 = """
+CREATE TABLE step_events (
+    run_id TEXT NOT NULL, seq {bigint} NOT NULL, last_seq {bigint} NOT NULL, type TEXT NOT NULL,
+    time {real} NOT NULL, state TEXT, attempt INTEGER, payload TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+INSERT INTO step_events(run_id, seq, last_seq, type, time, state, attempt, payload)
+SELECT run_id, seq, seq, type, time, state, attempt, payload FROM events ORDER BY run_id, seq;
+DROP TABLE events;
+ALTER TABLE step_events RENAME TO events
+"""
+
 MIGRATIONS: list[str | Mapping[str, str]] = [
     _V1,
     _V2,
@@ -180,6 +199,7 @@ MIGRATIONS: list[str | Mapping[str, str]] = [
     _V10,
     _V11,
     _V12,
+    _V13,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

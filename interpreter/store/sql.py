@@ -31,7 +31,7 @@ from interpreter.store.base import (
     Segment,
     definition_missing,
     dumps,
-    event_from_row,
+    events_from_row,
     list_runs_filter,
     loads,
     needs_of,
@@ -120,18 +120,30 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
         query = self.sql(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id=? AND seq>? ORDER BY seq LIMIT ?"
         )
+        # The row that holds event `after` may hold some after it too (a step's events).
+        holding = self.sql(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id=? AND seq<=? "
+            "ORDER BY seq DESC LIMIT 1"
+        )
 
         def page(last: int) -> list[Any]:
             return self._read(lambda q: q.execute(query, (run_id, last, EVENT_PAGE)).fetchall())
 
         last = after
+        if after > 0:
+            row = self._read(lambda q: q.execute(holding, (run_id, after)).fetchone())
+            if row is not None and row[1] > after:
+                for event in events_from_row(row):
+                    if event["seq"] > after:
+                        yield event
+                last = row[1]
         while True:
             rows = page(last)
             for row in rows:
-                yield event_from_row(row)
+                yield from events_from_row(row)
             if len(rows) < EVENT_PAGE:
                 return
-            last = rows[-1][0]
+            last = rows[-1][1]
 
     def list_segments(self, run_id: str) -> list[Segment]:
         def op(q: Session) -> list[Segment]:
@@ -365,7 +377,14 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
     ) -> None:
         """The writes of a step that hold only if its fenced update did (see GUARD)."""
         fence = step_fence(run, owner, commit)
-        self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
+        segment = commit.new_segment
+        # A new segment's first event starts a row: list_segments reads its type there.
+        split = 0 if segment is None else segment.first_event
+        if 0 < split < len(commit.events):
+            self._insert_events(q, run.id, run.next_seq, commit.events[:split], now, fence)
+            self._insert_events(q, run.id, run.next_seq + split, commit.events[split:], now, fence)
+        else:
+            self._insert_events(q, run.id, run.next_seq, commit.events, now, fence)
         self._queue_callbacks(q, run, commit, fence, now)
         for ids in chunks(commit.consumed, VALUES_ROWS):
             marks = ",".join("?" * len(ids))
@@ -375,7 +394,6 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
                 ),
                 [*ids, run.id, *fence],
             )
-        segment = commit.new_segment
         if segment is not None:
             # Continue-as-new: the next segment's row, its input, and no old heartbeats.
             q.execute(

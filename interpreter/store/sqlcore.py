@@ -17,6 +17,7 @@ from interpreter.store.base import (
     check_running,
     check_version,
     dumps,
+    event_row_payload,
     needs_of,
 )
 from interpreter.store.leases import DeadOwners
@@ -80,15 +81,17 @@ UPDATE_RUNNING_STEP = (
     "needs={needs_param} " + _STEP_FENCE
 )
 
-EVENT_ROW = "(?,?,?,?,?,CAST(? AS INTEGER),?)"
+EVENT_ROW = "(?,?,?,?,?,?,CAST(? AS INTEGER),?)"
+# Events per row of `events` (migration 13): a step's events share one row, and a step that
+# writes thousands (a large map starting) still reads back in pages of bounded rows.
+EVENTS_PER_ROW = 100
 
 
 def events_insert(rows: int, guarded: bool) -> str:
     sql = (
-        "INSERT INTO events(run_id, seq, type, time, state, attempt, payload) "
-        "SELECT column1, column2, column3, column4, column5, column6, column7 FROM (VALUES "
-        + ",".join([EVENT_ROW] * rows)
-        + ") AS v"
+        "INSERT INTO events(run_id, seq, last_seq, type, time, state, attempt, payload) "
+        "SELECT column1, column2, column3, column4, column5, column6, column7, column8 "
+        "FROM (VALUES " + ",".join([EVENT_ROW] * rows) + ") AS v"
     )
     return sql + (f" WHERE {GUARD}" if guarded else "")
 
@@ -201,11 +204,25 @@ class SQLCore:
         now: float,
         guard: tuple[Any, ...] | None = None,
     ) -> None:
-        """Append `events` from `first_seq` on; with `guard` (see GUARD), only if it holds."""
-        rows = [
-            (run_id, first_seq + i, e.type, now, e.state, e.attempt, dumps(e.payload))
-            for i, e in enumerate(events)
-        ]
+        """Append `events` from `first_seq` on, up to EVENTS_PER_ROW to a row; with `guard`
+        (see GUARD), only if it holds."""
+        rows = []
+        for start in range(0, len(events), EVENTS_PER_ROW):
+            part = events[start : start + EVENTS_PER_ROW]
+            first = part[0]
+            seq = first_seq + start
+            rows.append(
+                (
+                    run_id,
+                    seq,
+                    seq + len(part) - 1,
+                    first.type,
+                    now,
+                    first.state,
+                    first.attempt,
+                    event_row_payload(part),
+                )
+            )
         for chunk in chunks(rows, VALUES_ROWS):
             args = [value for row in chunk for value in row]
             q.execute(

@@ -40,6 +40,20 @@ def test_commit_appends_events_in_seq_order_and_advances_the_record(store: Store
     assert record is not None and record.next_seq == held.next_seq
 
 
+def test_history_reads_back_from_any_event(store: Store) -> None:
+    """A step's events are written together (one row on the SQL stores): a read that starts
+    inside a step still gives each later event once, in order."""
+    created = create(store, "r")
+    held = claim_one(store, "r")
+    for note, count in (("a", 3), ("b", 1), ("c", 4), ("d", 0), ("e", 2)):
+        store.commit(held, "w", step(held, note, events=count), time.time())
+    full = list(store.iter_events("r"))
+    assert [e["seq"] for e in full] == list(range(1, held.next_seq))
+    assert [e["payload"].get("by") for e in full[created.next_seq - 1 :]] == list("aaabccccee")
+    for after in range(held.next_seq + 1):
+        assert list(store.iter_events("r", after=after)) == full[after:], after
+
+
 def test_a_stale_token_cannot_commit(store: Store) -> None:
     create(store, "r", due_at=0.0)
     now = time.time()
