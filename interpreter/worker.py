@@ -162,8 +162,7 @@ class Worker:
                             woken.wake_up()
                 if clock.monotonic() - last_renew > self.lease_seconds / 3:
                     last_renew = clock.monotonic()
-                    for driver in list(self._drivers.values()):
-                        driver.renew()
+                    self._renew_leases()
                 wait = self.poll_interval
                 if unsubscribe is not None or self.timers_only:  # poll only for timers
                     wait = self.idle_poll if due is None else due - clock.wall()
@@ -181,6 +180,21 @@ class Worker:
                 pace.close()
         if self.fatal is not None:
             raise self.fatal
+
+    def _renew_leases(self) -> None:
+        """Every held run's lease in one store call: one call per run blocked the loop for a
+        round trip each on PostgreSQL (at 200 runs, 1.6 to 4 s every 5 s without a step)."""
+        drivers = list(self._drivers.values())
+        if not drivers:
+            return
+        renewed = self.store.renew_leases(
+            self.owner,
+            [(driver.run.id, driver.run.lease_token) for driver in drivers],
+            clock.wall() + self.lease_seconds,
+        )
+        for driver in drivers:
+            if driver.run.id not in renewed:
+                driver.lose_lease()
 
     async def _shut_down(self, tasks: set[asyncio.Task[None]], grace: float) -> None:
         """Let the attempts in flight finish within `grace`, then abandon the rest: their runs
@@ -305,14 +319,11 @@ class _RunDriver:
             for future in running:
                 future.remove_done_callback(settle)
 
-    def renew(self) -> None:
-        if not self.w.store.renew(
-            self.run.id, self.w.owner, self.run.lease_token, clock.wall() + self.w.lease_seconds
-        ):
-            # Terminated, or taken over after our lease ran out: stop at once, so activities
-            # in flight see ctx.cancelled instead of running on for nobody.
-            self.lease_lost = True
-            self.wake_up()
+    def lose_lease(self) -> None:
+        """The renewal found the run terminated, or taken over after our lease ran out: stop at
+        once, so activities in flight see ctx.cancelled instead of running on for nobody."""
+        self.lease_lost = True
+        self.wake_up()
 
     def begin_shutdown(self) -> None:
         """Start no more attempts; release the run once none is running."""

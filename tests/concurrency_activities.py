@@ -209,7 +209,8 @@ def undo(ctx: ActivityContext, payload: Any) -> Any:
 
 class BackgroundWorker:
     """A `Worker` on its own store connection in a thread, for tests that need runs to move
-    while the test sends signals, queries or cancels. Stops (grace `grace` s) on exit."""
+    while the test sends signals, queries or cancels. Stops (grace `grace` s) on exit.
+    `options`: more Worker arguments (concurrency, lease_seconds...)."""
 
     def __init__(
         self,
@@ -218,11 +219,13 @@ class BackgroundWorker:
         workflow_dirs: tuple[Any, ...] = (),
         grace: float = 0.5,
         root_id: str | None = None,
+        **options: Any,
     ) -> None:
         self.store_url = store_url
         self.workflow_dirs = workflow_dirs
         self.grace = grace
         self.root_id = root_id
+        self.options = options
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -240,6 +243,7 @@ class BackgroundWorker:
                     root_id=self.root_id,
                     poll_interval=0.02,
                     workflow_dirs=tuple(Path(d) for d in self.workflow_dirs),
+                    **self.options,
                 )
                 asyncio.run(worker.run(until=self._stop.is_set, grace=self.grace))
         except BaseException as exc:  # surfaced by stop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -37,6 +38,14 @@ SAMPLE_ACTIVITIES = SAMPLES / "activities.py"
 CRASH_ENV = "TIDEFLOW_TEST_CRASH"
 LOG_ENV = "TIDEFLOW_SAMPLE_LOG"
 DELAY_ENV = "TIDEFLOW_SAMPLE_DELAY"
+
+# How long a `tideflow` process may take to start (Python, the engine's imports, opening the
+# store) before a test gives up on it. About 1 s of CPU, which on a loaded machine is a long
+# wait: CI runs the suite in two pytest workers per CPU, and a worker's start-up alone was
+# measured at 17 to 27 s (load 26 to 30 on 2 vCPUs). A bound for a hang, not a speed check.
+STARTUP_SECONDS = 120.0
+# What `tideflow worker` writes on stderr once its store is open, right before it looks for runs.
+WORKER_READY = "Ctrl-C to stop"
 
 # Outcomes of one attempt as recorded in history.
 OUTCOME_EVENTS = frozenset(
@@ -85,7 +94,7 @@ class Cli:
         )
 
     def run(
-        self, *args: str, crash: str | None = None, timeout: float = 60
+        self, *args: str, crash: str | None = None, timeout: float = STARTUP_SECONDS
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.argv(*args, crash=crash),
@@ -151,6 +160,32 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.003)
+
+
+def wait_for_stderr(proc: subprocess.Popen[str], text: str, timeout: float, what: str) -> str:
+    """Read `proc`'s stderr until it holds `text`; return what it wrote so far. Raw reads of
+    the pipe, not readline: a line already read into a buffer is never waited for again, and
+    a later communicate() reads the rest from the same pipe."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while text.encode() not in seen:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(
+                f"timed out after {timeout:g}s waiting for {what}; its stderr so far:\n"
+                + seen.decode(errors="replace")
+            )
+        if select.select([fd], [], [], remaining)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(
+                    f"the process ended ({proc.wait()}) before {what}:\n"
+                    + seen.decode(errors="replace")
+                )
+            seen += chunk
+    return seen.decode(errors="replace")
 
 
 # ----------------------------------------------------------------------------- reading results

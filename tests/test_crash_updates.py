@@ -17,14 +17,30 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from crash_util import SAMPLES, Cli, kill, wait_until
+from crash_util import (
+    SAMPLES,
+    STARTUP_SECONDS,
+    WORKER_READY,
+    Cli,
+    kill,
+    wait_for_stderr,
+    wait_until,
+)
 
 from interpreter import Client
+from interpreter.worker import LEASE_SECONDS
 
 pytestmark = pytest.mark.slow
 
 ENTITY = SAMPLES / "entity_greeting.yaml"
 PAYLOAD = '{"language": "fr"}'
+# Once the next worker looks for runs, the dead worker's run is claimable at once (its owner's
+# process is gone) or at the latest when its lease runs out; three leases is far above both,
+# so only a worker that does not take the run over fails this bound. Its start-up is waited
+# for apart (STARTUP_SECONDS): on a loaded machine it is most of the time.
+TAKEOVER_SECONDS = 3 * LEASE_SECONDS
+# The waiting caller's own --timeout: beyond every bound above, so the test's bounds decide.
+CALLER_TIMEOUT = "300"
 
 
 def _cli(store_url: str, tmp_path: Path) -> Cli:
@@ -35,9 +51,32 @@ def _applied(client: Client, run_id: str) -> list[dict[str, object]]:
     return [e["payload"] for e in client.history(run_id) if e["type"] == "UpdateApplied"]
 
 
-def _finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
+def _taken_over(
+    caller: subprocess.Popen[str],
+    worker: subprocess.Popen[str],
+    worker_said: str,
+    client: Client,
+    run_id: str,
+) -> tuple[int, str, str]:
+    """The waiting caller's (exit code, stdout, stderr) once the new worker, already looking
+    for runs (its stderr so far: `worker_said`), applied the update; a clear failure if it did
+    not within TAKEOVER_SECONDS."""
+    try:
+        out, err = caller.communicate(timeout=TAKEOVER_SECONDS)
+    except subprocess.TimeoutExpired:
+        run = client.store.get_run(run_id)
+        kill(caller)
+        worker.kill()
+        _, worker_err = worker.communicate(timeout=10)
+        raise AssertionError(
+            f"the new worker was looking for runs for {TAKEOVER_SECONDS:g}s and did not apply "
+            f"the pending update of run {run_id} (lease holder now: "
+            f"{run.lease_owner if run else None}); a dead worker's run must be taken over at "
+            f"once, or when its {LEASE_SECONDS:g}s lease runs out. Worker stderr:\n"
+            + worker_said
+            + worker_err
+        ) from None
+    return caller.returncode, out, err
 
 
 def test_worker_killed_before_the_update_is_applied(
@@ -56,18 +95,19 @@ def test_worker_killed_before_the_update_is_applied(
         "u1",
         "--json",
         "--timeout",
-        "120",
+        CALLER_TIMEOUT,
         "--db",
         store_url,
     )
-    assert doomed.wait(timeout=60) == -9  # killed itself right before writing the step
+    assert doomed.wait(timeout=STARTUP_SECONDS) == -9  # killed right before the step
     stored = client.store.get_update(run_id, "u1")
     assert stored is not None and stored.status == "pending"
     assert _applied(client, run_id) == []
     assert caller.poll() is None  # still waiting
     worker = cli.spawn("worker", "--db", store_url)
     try:
-        code, out, err = _finish(caller)
+        said = wait_for_stderr(worker, WORKER_READY, STARTUP_SECONDS, "the new worker to start")
+        code, out, err = _taken_over(caller, worker, said, client, run_id)
         assert code == 0, err
         assert json.loads(out)["value"] == "en"
     finally:
@@ -91,16 +131,19 @@ def test_worker_killed_after_applying_before_the_caller_read_it(
         "--id",
         "u1",
         "--timeout",
-        "120",
+        CALLER_TIMEOUT,
         "--db",
         store_url,
     )
     wait_until(
-        lambda: client.store.get_update(run_id, "u1") is not None, 30, "the update stored", caller
+        lambda: client.store.get_update(run_id, "u1") is not None,
+        STARTUP_SECONDS,
+        "the update stored",
+        caller,
     )
     kill(caller)  # the caller never reads the outcome
     doomed = cli.spawn("worker", "--db", store_url, crash="after:UpdateApplied:1")
-    assert doomed.wait(timeout=60) == -9  # killed itself right after the step committed
+    assert doomed.wait(timeout=STARTUP_SECONDS) == -9  # killed right after the step committed
     update = client.store.get_update(run_id, "u1")
     assert update is not None and (update.status, update.result) == ("applied", "en")
     # The retry with the same id gets the outcome, with or without a worker, and never a
@@ -111,6 +154,7 @@ def test_worker_killed_after_applying_before_the_caller_read_it(
     assert (retry.returncode, retry.stdout) == (0, "en\n"), retry.stderr
     worker = cli.spawn("worker", "--db", store_url)
     try:
+        wait_for_stderr(worker, WORKER_READY, STARTUP_SECONDS, "the new worker to start")
         again = cli.run(
             "update", run_id, "set_language", "--data", PAYLOAD, "--id", "u1", "--db", store_url
         )

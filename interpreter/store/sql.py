@@ -260,12 +260,25 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
         rows = self._write(lambda q: q.execute(query, params).fetchall(), resolve=resolve)
         return sorted((run_from_row(row) for row in rows), key=lambda r: r.id)
 
-    def renew(self, run_id: str, owner: str, token: int, until: float) -> bool:
-        query = self.sql(
-            "UPDATE runs SET lease_expires=? WHERE id=? AND lease_owner=? AND lease_token=? "
-            "AND status='running'"
-        )
-        return self._write(lambda q: q.execute(query, (until, run_id, owner, token)).rowcount == 1)
+    def renew_leases(self, owner: str, leases: Sequence[tuple[str, int]], until: float) -> set[str]:
+        """Extend to `until` each lease (run id, token) that `owner` still holds on a running
+        run, in one transaction whatever their number; the ids of the runs renewed."""
+
+        def op(q: Session) -> set[str]:
+            renewed: set[str] = set()
+            for chunk in chunks(list(leases), VALUES_ROWS):
+                pairs = ",".join(["(?,CAST(? AS BIGINT))"] * len(chunk))
+                rows = q.execute(
+                    self.sql(
+                        "UPDATE runs SET lease_expires=? WHERE lease_owner=? AND status='running' "
+                        f"AND (id, lease_token) IN (VALUES {pairs}) RETURNING id"
+                    ),
+                    [until, owner, *(value for lease in chunk for value in lease)],
+                ).fetchall()
+                renewed.update(row[0] for row in rows)
+            return renewed
+
+        return self._write(op)
 
     def release(self, run_id: str, owner: str, token: int, due_at: float | None) -> None:
         # Something may have arrived (signal, cancel) since we last looked: keep it due.

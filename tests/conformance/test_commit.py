@@ -237,7 +237,7 @@ def test_a_terminal_commit_ends_the_run_and_clears_its_side_rows(store: Store) -
     # Ended: never claimed or due again, and the old lease is worth nothing.
     assert store.next_due() is None
     assert store.claim("w2", 60.0, time.time() + 3600, run_id="r") == []
-    assert store.renew("r", "w", held.lease_token, time.time() + 60) is False
+    assert store.renew_leases("w", [("r", held.lease_token)], time.time() + 60) == set()
     with pytest.raises(LeaseLost):
         store.commit(held, "w", step(held, "after the end"), time.time())
 

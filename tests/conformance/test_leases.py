@@ -170,20 +170,38 @@ def test_concurrent_claimers_never_get_the_same_run(
 def test_renew_extends_the_holders_lease(store: Store) -> None:
     create(store, "r", due_at=NOW - 1)
     (held,) = store.claim("w", 1.0, NOW)
-    assert store.renew("r", "w", held.lease_token, NOW + 100) is True
+    assert store.renew_leases("w", [("r", held.lease_token)], NOW + 100) == {"r"}
     assert store.claim("other", 15.0, NOW + 50) == []
-    assert store.renew("r", "w", held.lease_token + 1, NOW + 200) is False
-    assert store.renew("r", "someone", held.lease_token, NOW + 200) is False
+    assert store.renew_leases("w", [("r", held.lease_token + 1)], NOW + 200) == set()
+    assert store.renew_leases("someone", [("r", held.lease_token)], NOW + 200) == set()
+    assert store.claim("other", 15.0, NOW + 150) != []  # the refused renewals changed nothing
 
 
 def test_renew_fails_after_a_takeover_or_termination(store: Store) -> None:
     create(store, "r", due_at=NOW - 1)
     (late,) = store.claim("late", 1.0, NOW)
     (new,) = store.claim("new", 15.0, NOW + 5)
-    assert store.renew("r", "late", late.lease_token, NOW + 100) is False
-    assert store.renew("r", "new", new.lease_token, NOW + 100) is True
+    assert store.renew_leases("late", [("r", late.lease_token)], NOW + 100) == set()
+    assert store.renew_leases("new", [("r", new.lease_token)], NOW + 100) == {"r"}
     store.terminate("r", "stop", time.time())
-    assert store.renew("r", "new", new.lease_token, NOW + 200) is False
+    assert store.renew_leases("new", [("r", new.lease_token)], NOW + 200) == set()
+
+
+def test_renew_takes_many_leases_at_once_and_names_those_still_held(store: Store) -> None:
+    # More leases than one statement binds (VALUES_ROWS), some no longer held.
+    count = 520
+    for i in range(count):
+        create(store, f"r{i:03d}", due_at=NOW - 1)
+    held = {r.id: r.lease_token for r in store.claim("w", 1.0, NOW, limit=count)}
+    assert len(held) == count
+    store.claim("other", 15.0, NOW + 5, run_id="r007")
+    store.terminate("r510", "stop", time.time())
+    leases = [(run_id, token + (run_id == "r003")) for run_id, token in sorted(held.items())]
+    renewed = store.renew_leases("w", [*leases, ("missing", 1)], NOW + 100)
+    assert renewed == set(held) - {"r003", "r007", "r510"}  # stale token, taken, ended
+    # Past the first lease (and other's): only the runs not renewed are free.
+    assert ids(store.claim("x", 15.0, NOW + 50, limit=count)) == ["r003", "r007"]
+    assert store.renew_leases("w", [], NOW + 100) == set()
 
 
 # ----------------------------------------------------------------------------- release
@@ -225,7 +243,7 @@ def test_a_stale_release_leaves_the_new_owner_alone(store: Store) -> None:
     record = store.get_run("r")
     assert record is not None and record.lease_owner == "new"
     assert record.lease_token == new.lease_token
-    assert store.renew("r", "new", new.lease_token, NOW + 100) is True
+    assert store.renew_leases("new", [("r", new.lease_token)], NOW + 100) == {"r"}
 
 
 # ----------------------------------------------------------------------------- attention

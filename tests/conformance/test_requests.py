@@ -87,7 +87,7 @@ def test_terminate_ends_the_run_with_a_run_terminated_event(store: Store) -> Non
     assert events[-1]["payload"]["error"] == record.error
     assert [e["seq"] for e in events] == list(range(1, record.next_seq))
     assert store.get_run("r") == record
-    assert store.renew("r", "w", held.lease_token, time.time() + 60) is False
+    assert store.renew_leases("w", [("r", held.lease_token)], time.time() + 60) == set()
     assert store.next_due() is None
 
 
