@@ -268,9 +268,11 @@ class BackgroundWorker:
 
 
 def wait_until(
-    condition: Any, timeout: float = 15.0, interval: float = 0.02, what: str = ""
+    condition: Any, timeout: float = 120.0, interval: float = 0.02, what: str = ""
 ) -> Any:
-    """Poll `condition()` until it is truthy; return the value or fail after `timeout` s."""
+    """Poll `condition()` until it is truthy; return the value or fail after `timeout` s. The
+    bound only catches a hang: it returns as soon as the condition holds, and a worker or
+    `tideflow run` subprocess can take tens of seconds just to start on a loaded CI machine."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

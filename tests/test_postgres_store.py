@@ -329,15 +329,15 @@ def test_bad_urls_fail_fast_with_a_clear_message(variant: str, expected: str) ->
         ["list", "--db", url],
         ["worker", "--db", url, "--activities", str(SAMPLES / "activities.py")],
     ):
-        started = time.monotonic()
         # An unreachable server is waited for (a restart looks the same); not for long here.
-        env = {"TIDEFLOW_PG_RETRY_SECONDS": "1"} if variant == "unreachable" else None
-        proc = run_cli(*argv, cwd=ROOT, timeout=30, env=env)
-        elapsed = time.monotonic() - started
+        # Every other mistake fails at once: with a retry window of ten minutes, a command
+        # that waited on one would run into the subprocess's timeout (a failure), whatever
+        # the machine's load, where a bound in seconds flaked.
+        retry = "1" if variant == "unreachable" else "600"
+        proc = run_cli(*argv, cwd=ROOT, timeout=180, env={"TIDEFLOW_PG_RETRY_SECONDS": retry})
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
         assert expected in proc.stderr and "hint:" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
-        assert elapsed < 8, f"{variant} took {elapsed:.1f}s"
 
 
 def test_the_password_never_appears_in_output(pg_url: str) -> None:
