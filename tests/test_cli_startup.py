@@ -10,7 +10,20 @@ import sys
 import pytest
 from conftest import ROOT
 
-HEAVY = ("pydantic", "jinja2", "httpx", "psycopg", "jsonschema", "dsl.model", "pygls", "lsprotocol")
+# asyncio: only the worker, the server and `tideflow test` (the virtual loop) run an event loop;
+# reading the clock (interpreter.clock, which every store and the client import) must not load
+# it (20-30 ms of `tideflow status`).
+HEAVY = (
+    "pydantic",
+    "jinja2",
+    "httpx",
+    "psycopg",
+    "jsonschema",
+    "dsl.model",
+    "pygls",
+    "lsprotocol",
+    "asyncio",
+)
 
 _PROBE = """
 import json, sys
