@@ -3,9 +3,12 @@
 The committed JSON Schema (`schemas/workflow.schema.json`) is generated from these classes
 (`python -m dsl.schema_export`), so the two cannot drift; a test compares them.
 Durations stay as written (`30s`, `PT1M`, 5): lint checks them and `dsl.durations` parses them.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: pydantic would then compile and evaluate each of
+the ~150 field annotations from its string when the classes are made (a tenth of the model's
+import). The few that name `State` before it is defined are quoted, and resolved when the
+workflow validator is built (defer_build below).
+"""
 
 from typing import Annotated, Any, Literal
 
@@ -290,7 +293,7 @@ class Branch(_Strict):
     """A small state machine inside a parallel state."""
 
     start: StateName | None = Field(None, description="The first state; default the first listed.")
-    states: dict[str, State] = Field(description="The branch's states.", min_length=1)
+    states: dict[str, "State"] = Field(description="The branch's states.", min_length=1)
 
 
 Percentage = Annotated[
@@ -351,7 +354,7 @@ class MapState(_Flow):
         "number is evaluated when the map starts.",
     )
     start: StateName | None = Field(None, description="The first state; default the first listed.")
-    states: dict[str, State] = Field(description="The iteration's states.", min_length=1)
+    states: dict[str, "State"] = Field(description="The iteration's states.", min_length=1)
     result: VarPath | None = Field(
         None, description="Store the per-item outputs (item order) as vars.<result>."
     )

@@ -4,6 +4,7 @@ heavy libraries until a command needs them. Checked by what is imported, never b
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -89,3 +90,39 @@ def _modules_after(*lines: str) -> set[str]:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_validate_builds_one_validator_and_scans_no_plugins() -> None:
+    """`tideflow validate samples/order.yaml` (retry policies, timeouts) builds the core schema
+    once, Workflow's: lint reads the settings blocks without model_dump, which would build
+    RetryPolicy's and Timeouts' own. And pydantic does not scan the installed distributions'
+    entry points for plugins (PYDANTIC_DISABLE_PLUGINS while the command runs, then unset)."""
+    sample = ROOT / "samples" / "order.yaml"
+    code = f"""
+import contextlib, io, json, os, sys
+from interpreter.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main(['validate', {str(sample)!r}]) == 0
+import pydantic
+from pydantic.plugin import _loader
+from dsl import model
+built = sorted(
+    name for name, value in vars(model).items()
+    if isinstance(value, type) and issubclass(value, pydantic.BaseModel)
+    and value.__pydantic_complete__ and value.__module__ == model.__name__
+)
+print(json.dumps([built, _loader._plugins is not None, "PYDANTIC_DISABLE_PLUGINS" in os.environ]))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    built, scanned, left_set = json.loads(done.stdout.splitlines()[-1])
+    assert built == ["Workflow"]
+    assert not scanned
+    assert not left_set

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dsl.diagnostics import Diagnostic
-from dsl.lint.context import BUILTIN_ACTIVITIES, LintContext, Scope
+from dsl.lint.context import BUILTIN_ACTIVITIES, LintContext, Scope, written
 from dsl.model import ActivityState, AnyState, MapState, Timeouts
 
 
@@ -23,7 +23,7 @@ def _bounds(ctx: LintContext, state: ActivityState) -> set[str]:
     found: set[str] = set()
     for block in (state.timeout, defaults):
         if isinstance(block, Timeouts):
-            found |= set(block.model_dump(exclude_none=True))
+            found |= set(written(block))
     return found
 
 

@@ -22,12 +22,22 @@ from dsl.model import (
     ExitHandler,
     MapState,
     ParallelState,
+    RetryPolicy,
+    Timeouts,
     WaitState,
     Workflow,
 )
 from dsl.source import JsonPath, SourceDocument
 
 BUILTIN_ACTIVITIES = frozenset({"http"})
+
+
+def written(block: RetryPolicy | Timeouts) -> dict[str, object]:
+    """The keys a settings block gives a value, by field name: what
+    `block.model_dump(exclude_none=True)` returns for these flat blocks, read from the instance.
+    model_dump would build the class's own serializer on first use (the model defers it), a
+    second core schema build in every `tideflow validate` of a file with retry or timeouts."""
+    return {key: value for key, value in block if value is not None}
 
 
 @dataclass

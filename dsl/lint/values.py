@@ -9,7 +9,7 @@ from datetime import datetime
 
 from dsl.diagnostics import Diagnostic
 from dsl.durations import DURATION_HELP, DurationError, format_duration, parse_duration
-from dsl.lint.context import LintContext, catchers_of, exit_handlers
+from dsl.lint.context import LintContext, catchers_of, exit_handlers, written
 from dsl.lint.template_fields import duration_fields
 from dsl.model import (
     ActivityState,
@@ -190,7 +190,7 @@ def _merged(
     for base, block in layers:
         if block is None:
             continue
-        for key, value in block.model_dump(exclude_none=True).items():
+        for key, value in written(block).items():
             values[key] = value
             where[key] = (*base, key)
     return values, where

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,34 @@ def _write(text: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    with _pydantic_plugins_off():
+        return _validate(args)
+
+
+# pydantic's documented switch for its plugins (PYDANTIC_DISABLE_PLUGINS).
+_PLUGINS_SWITCH = "PYDANTIC_DISABLE_PLUGINS"
+
+
+@contextlib.contextmanager
+def _pydantic_plugins_off() -> Iterator[None]:
+    """Without plugins, building the workflow model's validator does not scan the entry points
+    of every installed distribution for pydantic plugins (a few ms, more in a large
+    environment). Safe here, and only here: pydantic plugins observe validation (tracing,
+    metrics), and `validate` runs no activity and no user code but the --activities modules
+    it imports to read their names, whose models it never validates. The worker and the
+    library keep them. A switch the user set stays as it is; the old value is restored for
+    callers that run commands in their own process (tests)."""
+    if _PLUGINS_SWITCH in os.environ:
+        yield
+        return
+    os.environ[_PLUGINS_SWITCH] = "__all__"
+    try:
+        yield
+    finally:
+        os.environ.pop(_PLUGINS_SWITCH, None)
+
+
+def _validate(args: argparse.Namespace) -> int:
     from dsl import validate_file
     from dsl.formatters import FORMATTERS
     from dsl.validate import _MISSING
