@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from interpreter import clock
 from interpreter.client import FORKS_SHOWN, Client
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import ResultTimeout
 from interpreter.handles import AsyncRunHandle
 from interpreter.waiting import ChangeWaiter

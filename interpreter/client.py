@@ -12,18 +12,17 @@ run = client.result(run_id, timeout=30)   # waits for a worker (or call client.e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interpreter import clock, jsondata
-from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
+from interpreter.core.records import run_id_problem
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import (
     InputInvalid,
     ResultTimeout,
@@ -58,6 +57,8 @@ def load_definition(path: str | Path, workflow_dirs: Sequence[Path] = ()) -> Def
     `workflow_dirs`: where child workflows named by `workflow:` are looked up (`--workflows`).
     A file already loaded in this process with the same bytes is not validated again (a child
     file's own changes are checked when the child starts)."""
+    import hashlib
+
     from dsl import validate_file
     from interpreter.core.definition import Definition
 
@@ -126,6 +127,13 @@ def check_json_data(value: Any, what: str) -> None:
             hint="give JSON data: no NaN or Infinity, integers of at most 4,300 digits, "
             "valid Unicode, at most 2 MiB",
         ) from None
+
+
+def _run_id_suffix() -> str:
+    """The random part of a generated run id."""
+    import uuid  # here: only starting and forking make ids, not `status` or `list`
+
+    return uuid.uuid4().hex[:12]
 
 
 def _canonical(value: Any) -> str:
@@ -215,7 +223,7 @@ class Client:
             if existing is not None:
                 _check_same_run(existing, defn, input, self.store)
                 return existing, False
-        run_id = run_id or f"{defn.name}-{uuid.uuid4().hex[:12]}"
+        run_id = run_id or f"{defn.name}-{_run_id_suffix()}"
         from interpreter.new_runs import started_run  # the engine: not for every command
 
         record, created = self.store.create_run(started_run(defn, run_id, input))
@@ -402,7 +410,7 @@ class Client:
             problem = run_id_problem(new_id)
             if problem:
                 raise InputInvalid(problem, hint="a run id is 1 to 200 characters of text")
-        new_id = new_id or f"{record.workflow}-{uuid.uuid4().hex[:12]}"
+        new_id = new_id or f"{record.workflow}-{_run_id_suffix()}"
         return fork_run(self.store, run_id, from_state, new_id, time.time())
 
     def terminate(self, run_id: str, reason: str = "terminated by user") -> RunRecord:

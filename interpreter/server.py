@@ -29,7 +29,7 @@ from starlette.routing import Route
 from interpreter import errors, jsondata
 from interpreter.cli._common import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_STILL_RUNNING, EXIT_USAGE
 from interpreter.client import Client
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.run_status import describe
 
 T = TypeVar("T")

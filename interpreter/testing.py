@@ -28,7 +28,7 @@ from dsl.testfile import Case, LoadedTests, Mock, MockResult, Send, load_test_fi
 from interpreter import clock
 from interpreter.activities import load_activity_modules, registry
 from interpreter.activities.context import ActivityContext
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import ApplicationError, TideflowError
 
 Call = dict[str, Any]

@@ -15,7 +15,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from interpreter import clock
-from interpreter.core.records import TERMINAL_STATUSES, run_id_problem
+from interpreter.core.records import run_id_problem
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import (
     InputInvalid,
     RunFinished,

@@ -34,12 +34,7 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 
 
 def _heavy_after(*imports: str) -> list[str]:
-    code = _PROBE.format(imports="\n".join(imports), heavy=HEAVY)
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    loaded: list[str] = json.loads(done.stdout)
-    return loaded
+    return _loaded_after(HEAVY, *imports)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +50,29 @@ def _heavy_after(*imports: str) -> list[str]:
 )
 def test_cli_start_imports_no_heavy_library(imports: tuple[str, ...]) -> None:
     assert _heavy_after(*imports) == []
+
+
+def _loaded_after(modules: tuple[str, ...], *imports: str) -> list[str]:
+    code = _PROBE.format(imports="\n".join(imports), heavy=modules)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded: list[str] = json.loads(done.stdout)
+    return loaded
+
+
+def test_help_builds_no_dataclass_and_makes_no_id() -> None:
+    """`tideflow --help` imports every command module: none of them needs the records module
+    (dataclasses, and the inspect module that imports) or uuid at import."""
+    help_path = ("from interpreter.cli import build_parser", "build_parser()")
+    assert _loaded_after(("dataclasses", "uuid", "interpreter.core.records"), *help_path) == []
+
+
+def test_status_path_makes_no_id_and_hashes_nothing() -> None:
+    """What `tideflow status` imports (the client over a SQLite store) generates no id and
+    hashes no file: uuid and hashlib are imported where runs are started and leases taken."""
+    status = ("import interpreter.client", "import interpreter.store.sqlite", "import interpreter")
+    assert _loaded_after(("uuid", "hashlib"), *status) == []
 
 
 def test_validate_without_schemas_needs_no_jsonschema() -> None:

@@ -21,7 +21,7 @@ from interpreter.cli._common import (
     run_id_arg,
     text_arg,
 )
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from interpreter.client import Client

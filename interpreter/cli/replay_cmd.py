@@ -17,7 +17,7 @@ from interpreter.cli._common import (
     workflow_dirs,
     workflow_file,
 )
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 
 STATUSES = ("running", *sorted(TERMINAL_STATUSES))
 

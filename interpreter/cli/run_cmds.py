@@ -24,7 +24,7 @@ from interpreter.cli._common import (
     workflow_file,
 )
 from interpreter.cli.progress import Progress
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from interpreter.store import RunRecord

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import uuid
 from typing import Any
 
 from interpreter.cli import _runtime as rt
@@ -54,6 +53,8 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    import uuid  # here: `tideflow --help` imports every command module
+
     from interpreter.errors import UpdateRejected
 
     payload = parse_json_arg(args.data, "--data")

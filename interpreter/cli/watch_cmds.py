@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from interpreter.cli import _runtime as rt
 from interpreter.cli import _ux
 from interpreter.cli._common import EXIT_FAILED, EXIT_OK, print_json, run_id_arg, seconds_arg
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from interpreter.client import Client

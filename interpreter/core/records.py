@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # annotations only: the stores import this module, and need n
 NEVER_RETRIED = frozenset({"ExpressionError", "Cancelled", "ChildFailed"})
 # Marks a state that completed without producing a result (set, sleep, ...).
 NO_RESULT = object()
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out", "terminated"})
 
 
 # The status a child that never became a run reports to its parent (see Engine.child_finished).

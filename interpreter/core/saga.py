@@ -15,7 +15,8 @@ from typing import Any
 from interpreter.core import exits
 from interpreter.core.bookkeeping import Bookkeeping, Transitions
 from interpreter.core.definition import Retry
-from interpreter.core.records import NO_RESULT, TERMINAL_STATUSES, Command, error, open_segment
+from interpreter.core.records import NO_RESULT, Command, error, open_segment
+from interpreter.core.statuses import TERMINAL_STATUSES
 
 # Each function takes the run's bookkeeping `run`, and where it ends a state, the engine's
 # `flow`; this module never imports the engine (see bookkeeping.py).

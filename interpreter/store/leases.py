@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 _HOST = socket.gethostname()
@@ -19,6 +18,8 @@ HOST_PREFIX = f"{_HOST}:"
 
 
 def new_owner_id() -> str:
+    import uuid  # here: `tideflow status` and `list` open a store but hold no lease
+
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from interpreter import clock
-from interpreter.core.records import RETRIED_EVENT, TERMINAL_STATUSES, Event
+from interpreter.core.records import RETRIED_EVENT, Event
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import StoreError
 from interpreter.store.base import (
     EVENT_COLUMNS,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import CallbackRefused
 from interpreter.store.base import CallbackTarget, Commit, RunRecord, dumps
 from interpreter.store.sqlcore import GUARD, Session, SQLCore

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interpreter.core.records import TERMINAL_STATUSES
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.store.base import RunFilter, RunSummary, loads
 from interpreter.store.sqlcore import Session, SQLCore
 

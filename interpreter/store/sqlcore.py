@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from interpreter.core.records import TERMINAL_STATUSES, Event
+from interpreter.core.records import Event
+from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.store.base import (
     Commit,
     NewRun,
