@@ -68,11 +68,12 @@ def test_help_builds_no_dataclass_and_makes_no_id() -> None:
     assert _loaded_after(("dataclasses", "uuid", "interpreter.core.records"), *help_path) == []
 
 
-def test_status_path_makes_no_id_and_hashes_nothing() -> None:
-    """What `tideflow status` imports (the client over a SQLite store) generates no id and
-    hashes no file: uuid and hashlib are imported where runs are started and leases taken."""
+def test_status_path_makes_no_id_hashes_nothing_and_asks_no_host_name() -> None:
+    """What `tideflow status` imports (the client over a SQLite store) generates no id, hashes
+    no file and needs no host name: uuid, hashlib and socket are imported where runs are
+    started, files loaded and leases checked."""
     status = ("import interpreter.client", "import interpreter.store.sqlite", "import interpreter")
-    assert _loaded_after(("uuid", "hashlib"), *status) == []
+    assert _loaded_after(("uuid", "hashlib", "socket"), *status) == []
 
 
 def test_validate_without_schemas_needs_no_jsonschema() -> None:

@@ -41,7 +41,7 @@ from interpreter.store.base import (
     terminated_state,
     termination,
 )
-from interpreter.store.leases import HOST_PREFIX, owner_is_dead
+from interpreter.store.leases import host_prefix, owner_is_dead
 from interpreter.store.sql_callbacks import CallbackSQL
 from interpreter.store.sql_redrive import RedriveSQL
 from interpreter.store.sql_updates import UpdateSQL
@@ -188,11 +188,12 @@ class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):
             "SELECT DISTINCT lease_owner FROM runs WHERE status='running' "
             "AND lease_owner IS NOT NULL AND substr(lease_owner, 1, ?) = ? AND lease_expires >= ?"
         )
+        prefix = host_prefix()
         return self._dead.get(
             lambda: [
                 row[0]
                 for row in self._read(
-                    lambda q: q.execute(query, (len(HOST_PREFIX), HOST_PREFIX, now)).fetchall()
+                    lambda q: q.execute(query, (len(prefix), prefix, now)).fetchall()
                 )
             ]
         )
