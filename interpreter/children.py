@@ -10,7 +10,8 @@ from interpreter.core.definition import Definition
 from interpreter.core.records import Command
 from interpreter.errors import InputInvalid
 from interpreter.new_runs import started_run
-from interpreter.store.base import NewRun, RunRecord, Store
+from interpreter.store.base import RunRecord, Store
+from interpreter.store.writes import NewRun
 
 MAX_CHILD_DEPTH = 32
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from interpreter.store.base import Commit, LeaseLost, RunRecord, Store
+from interpreter.store.base import LeaseLost, RunRecord, Store
+from interpreter.store.writes import Commit
 
 # A bound on one transaction's size: a batch this large already makes the COMMIT's cost small
 # per step, and a longer write transaction only holds other processes' writes back.

@@ -11,7 +11,8 @@ from interpreter.core import segments
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
 from interpreter.core.records import new_run_state
-from interpreter.store.base import NewRun, RunRecord
+from interpreter.store.base import RunRecord
+from interpreter.store.writes import NewRun
 
 
 def started_run(

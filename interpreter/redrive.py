@@ -27,7 +27,8 @@ from interpreter.core.definition import Definition
 from interpreter.core.records import NOT_STARTED, RETRIED_EVENT, Event
 from interpreter.errors import RedriveRefused, RunNotFound
 from interpreter.replay import ReplayError, _Replayer, decided_events
-from interpreter.store.base import NewRun, Reopen, RunRecord, Store
+from interpreter.store.base import RunRecord, Store
+from interpreter.store.writes import NewRun, Reopen
 
 RETRYABLE_STATUSES = ("failed", "timed_out", "cancelled")
 

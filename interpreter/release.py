@@ -18,7 +18,8 @@ import copy
 from interpreter.core.engine import Engine
 from interpreter.errors import CompensateRefused
 from interpreter.redrive import _load
-from interpreter.store.base import Reopen, RunRecord, Store
+from interpreter.store.base import RunRecord, Store
+from interpreter.store.writes import Reopen
 
 
 def held_states(record: RunRecord) -> list[str]:

@@ -18,7 +18,8 @@ from interpreter.core import segments
 from interpreter.core.engine import Engine
 from interpreter.core.records import NOT_STARTED, Command
 from interpreter.map_rows import MapRowTracker, Split
-from interpreter.store.base import Commit, NewRun, RunRecord, SegmentStart, UpdateOutcome
+from interpreter.store.base import RunRecord
+from interpreter.store.writes import Commit, NewRun, SegmentStart, UpdateOutcome
 
 # Makes the child run of a `start_child` command, or an error dict when it cannot start.
 ChildMaker = Callable[[Command], Awaitable[NewRun | dict[str, Any]]]

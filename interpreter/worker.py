@@ -28,8 +28,9 @@ from interpreter.executor import ActivityRunner, Outcome
 from interpreter.expressions import NeedsMoreTime, full_budget, inline_budget
 from interpreter.group_commit import GroupCommit
 from interpreter.map_rows import MapRowTracker
-from interpreter.store.base import LeaseLost, NewRun, RunRecord, Store
+from interpreter.store.base import LeaseLost, RunRecord, Store
 from interpreter.store.leases import new_owner_id
+from interpreter.store.writes import NewRun
 
 # A run is kept (not released) while its next timer is at most this far away.
 HOLD_SECONDS = 2.0

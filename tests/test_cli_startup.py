@@ -70,10 +70,12 @@ def test_help_builds_no_dataclass_and_makes_no_id() -> None:
 
 def test_status_path_makes_no_id_hashes_nothing_and_asks_no_host_name() -> None:
     """What `tideflow status` imports (the client over a SQLite store) generates no id, hashes
-    no file and needs no host name: uuid, hashlib and socket are imported where runs are
-    started, files loaded and leases checked."""
+    no file, needs no host name and makes none of the records the engine writes: uuid,
+    hashlib, socket and interpreter.store.writes are imported where runs are started, files
+    loaded, leases checked and steps committed."""
     status = ("import interpreter.client", "import interpreter.store.sqlite", "import interpreter")
-    assert _loaded_after(("uuid", "hashlib", "socket"), *status) == []
+    unneeded = ("uuid", "hashlib", "socket", "interpreter.store.writes")
+    assert _loaded_after(unneeded, *status) == []
 
 
 def test_validate_without_schemas_needs_no_jsonschema() -> None:

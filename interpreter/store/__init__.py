@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import os
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from interpreter.errors import StoreError, StoreNotFound
 from interpreter.store.base import (
     CallbackTarget,
-    Commit,
     InboxItem,
     LeaseLost,
-    NewRun,
-    Reopen,
     RunFilter,
     RunRecord,
     RunSummary,
     Segment,
-    SegmentStart,
     Store,
 )
 from interpreter.store.migrations import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from interpreter.store.writes import Commit, NewRun, Reopen, SegmentStart
+
+# Loaded on first use: what the engine writes is not needed to read a run (`tideflow status`).
+_WRITES = frozenset({"Commit", "NewRun", "Reopen", "SegmentStart"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WRITES:
+        raise AttributeError(f"module 'interpreter.store' has no attribute {name!r}")
+    return getattr(import_module("interpreter.store.writes"), name)
+
 
 DEFAULT_DB = ".tideflow/tideflow.db"
 

@@ -16,7 +16,7 @@ writes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interpreter import clock
 from interpreter.core.records import RETRIED_EVENT, Event
@@ -24,10 +24,8 @@ from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import StoreError
 from interpreter.store.base import (
     EVENT_COLUMNS,
-    Commit,
     InboxItem,
     LeaseLost,
-    NewRun,
     RunRecord,
     Segment,
     definition_missing,
@@ -60,6 +58,9 @@ from interpreter.store.sqlcore import (
     run_columns,
     step_fence,
 )
+
+if TYPE_CHECKING:  # only annotated here: the engine makes them
+    from interpreter.store.writes import Commit, NewRun
 
 
 class SQLStore(SQLAdmin, CallbackSQL, UpdateSQL, RedriveSQL):

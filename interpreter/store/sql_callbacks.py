@@ -9,12 +9,15 @@ item for the run in the same transaction: a worker that comes later applies it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.errors import CallbackRefused
-from interpreter.store.base import CallbackTarget, Commit, RunRecord, dumps
+from interpreter.store.base import CallbackTarget, RunRecord, dumps
 from interpreter.store.sqlcore import GUARD, Session, SQLCore
+
+if TYPE_CHECKING:  # only annotated here: the engine makes them
+    from interpreter.store.writes import Commit
 
 _OPEN = (
     "INSERT INTO callbacks(token_hash, run_id, task_id, attempt, state, status, created_at) "

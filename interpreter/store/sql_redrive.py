@@ -12,10 +12,14 @@ parent and the failed child runs retried with it) in one transaction: all or non
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from interpreter.errors import RunFinished
-from interpreter.store.base import Reopen, RunRecord, dumps, needs_of
+from interpreter.store.base import RunRecord, dumps, needs_of
 from interpreter.store.sqlcore import Session, SQLCore
+
+if TYPE_CHECKING:  # only annotated here: the engine makes them
+    from interpreter.store.writes import Reopen
 
 
 class RedriveSQL(SQLCore):

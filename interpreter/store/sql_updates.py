@@ -10,10 +10,13 @@ crash before that commit leaves it pending to be applied on resume.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from interpreter.store.base import RunRecord, UpdateOutcome, UpdateRecord, dumps, loads
+from interpreter.store.base import RunRecord, UpdateRecord, dumps, loads
 from interpreter.store.sqlcore import GUARD, Session, SQLCore
+
+if TYPE_CHECKING:  # only annotated here: the engine makes them
+    from interpreter.store.writes import UpdateOutcome
 
 _COLUMNS = "run_id, id, name, payload, status, result, message, created_at, decided_at"
 

@@ -7,13 +7,11 @@ See sql.py for the operations themselves and the fencing of a step.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from interpreter.core.records import Event
 from interpreter.core.statuses import TERMINAL_STATUSES
 from interpreter.store.base import (
-    Commit,
-    NewRun,
     RunRecord,
     check_running,
     check_version,
@@ -23,6 +21,9 @@ from interpreter.store.base import (
 )
 from interpreter.store.leases import DeadOwners
 from interpreter.store.migrations import SCHEMA_VERSION, statements
+
+if TYPE_CHECKING:  # only annotated here: the engine makes them
+    from interpreter.store.writes import Commit, NewRun
 
 T = TypeVar("T")
 

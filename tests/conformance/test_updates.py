@@ -10,7 +10,7 @@ import pytest
 from conformance.conformance_kit import claim_one, create, step
 from interpreter.errors import RunFinished, RunNotFound
 from interpreter.store import Store
-from interpreter.store.base import UpdateOutcome
+from interpreter.store.writes import UpdateOutcome
 
 
 def test_add_update_stores_it_pending_and_wakes_the_run(store: Store) -> None:
