@@ -144,8 +144,8 @@ def _pydantic_plugins_off() -> Iterator[None]:
     environment). Safe here, and only here: pydantic plugins observe validation (tracing,
     metrics), and `validate` runs no activity and no user code but the --activities modules
     it imports to read their names, whose models it never validates. The worker and the
-    library keep them. A switch the user set stays as it is; the old value is restored for
-    callers that run commands in their own process (tests)."""
+    library keep them. A switch the user set is left as it is; the one set here is removed
+    again afterwards, for callers that run commands in their own process (tests)."""
     if _PLUGINS_SWITCH in os.environ:
         yield
         return
