@@ -82,13 +82,16 @@ async def _carry_out(engine: Engine, new_child: ChildMaker) -> _Effects:
     return effects
 
 
-def _due_at(engine: Engine) -> float | None:
+def _due_at(engine: Engine, row_due: float | None) -> tuple[float | None, bool]:
+    """The run's due time after this step, and whether the row's `row_due` (what this driver
+    last wrote, None: not known) already says as much."""
     # A running attempt needs a worker again as soon as this one dies (the lease keeps others
-    # out until then); without a due time a crashed run would never be claimed.
+    # out until then); without a due time a crashed run would never be claimed. Any due time
+    # up to now says that, so one written by an earlier step of this driver can stay.
     for task in engine.s["tasks"].values():
         if task["status"] == "running":
-            return engine.now
-    return engine.next_wakeup()
+            return engine.now, row_due is not None and row_due <= engine.now
+    return engine.next_wakeup(), False
 
 
 async def prepare(
@@ -97,8 +100,10 @@ async def prepare(
     map_rows: MapRowTracker,
     callbacks: CallbackTokens,
     new_child: ChildMaker,
+    row_due: float | None = None,
 ) -> PreparedStep:
-    """The Commit of everything `engine` holds (its events and commands), for `run`."""
+    """The Commit of everything `engine` holds (its events and commands), for `run`;
+    `row_due`: the due time the run's row holds, as far as the caller knows (None: unknown)."""
     counted = segments.seal(engine)  # the history limit (may end the run, so: first)
     effects = await _carry_out(engine, new_child)
     segments.count_late(engine, counted)  # a child that could not start added events
@@ -109,11 +114,12 @@ async def prepare(
     notify = None
     if status != "running" and run.parent_id:
         notify = {"status": status, "output": state["output"], "error": state["error"]}
+    due_at, keep_due = _due_at(engine, row_due)
     commit = Commit(
         state=split.state,
         status=status,
         events=engine.events,
-        due_at=_due_at(engine),
+        due_at=due_at,
         output=state["output"],
         error=state["error"],
         new_runs=effects.new_runs,
@@ -127,5 +133,6 @@ async def prepare(
         callbacks_closed=tokens.closed,
         new_segment=effects.new_segment,
         updates=effects.updates,
+        keep_due=keep_due,
     )
     return PreparedStep(commit, split, tokens, map_rows, callbacks)

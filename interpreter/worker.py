@@ -288,6 +288,8 @@ class _RunDriver:
         # next attempt sees the latest details, not the first of the last throttle window.
         self._unsaved_hb: dict[str, Any] = {}
         self._committed_shape: list[tuple[str, str | None, str]] = []
+        # The due time this driver last wrote to the run's row (None: not known yet).
+        self._row_due: float | None = None
         self.map_rows = MapRowTracker()
         self.callbacks = CallbackTokens()
         self.decisions = DecisionLog(worker.slow_decisions)
@@ -499,10 +501,12 @@ class _RunDriver:
             self.decisions.committed()  # nothing to keep: what the store holds is current
             return
         step = await step_commit.prepare(
-            engine, self.run, self.map_rows, self.callbacks, self._new_child_run
+            engine, self.run, self.map_rows, self.callbacks, self._new_child_run, self._row_due
         )
         events = list(engine.events)
         await self.w.commits.commit(self.run, self.w.owner, step.commit, engine.now)
+        if not step.commit.keep_due:
+            self._row_due = step.commit.due_at
         self.decisions.committed()
         step.committed()
         self.run.state = engine.s  # the store keeps the split document; the engine the whole one

@@ -49,6 +49,7 @@ from interpreter.store.sqlcore import (
     GUARD,
     SELECT_RUN,
     UPDATE_RUNNING_STEP,
+    UPDATE_RUNNING_STEP_KEEP_DUE,
     UPDATE_STEP,
     VALUES_ROWS,
     Cursor,
@@ -235,18 +236,16 @@ class SQLStore(SQLAdmin, LeaseSQL, CallbackSQL, UpdateSQL, RedriveSQL):
         """The fenced update of the run's row."""
         fence = (run.id, owner, run.lease_token)
         if commit.status == "running":
+            state, output, error = dumps(commit.state), dumps(commit.output), dumps(commit.error)
+            needs = self._needs_value(needs_of(commit.state))
+            if commit.keep_due:
+                return q.execute(
+                    self.sql(UPDATE_RUNNING_STEP_KEEP_DUE),
+                    (state, output, error, now, len(commit.events), needs, *fence),
+                )
             return q.execute(
                 self.sql(UPDATE_RUNNING_STEP),
-                (
-                    dumps(commit.state),
-                    dumps(commit.output),
-                    dumps(commit.error),
-                    commit.due_at,
-                    now,
-                    len(commit.events),
-                    self._needs_value(needs_of(commit.state)),
-                    *fence,
-                ),
+                (state, output, error, commit.due_at, now, len(commit.events), needs, *fence),
             )
         ended = commit.status in TERMINAL_STATUSES
         return q.execute(

@@ -7,6 +7,7 @@ See sql.py for the operations themselves and the fencing of a step.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from interpreter.core.records import Event
@@ -82,6 +83,11 @@ UPDATE_RUNNING_STEP = (
     "UPDATE runs SET state=?, output=?, error=?, due_at=?, updated_at=?, next_seq=next_seq+?, "
     "needs={needs_param} " + _STEP_FENCE
 )
+# A step of a running run whose row is due already (Commit.keep_due): due_at stays.
+UPDATE_RUNNING_STEP_KEEP_DUE = (
+    "UPDATE runs SET state=?, output=?, error=?, updated_at=?, next_seq=next_seq+?, "
+    "needs={needs_param} " + _STEP_FENCE
+)
 
 EVENT_ROW = "(?,?,?,?,?,?,CAST(? AS INTEGER),?)"
 # Events per row of `events` (migration 13): a step's events share one row, and a step that
@@ -89,6 +95,7 @@ EVENT_ROW = "(?,?,?,?,?,?,CAST(? AS INTEGER),?)"
 EVENTS_PER_ROW = 100
 
 
+@cache  # built once per (rows, guarded): a step's insert is one of a few texts
 def events_insert(rows: int, guarded: bool) -> str:
     sql = (
         "INSERT INTO events(run_id, seq, last_seq, type, time, state, attempt, payload) "

@@ -98,3 +98,7 @@ class Commit:
     new_segment: SegmentStart | None = None
     # Updates decided by this step (their inbox items are in `consumed`).
     updates: list[UpdateOutcome] = field(default_factory=list)
+    # The row's due time already says what `due_at` says (an attempt runs and the row is
+    # due): the store leaves the column alone, so its index is not rewritten on every step
+    # (and a PostgreSQL update of the row can be HOT).
+    keep_due: bool = False

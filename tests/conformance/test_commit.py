@@ -22,6 +22,19 @@ def test_commit_writes_state_status_and_due_time(store: Store) -> None:
     assert store.next_due() == 12345.0
 
 
+def test_a_commit_that_keeps_the_due_time_leaves_the_row_due(store: Store) -> None:
+    """keep_due (an attempt runs, the row is due already): the row's due time stays, so the
+    next worker still takes the run up once this one's lease runs out."""
+    now = time.time()
+    create(store, "r", due_at=None)
+    (held,) = store.claim("w", 1.0, now, run_id="r")
+    store.commit(held, "w", step(held, "one", due_at=now - 5), now)
+    store.commit(held, "w", step(held, "two", due_at=None, keep_due=True), now)
+    assert store.next_due() is None  # held by a live lease: its holder wakes for it
+    (taken,) = store.claim("next", 15.0, now + 5)
+    assert taken.id == "r" and taken.state["note"] == "two"
+
+
 def test_commit_appends_events_in_seq_order_and_advances_the_record(store: Store) -> None:
     created = create(store, "r")
     held = claim_one(store, "r")
