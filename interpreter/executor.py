@@ -282,6 +282,11 @@ class _Guard:
 
     def _call_done(self, call: asyncio.Future[Any]) -> None:
         if not self.outcome.done():
+            # What _outcome_done would do for a result (stop the timer), done here: its
+            # callback would cost one more turn of the loop on every step.
+            self.outcome.remove_done_callback(self._outcome_done)
+            if self.timer is not None:
+                self.timer.cancel()
             self.outcome.set_result(_outcome(call))
 
     def _outcome_done(self, outcome: asyncio.Future[Outcome]) -> None:

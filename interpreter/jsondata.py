@@ -13,6 +13,9 @@ import json
 from typing import Any
 
 MAX_VALUE_BYTES = 2 * 1024 * 1024
+# One encoder for every check: json.dumps with options builds a new one per call, and a check
+# runs for each activity result and evaluated template.
+_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class NotJsonData(ValueError):
@@ -27,7 +30,7 @@ class NotJsonData(ValueError):
 def encode(value: Any) -> str:
     """`value` as strict, compact JSON text; NotJsonData when it is not JSON data."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _STRICT.encode(value)
         # Encoding to UTF-8 finds lone surrogates and counts the bytes; ASCII text (the usual
         # case) has neither multi-byte characters nor surrogates, so its length is its size.
         size = len(text) if text.isascii() else len(text.encode("utf-8"))
