@@ -349,22 +349,30 @@ class SQLStore(SQLAdmin, LeaseSQL, CallbackSQL, UpdateSQL, RedriveSQL):
         return {row[0] for row in self._read(lambda q: q.execute(query, (owner,)).fetchall())}
 
     def read_inbox(self, run_id: str) -> tuple[list[InboxItem], bool]:
+        flag_query = self.sql("SELECT cancel_requested, attention FROM runs WHERE id=?")
+        items_query = self.sql(
+            "SELECT id, kind, name, payload FROM inbox WHERE run_id=? AND NOT consumed ORDER BY id"
+        )
+
+        def look(q: Session) -> tuple[list[InboxItem], bool, bool]:
+            flag = q.execute(flag_query, (run_id,)).fetchone()
+            rows = q.execute(items_query, (run_id,)).fetchall()
+            items = [InboxItem(r[0], r[1], r[2], loads(r[3])) for r in rows]
+            return items, bool(flag and flag[0]), bool(flag and flag[1])
+
+        # Mostly nobody asked for attention since the claim (which clears it): then a read
+        # does, without taking the write lock. Something sent after it sets attention again,
+        # and the worker hears of it by needs_attention.
+        items, cancel, attention = self._read(look)
+        if not attention:
+            return items, cancel
+
         def op(q: Session) -> tuple[list[InboxItem], bool]:
             q.execute(
                 self.sql("UPDATE runs SET attention=FALSE WHERE id=? AND attention"), (run_id,)
             )
-            flag = q.execute(
-                self.sql("SELECT cancel_requested FROM runs WHERE id=?"), (run_id,)
-            ).fetchone()
-            rows = q.execute(
-                self.sql(
-                    "SELECT id, kind, name, payload FROM inbox WHERE run_id=? AND NOT consumed "
-                    "ORDER BY id"
-                ),
-                (run_id,),
-            ).fetchall()
-            items = [InboxItem(r[0], r[1], r[2], loads(r[3])) for r in rows]
-            return items, bool(flag and flag[0])
+            items, cancel, _ = look(q)
+            return items, cancel
 
         return self._write(op)
 
