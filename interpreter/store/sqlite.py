@@ -12,6 +12,7 @@ interleaving statements on the connection ("cannot start a transaction within a 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sqlite3
@@ -132,7 +133,9 @@ class SQLiteStore(SQLStore):
         "IS NOT NULL)",
     }
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, migrated_copy: bool = True) -> None:
+        """`migrated_copy`: an in-memory store starts as a copy of one migrated once per
+        process (False: run the migrations, as for a file)."""
         super().__init__()
         self.url = f"sqlite:///{path}"
         self.path = path
@@ -152,6 +155,8 @@ class SQLiteStore(SQLStore):
                 path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
             )
             self._db.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if path == ":memory:" and migrated_copy:
+                _copy_migrated_schema(self._db)
         except sqlite3.Error as exc:
             raise _friendly(exc, path) from None
         self._session = _Session(self._db)
@@ -264,3 +269,19 @@ class SQLiteStore(SQLStore):
 
     def _needs_value(self, needs: list[str] | None) -> Any:
         return None if needs is None else dumps(needs)
+
+
+_TEMPLATE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _memory_template() -> sqlite3.Connection:
+    return SQLiteStore(":memory:", migrated_copy=False)._db
+
+
+def _copy_migrated_schema(db: sqlite3.Connection) -> None:
+    """Give the new in-memory database `db` the schema every migration leaves, copied from one
+    database migrated once per process: `tideflow test` opens a fresh in-memory store for every
+    case, and running the migrations was a quarter of a case's time (6 ms, a copy 0.1 ms)."""
+    with _TEMPLATE_LOCK:  # one connection, shared by the threads that open stores
+        _memory_template().backup(db)
