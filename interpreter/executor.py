@@ -282,16 +282,18 @@ class _Guard:
 
     def _call_done(self, call: asyncio.Future[Any]) -> None:
         if not self.outcome.done():
-            # What _outcome_done would do for a result (stop the timer), done here: its
-            # callback would cost one more turn of the loop on every step.
+            # What _outcome_done would do for a result, done here: its callback would cost
+            # one more turn of the loop on every step.
             self.outcome.remove_done_callback(self._outcome_done)
-            if self.timer is not None:
-                self.timer.cancel()
+            self._stop_timer()
             self.outcome.set_result(_outcome(call))
 
-    def _outcome_done(self, outcome: asyncio.Future[Outcome]) -> None:
+    def _stop_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+
+    def _outcome_done(self, outcome: asyncio.Future[Outcome]) -> None:
+        self._stop_timer()
         if outcome.cancelled():
             # The attempt is no longer wanted (its branch lost a race, the run was cancelled,
             # the worker gave up on it): cancel the call too, so an async activity stops at

@@ -238,14 +238,13 @@ class SQLStore(SQLAdmin, LeaseSQL, CallbackSQL, UpdateSQL, RedriveSQL):
         if commit.status == "running":
             state, output, error = dumps(commit.state), dumps(commit.output), dumps(commit.error)
             needs = self._needs_value(needs_of(commit.state))
-            if commit.keep_due:
-                return q.execute(
-                    self.sql(UPDATE_RUNNING_STEP_KEEP_DUE),
-                    (state, output, error, now, len(commit.events), needs, *fence),
-                )
+            sql, due = (
+                (UPDATE_RUNNING_STEP_KEEP_DUE, ())
+                if commit.keep_due
+                else (UPDATE_RUNNING_STEP, (commit.due_at,))
+            )
             return q.execute(
-                self.sql(UPDATE_RUNNING_STEP),
-                (state, output, error, commit.due_at, now, len(commit.events), needs, *fence),
+                self.sql(sql), (state, output, error, *due, now, len(commit.events), needs, *fence)
             )
         ended = commit.status in TERMINAL_STATUSES
         return q.execute(

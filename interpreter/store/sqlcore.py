@@ -79,15 +79,19 @@ UPDATE_STEP = (
     "next_seq=next_seq+?, cancel_requested=(cancel_requested AND NOT ?), needs={needs_param} "
     + _STEP_FENCE
 )
-UPDATE_RUNNING_STEP = (
-    "UPDATE runs SET state=?, output=?, error=?, due_at=?, updated_at=?, next_seq=next_seq+?, "
-    "needs={needs_param} " + _STEP_FENCE
-)
+
+
+def _running_step(sets_due: bool) -> str:
+    due = "due_at=?, " if sets_due else ""
+    return (
+        f"UPDATE runs SET state=?, output=?, error=?, {due}updated_at=?, next_seq=next_seq+?, "
+        "needs={needs_param} " + _STEP_FENCE
+    )
+
+
+UPDATE_RUNNING_STEP = _running_step(sets_due=True)
 # A step of a running run whose row is due already (Commit.keep_due): due_at stays.
-UPDATE_RUNNING_STEP_KEEP_DUE = (
-    "UPDATE runs SET state=?, output=?, error=?, updated_at=?, next_seq=next_seq+?, "
-    "needs={needs_param} " + _STEP_FENCE
-)
+UPDATE_RUNNING_STEP_KEEP_DUE = _running_step(sets_due=False)
 
 EVENT_ROW = "(?,?,?,?,?,?,CAST(? AS INTEGER),?)"
 # Events per row of `events` (migration 13): a step's events share one row, and a step that
