@@ -228,20 +228,31 @@ def test_parse_accepts_ordinary_json() -> None:
     assert parse('{"a": [1, 2.5, "é", null, true]}') == {"a": [1, 2.5, "é", None, True]}
 
 
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     "value",
     [
         {"a": 1.5, "b": [1, 2, {"c": 'é"\n\u2028'}], "d": None, "e": True, "f": 1e300},
         {"big": 10**40, "neg": -0.0, "empty": {}, "list": [], "nested": [[[]]]},
         {1: "int key", "x": False},
-        [float("inf")],
+        {"dt": "2026-12-03T10:00:00Z", "u": "\ud800"},
+        {"deep": _nested(300)},
         "a string",
         7,
     ],
+    ids=["plain", "big_int", "int_key", "surrogate", "deep", "string", "int"],
 )
 def test_the_store_encodes_as_json_dumps_does(value: Any) -> None:
-    """The store's encoder reuses one C encoder (a speed-up): the text must be the standard
-    library's, byte for byte."""
+    """The store's encoder is orjson with the standard library for what orjson refuses (big
+    integers, keys that are not strings, lone surrogates, deep nesting): the text must be the
+    standard library's, byte for byte. (NaN and Infinity never reach a store: see
+    test_parse_is_strict and the checks where values enter a run.)"""
     import json
 
     from interpreter.store.base import dumps
