@@ -18,6 +18,7 @@ from typing import Any
 from interpreter import clock, collector, step_commit
 from interpreter.activities.context import ActivityContext
 from interpreter.callbacks import CallbackTokens
+from interpreter.capped_waits import CappedWaits
 from interpreter.children import new_child_run
 from interpreter.core.definition import Definition
 from interpreter.core.engine import Engine
@@ -75,6 +76,7 @@ class Worker:
         # interpreter/decisions.py).
         self.slow_decisions = asyncio.Semaphore(1)
         self.commits = GroupCommit(store, alone=lambda: len(self._drivers) <= 1)
+        self.capped_waits = CappedWaits()
         self._definitions: dict[str, Definition] = {}
         self._drivers: dict[str, _RunDriver] = {}
         self._stopping = asyncio.Event()
@@ -299,8 +301,9 @@ class _RunDriver:
         _settle(self._waiter)
 
     async def _wait(self, timeout: float) -> None:
-        """Until an attempt ends, wake_up() is called or `timeout` passes. One future and one
-        timer instead of asyncio.wait over a fresh task per round: this runs once per step."""
+        """Until an attempt ends, wake_up() is called or `timeout` passes. One future instead of
+        asyncio.wait over a fresh task per round (this runs once per step); the longest wait
+        shares the worker's timer (capped_waits.py), a sooner one has a timer of its own."""
         running = [future for future, _ in self.running.values()]
         if self.woken or any(future.done() for future in running):
             return
@@ -311,13 +314,18 @@ class _RunDriver:
         def settle(_: object = None) -> None:
             _settle(waiter)
 
-        timer = loop.call_later(timeout, settle)
+        timer = loop.call_later(timeout, settle) if timeout < self.w.step_wait else None
+        if timer is None:
+            self.w.capped_waits.add(waiter, self.w.step_wait)
         for future in running:
             future.add_done_callback(settle)
         try:
             await waiter
         finally:
-            timer.cancel()
+            if timer is None:
+                self.w.capped_waits.discard(waiter)
+            else:
+                timer.cancel()
             self._waiter = None
             for future in running:
                 future.remove_done_callback(settle)
