@@ -38,7 +38,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenChanges:
     """What one commit does to a run's tokens: the attempts it opens, as (task, attempt, state,
     token sha256), the attempts it closes, as (task, attempt), and the open attempts after it

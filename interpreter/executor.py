@@ -20,7 +20,7 @@ from interpreter.errors import ApplicationError, safe_text
 from interpreter.jsondata import NotJsonData, check
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     ok: bool
     result: Any = None

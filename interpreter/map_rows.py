@@ -22,7 +22,7 @@ MapRow = tuple[str, int, str, Any]
 _STRIPPED = ("items", "results")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Written:
     """Result rows written for one map frame: every index below `low`, and those in `above`."""
 
@@ -35,7 +35,7 @@ class _Written:
             self.low += 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Split:
     state: dict[str, Any]  # what the store writes as the run's state
     rows: list[MapRow]

@@ -25,7 +25,7 @@ from interpreter.store.writes import Commit, NewRun, SegmentStart, UpdateOutcome
 ChildMaker = Callable[[Command], Awaitable[NewRun | dict[str, Any]]]
 
 
-@dataclass
+@dataclass(slots=True)
 class PreparedStep:
     commit: Commit
     _split: Split
@@ -39,7 +39,7 @@ class PreparedStep:
         self._callbacks.committed(self._tokens)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Effects:
     """What the commands of a step ask the store to do beyond the run's own row."""
 

@@ -32,7 +32,7 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     type: str
     state: str | None = None
@@ -40,7 +40,7 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Command:
     """Work for the worker beyond running tasks: `start_child`, `cancel_child`, `consume_signal`
     (an inbox item), `update_outcome` (an update's decision, see core/updates.py)."""

@@ -68,7 +68,7 @@ class UpdateOutcome:
     message: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Commit:
     """One atomic step of a run, written under the run's lease."""
 
