@@ -211,12 +211,13 @@ class Engine(Bookkeeping):
         due, a frame is ready (a new segment's first state) or an update's wake is buffered.
         The worker asks before every step, so a step with none skips the decision."""
         s, now = self.s, self.now
-        return (
-            any(timer["due"] <= now for timer in s["timers"].values())
-            or callbacks.any_expired(self)
-            or any(frame["status"] == "ready" for frame in s["frames"].values())
-            or bool(s.get(updates.WAKES))
-        )
+        for timer in s["timers"].values():
+            if timer["due"] <= now:
+                return True
+        for frame in s["frames"].values():
+            if frame["status"] == "ready":
+                return True
+        return callbacks.any_expired(self) or bool(s.get(updates.WAKES))
 
     def fire_due_timers(self) -> None:
         callbacks.expire_due(self, self)
