@@ -72,20 +72,22 @@ class DecisionLog:
     def committed(self) -> None:
         self._since_commit.clear()
 
-    async def decide(
-        self, engine: Engine, decision: Decision, from_committed: Callable[[], Engine]
-    ) -> tuple[Engine, Any]:
-        """Apply `decision`; return the engine to go on with and the decision's result.
-
-        Inline first. If a template runs out of the inline budget, `from_committed()` (called
-        on the loop: it reads the store) gives an engine on the last committed state, and every
-        decision since that commit is applied to it again in a thread."""
+    def decide(self, engine: Engine, decision: Decision) -> tuple[bool, Any]:
+        """Apply `decision` inline, under the inline budget: (True, its result). (False, None)
+        when a template ran out of that budget: `redo` then applies it again, off the loop.
+        Not a coroutine: several decisions a step, and nearly all of them end here."""
         self._since_commit.append(decision)
         try:
             with inline_budget():
-                return engine, decision(engine)
+                return True, decision(engine)
         except NeedsMoreTime:
-            pass
+            return False, None
+
+    async def redo(self, from_committed: Callable[[], Engine]) -> tuple[Engine, Any]:
+        """After `decide` gave (False, None): `from_committed()` (called on the loop: it reads
+        the store) gives an engine on the last committed state, and every decision since that
+        commit is applied to it again in a thread; the engine to go on with and the last
+        decision's result."""
         fresh = from_committed()
         decisions = list(self._since_commit)
 

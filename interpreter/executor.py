@@ -210,10 +210,16 @@ class ActivityRunner:
         # Threads stuck in user code cannot be killed; being daemons, they do not hold the exit.
         self._threads.close()
 
-    def start(self, task: dict[str, Any], ctx: ActivityContext) -> asyncio.Future[Outcome]:
+    def start(
+        self,
+        task: dict[str, Any],
+        ctx: ActivityContext,
+        on_outcome: Callable[[], None] | None = None,
+    ) -> asyncio.Future[Outcome]:
         """Start one attempt of `task` (an engine task dict): a future of its outcome.
         Cancelling the future abandons the attempt (ctx.cancelled, a thread's late result is
-        dropped, an async activity is cancelled)."""
+        dropped, an async activity is cancelled). `on_outcome()` is called as the outcome is
+        set (not a turn of the loop later, as a done callback would be)."""
         timeouts = task["timeouts"]
         limit: float | None = timeouts.get("start_to_close")
         deadline_bound = False
@@ -228,6 +234,7 @@ class ActivityRunner:
             settled.set_result(_err("ActivityNotRegistered", str(exc), final=True))
             return settled
         guard = _Guard(call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task)
+        guard.on_outcome = on_outcome
         return guard.outcome
 
     def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:
@@ -267,6 +274,7 @@ class _Guard:
         self.loop = asyncio.get_running_loop()
         self.outcome: asyncio.Future[Outcome] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
+        self.on_outcome: Callable[[], None] | None = None
         self.outcome.add_done_callback(self._outcome_done)
         call.add_done_callback(self._call_done)
         self._arm(self.started)
@@ -286,7 +294,12 @@ class _Guard:
             # one more turn of the loop on every step.
             self.outcome.remove_done_callback(self._outcome_done)
             self._stop_timer()
-            self.outcome.set_result(_outcome(call))
+            self._settle(_outcome(call))
+
+    def _settle(self, outcome: Outcome) -> None:
+        self.outcome.set_result(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome()
 
     def _stop_timer(self) -> None:
         if self.timer is not None:
@@ -319,7 +332,7 @@ class _Guard:
         if over:
             _abandon(self.call, self.ctx)
             which = "schedule_to_close" if self.deadline_bound else "start_to_close"
-            self.outcome.set_result(
+            self._settle(
                 _err(
                     "Timeout",
                     f"activity {task['activity']!r} exceeded its {which} timeout",
@@ -329,7 +342,7 @@ class _Guard:
             )
         elif silent:
             _abandon(self.call, self.ctx)
-            self.outcome.set_result(
+            self._settle(
                 _err(
                     "HeartbeatTimeout",
                     f"activity {task['activity']!r} sent no heartbeat for {self.heartbeat:g}s",

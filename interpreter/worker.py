@@ -300,35 +300,30 @@ class _RunDriver:
         self.woken = True
         _settle(self._waiter)
 
+    def _attempt_ended(self) -> None:
+        """An attempt's outcome is set: end the wait (the loop then collects the outcomes)."""
+        _settle(self._waiter)
+
     async def _wait(self, timeout: float) -> None:
         """Until an attempt ends, wake_up() is called or `timeout` passes. One future instead of
         asyncio.wait over a fresh task per round (this runs once per step); the longest wait
         shares the worker's timer (capped_waits.py), a sooner one has a timer of its own."""
-        running = [future for future, _ in self.running.values()]
-        if self.woken or any(future.done() for future in running):
+        if self.woken or any(future.done() for future, _ in self.running.values()):
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-
-        def settle(_: object = None) -> None:
-            _settle(waiter)
-
-        timer = loop.call_later(timeout, settle) if timeout < self.w.step_wait else None
+        timer = loop.call_later(timeout, _settle, waiter) if timeout < self.w.step_wait else None
         if timer is None:
             self.w.capped_waits.add(waiter, self.w.step_wait)
-        for future in running:
-            future.add_done_callback(settle)
         try:
-            await waiter
+            await waiter  # an attempt's outcome settles it too (see _launch)
         finally:
             if timer is None:
                 self.w.capped_waits.discard(waiter)
             else:
                 timer.cancel()
             self._waiter = None
-            for future in running:
-                future.remove_done_callback(settle)
 
     def lose_lease(self) -> None:
         """The renewal found the run terminated, or taken over after our lease ran out: stop at
@@ -476,7 +471,10 @@ class _RunDriver:
     async def _decide(self, engine: Engine, decision: Decision) -> tuple[Engine, Any]:
         """Apply one input to the engine, off the loop if a template needs long (see
         interpreter/decisions.py)."""
-        return await self.decisions.decide(engine, decision, self._engine_from_committed)
+        inline, result = self.decisions.decide(engine, decision)
+        if inline:
+            return engine, result
+        return await self.decisions.redo(self._engine_from_committed)
 
     def _engine_from_committed(self) -> Engine:
         """An engine on the state as this driver last committed it."""
@@ -567,7 +565,7 @@ class _RunDriver:
             on_heartbeat=on_heartbeat,
             callback_token=self.callbacks.token_for(task_id),
         )
-        self.running[task_id] = (self.w.runner.start(task, ctx), ctx)
+        self.running[task_id] = (self.w.runner.start(task, ctx, self._attempt_ended), ctx)
 
     def _heartbeat(self, task_id: str, details: Any) -> None:
         now = clock.wall()
