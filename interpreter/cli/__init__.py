@@ -130,16 +130,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> None:
     """`tideflow` and `python -m interpreter`: run the command, then end the process with its
     exit status."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a Ctrl-C landing as main returns, past its own handler
+        code = _common.EXIT_INTERRUPTED
     if code == _common.EXIT_INTERRUPTED:
-        # Ctrl-C was handled and the exit status says so. From here on the process only ends:
-        # a SIGINT that lands while it does (a second Ctrl-C, or one sent as the run ended)
-        # would otherwise hit the default disposition that finalization restores and end the
-        # process by the signal instead of with status 130.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _ignore_sigint()
     # The process ends here. Frozen, the objects of every loaded library are left out of the
     # collections Python runs on its way out, which would walk them all for nothing (5% of
     # `tideflow validate`, 8% of `tideflow status`). What is still collected, and every
     # atexit handler and flush, runs as before.
     gc.freeze()
     sys.exit(code)
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C was handled and the exit status says so; from here on the process only ends. A
+    SIGINT that lands while it does (a second Ctrl-C, or one sent as the run ended) would
+    otherwise end it by the signal (exit -2 to a parent) instead of with status 130: through
+    the default disposition that finalization restores, or as a KeyboardInterrupt from
+    Python's own handler. signal.signal itself first runs a handler still pending, which
+    raises that KeyboardInterrupt: that Ctrl-C changes nothing now, so set SIG_IGN again."""
+    for _ in range(3):
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:
+            continue
