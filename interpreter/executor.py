@@ -233,8 +233,9 @@ class ActivityRunner:
             settled: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
             settled.set_result(_err("ActivityNotRegistered", str(exc), final=True))
             return settled
-        guard = _Guard(call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task)
-        guard.on_outcome = on_outcome
+        guard = _Guard(
+            call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task, on_outcome
+        )
         return guard.outcome
 
     def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:
@@ -267,14 +268,14 @@ class _Guard:
         heartbeat: float | None,
         deadline_bound: bool,
         task: dict[str, Any],
+        on_outcome: Callable[[], None] | None,
     ) -> None:
-        self.call, self.ctx, self.task = call, ctx, task
+        self.call, self.ctx, self.task, self.on_outcome = call, ctx, task, on_outcome
         self.limit, self.heartbeat, self.deadline_bound = limit, heartbeat, deadline_bound
         self.started = clock.monotonic()
         self.loop = asyncio.get_running_loop()
         self.outcome: asyncio.Future[Outcome] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
-        self.on_outcome: Callable[[], None] | None = None
         self.outcome.add_done_callback(self._outcome_done)
         call.add_done_callback(self._call_done)
         self._arm(self.started)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from run_helpers import write_workflow
 
 import interpreter.store.sqlite as sqlite_store
 from interpreter import Client
 from interpreter.store.sqlite import SQLiteStore
-
-SAMPLE = Path(__file__).parent.parent / "bench" / "workflows" / "noop10.yaml"
 
 
 def test_the_store_connection_checkpoints_at_the_configured_size(tmp_path: Path) -> None:
@@ -30,10 +29,11 @@ def test_the_wal_stays_within_the_checkpoint_size(
     # default the WAL would grow to about 1,000 pages before the first checkpoint.
     monkeypatch.setattr(sqlite_store, "WAL_CHECKPOINT_PAGES", 40)
     db = tmp_path / "w.db"
+    workflow = write_workflow(tmp_path, "name: one\nstates:\n  done: {type: succeed}\n")
     client = Client(str(db))
     try:
         for _ in range(300):
-            client.start(SAMPLE, {})
+            client.start(workflow, {})
         page = client.store._db.execute("PRAGMA page_size").fetchone()[0]
         wal = db.with_name(db.name + "-wal").stat().st_size
         started = len(client.store.list_runs(limit=1000))

@@ -7,6 +7,7 @@ a worker that lost its lease can never overwrite the new owner's work.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -97,18 +98,17 @@ def fork_link(run_id: str | None, state: str | None) -> dict[str, Any] | None:
 # every value is checked where it enters a run (interpreter/jsondata.py), durations are finite.
 # Imported on the first write: `tideflow status` and `list` only read (and orjson imports uuid).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_orjson_dumps: Callable[..., bytes] | None = None
-_ORJSON_OPTIONS = 0
+_orjson_dumps: Callable[[Any], bytes] | None = None
 
 
-def _load_orjson() -> Callable[..., bytes]:
-    global _orjson_dumps, _ORJSON_OPTIONS
+def _load_orjson() -> Callable[[Any], bytes]:
+    global _orjson_dumps
     import orjson
 
     # Dates, dataclasses and the like go to the fallback, which refuses them, as before.
-    _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-    _orjson_dumps = orjson.dumps
-    return orjson.dumps
+    options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    _orjson_dumps = functools.partial(orjson.dumps, option=options)
+    return _orjson_dumps
 
 
 def dumps(value: Any) -> str:
@@ -116,9 +116,8 @@ def dumps(value: Any) -> str:
     # A running run's output and error, and most events' attempt details, are None.
     if value is None:
         return "null"
-    encode = _orjson_dumps or _load_orjson()
     try:
-        return encode(value, option=_ORJSON_OPTIONS).decode()
+        return (_orjson_dumps or _load_orjson())(value).decode()
     except TypeError:  # orjson.JSONEncodeError is one
         return _ENCODER.encode(value)
 
