@@ -80,23 +80,28 @@ class SQLStore(SQLAdmin, LeaseSQL, CallbackSQL, UpdateSQL, RedriveSQL):
     def create_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         now = clock.wall()
 
-        def op(q: Session) -> bool:
+        def op(q: Session) -> RunRecord | None:
             created = self._insert_run(q, run, now)
-            if created:
+            if created is not None:
                 self._notify(q, "run")
             return created
 
-        def resolve(q: Session) -> tuple[bool, bool]:
-            row = q.execute(self.sql("SELECT created_at FROM runs WHERE id=?"), (run.id,))
-            found = row.fetchone()
-            return found is not None, found is not None and found[0] == now
+        def resolve(q: Session) -> tuple[bool, RunRecord | None]:
+            row = q.execute(self.sql(SELECT_RUN + " WHERE r.id=?"), (run.id,)).fetchone()
+            if row is None:
+                return False, None
+            found = run_from_row(row)
+            return True, found if found.created_at == now else None  # ours, or another's
 
         created = self._write(op, resolve=resolve)
+        if created is not None:
+            # What was written, not read back: the read cost a sixth of starting a run.
+            return created, True
         record = self.get_run(run.id)
         if record is None:
             # Only another process deleting it in between could do this (tideflow never does).
             raise StoreError(f"run {run.id} vanished right after it was created")
-        return record, created
+        return record, False
 
     def get_run(self, run_id: str) -> RunRecord | None:
         row = self._read(
@@ -315,7 +320,7 @@ class SQLStore(SQLAdmin, LeaseSQL, CallbackSQL, UpdateSQL, RedriveSQL):
         worker should hear of."""
         news = False
         for new_run in commit.new_runs:
-            news = self._insert_run(q, new_run, now) or news
+            news = self._insert_run(q, new_run, now) is not None or news
         for child_id in commit.cancel_runs:
             self._request_cancel(q, child_id, now)
             news = True

@@ -242,12 +242,33 @@ class SQLCore:
                 self.sql(events_insert(len(chunk), guard is not None)), [*args, *(guard or ())]
             )
 
-    def _insert_run(self, q: Session, run: NewRun, now: float) -> bool:
-        """Insert `run` unless a run with its id exists; True when it was inserted."""
+    def _insert_run(self, q: Session, run: NewRun, now: float) -> RunRecord | None:
+        """Insert `run` unless a run with its id exists; the record of the row inserted (what
+        get_run would read back, holding `run`'s own state and input), None when one existed."""
         state = run.state
         # A fork's link lives in its run state (interpreter/redrive.py); the columns let
         # `list` and `status` find forks without reading states.
         fork = state.get("run", {}).get("forked_from") or {}
+        record = RunRecord(
+            id=run.id,
+            workflow=run.workflow,
+            def_hash=run.def_hash,
+            status=state["status"],
+            input=run.input,
+            output=state.get("output"),
+            error=state.get("error"),
+            state=state,
+            parent_id=run.parent_id,
+            root_id=run.root_id or run.id,
+            depth=run.depth,
+            created_at=now,
+            updated_at=now,
+            ended_at=now if state["status"] in TERMINAL_STATUSES else None,
+            next_seq=len(run.events) + 1,
+            version=run.def_version,
+            forked_from=fork.get("run"),
+            forked_from_state=fork.get("state"),
+        )
         q.execute(
             self.sql(
                 "INSERT INTO definitions(hash, name, version, file, source, created_at) "
@@ -264,35 +285,35 @@ class SQLCore:
                 "ON CONFLICT (id) DO NOTHING"
             ),
             (
-                run.id,
-                run.workflow,
-                run.def_hash,
-                state["status"],
-                dumps(state.get("output")),
-                dumps(state.get("error")),
+                record.id,
+                record.workflow,
+                record.def_hash,
+                record.status,
+                dumps(record.output),
+                dumps(record.error),
                 dumps(state),
-                run.parent_id,
-                run.root_id or run.id,
-                run.depth,
+                record.parent_id,
+                record.root_id,
+                record.depth,
                 now,
                 now,
-                now if state["status"] in TERMINAL_STATUSES else None,
+                record.ended_at,
                 run.due_at,
-                len(run.events) + 1,
+                record.next_seq,
                 self._needs_value(needs_of(state)),
-                fork.get("run"),
-                fork.get("state"),
+                record.forked_from,
+                record.forked_from_state,
             ),
         )
         q.sync()
         if inserted.rowcount != 1:
-            return False
+            return None
         q.execute(
             self.sql("INSERT INTO run_inputs(run_id, input) VALUES (?, ?)"),
             (run.id, dumps(run.input)),
         )
         self._insert_events(q, run.id, 1, run.events, now)
-        return True
+        return record
 
     # ----------------------------------------------------------------- shared writes
     def _post(self, q: Session, run_id: str, kind: str, name: str, payload: Any, now: float) -> int:

@@ -28,6 +28,17 @@ def test_create_run_returns_the_new_record_and_created_true(store: Store) -> Non
     assert seqs(store, "r1") == list(range(1, len(new.events) + 1))
 
 
+def test_create_run_returns_what_get_run_reads_back(store: Store) -> None:
+    # A store may build the record from what it wrote instead of reading it back: the two
+    # must not differ in any field, for a plain run and for a child's.
+    parent = create(store, "r1", input_={"n": 1, "s": "é"})
+    assert parent == store.get_run("r1")
+    for new in (new_run("c1", input_=[1, 2.5, None], parent=parent), new_run("r2", due_at=None)):
+        record, created = store.create_run(new)
+        assert created is True
+        assert record == store.get_run(new.id)
+
+
 def test_create_run_with_an_existing_id_returns_the_stored_run_unchanged(store: Store) -> None:
     first, _ = store.create_run(new_run("r1", input_={"n": 1}))
     again, created = store.create_run(new_run("r1", input_={"n": 2}))
