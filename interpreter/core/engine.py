@@ -48,7 +48,7 @@ from interpreter.core.bookkeeping import Bookkeeping
 from interpreter.core.definition import Retry
 from interpreter.core.fail_state import failure_of
 from interpreter.core.records import NEVER_RETRIED, NO_RESULT, NOT_STARTED, Command, error, iso
-from interpreter.expressions import ExpressionError, evaluate
+from interpreter.expressions import ExpressionError
 
 
 class Engine(Bookkeeping):
@@ -63,7 +63,8 @@ class Engine(Bookkeeping):
         root = self.new_frame([], None, None, vars_={}, locals_={})
         self.s["root"] = root["id"]
         try:
-            root["vars"] = evaluate(wf.vars or {}, self.context(root), where="vars")
+            # Through eval: vars without a template are rendered once per definition.
+            root["vars"] = self.eval(root, wf.vars, "vars") if wf.vars else {}
         except ExpressionError as exc:
             saga.fail_run(self, self, error(exc.kind, exc.message))
             return

@@ -94,6 +94,7 @@ class SQLStore(SQLAdmin, LeaseSQL, CallbackSQL, UpdateSQL, RedriveSQL):
             return True, found if found.created_at == now else None  # ours, or another's
 
         created = self._write(op, resolve=resolve)
+        self._stored_definitions.add(run.def_hash)  # committed: by this run or an earlier one
         if created is not None:
             # What was written, not read back: the read cost a sixth of starting a run.
             return created, True

@@ -148,6 +148,9 @@ class SQLCore:
     def __init__(self) -> None:
         self._dead = DeadOwners()
         self._sql_cache: dict[str, str] = {}
+        # Definitions this store has seen committed. No operation deletes a definition, so a
+        # run started with one of these needs no INSERT ... ON CONFLICT DO NOTHING for it.
+        self._stored_definitions: set[str] = set()
 
     # ----------------------------------------------------------------- dialect hooks
     def _read(self, op: Callable[[Session], T]) -> T:
@@ -269,13 +272,14 @@ class SQLCore:
             forked_from=fork.get("run"),
             forked_from_state=fork.get("state"),
         )
-        q.execute(
-            self.sql(
-                "INSERT INTO definitions(hash, name, version, file, source, created_at) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT (hash) DO NOTHING"
-            ),
-            (run.def_hash, run.workflow, run.def_version, run.def_file, run.def_source, now),
-        )
+        if run.def_hash not in self._stored_definitions:
+            q.execute(
+                self.sql(
+                    "INSERT INTO definitions(hash, name, version, file, source, created_at) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT (hash) DO NOTHING"
+                ),
+                (run.def_hash, run.workflow, run.def_version, run.def_file, run.def_source, now),
+            )
         inserted = q.execute(
             self.sql(
                 "INSERT INTO runs(id, workflow, def_hash, status, output, error, state, parent_id, "
