@@ -147,3 +147,27 @@ print(json.dumps([built, _loader._plugins is not None, "PYDANTIC_DISABLE_PLUGINS
     assert built == ["Workflow"]
     assert not scanned
     assert not left_set
+
+
+def test_validate_runs_no_garbage_collection_and_gives_the_collector_back() -> None:
+    """`tideflow validate samples/order.yaml` runs no collection from parsing its arguments to
+    printing the result: what it imports and builds lives until the process ends
+    (interpreter/collector.py). Afterwards the collector is on and nothing is left frozen."""
+    sample = ROOT / "samples" / "order.yaml"
+    code = f"""
+import contextlib, gc, io, json
+from interpreter.cli import main
+passes = []
+gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main(['validate', {str(sample)!r}]) == 0
+gc.callbacks.clear()
+print(json.dumps([passes, gc.isenabled(), gc.get_freeze_count()]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    passes, enabled, frozen = json.loads(done.stdout.splitlines()[-1])
+    assert passes == []
+    assert enabled
+    assert frozen == 0
