@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -147,3 +148,48 @@ print(json.dumps([built, _loader._plugins is not None, "PYDANTIC_DISABLE_PLUGINS
     assert built == ["Workflow"]
     assert not scanned
     assert not left_set
+
+
+def test_validate_runs_no_garbage_collection_and_gives_the_collector_back() -> None:
+    """`tideflow validate samples/order.yaml` runs no collection from parsing its arguments to
+    printing the result: what it imports and builds lives until the process ends
+    (interpreter/collector.py). Afterwards the collector is on and nothing is left frozen."""
+    sample = ROOT / "samples" / "order.yaml"
+    assert _collections_during(["validate", str(sample)]) == ([], True, 0)
+
+
+def test_status_runs_no_garbage_collection(tmp_path: Path) -> None:
+    """`tideflow status ID` neither: the parser, the client's modules and its store are made
+    with the collector paused."""
+    db = str(tmp_path / "runs.db")
+    sample = str(ROOT / "samples" / "greeting.yaml")
+    start = [sys.executable, "-m", "interpreter", "start", sample, "--db", db]
+    started = subprocess.run(
+        [*start, "--input", '{"name": "gc"}'],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    run_id = started.stdout.strip()
+    assert _collections_during(["status", run_id, "--db", db]) == ([], True, 0)
+
+
+def _collections_during(argv: list[str]) -> tuple[list[int], bool, int]:
+    """The collections `main(argv)` ran in a fresh process (their generations), and whether
+    the collector was on and how many objects were frozen afterwards."""
+    code = f"""
+import contextlib, gc, io, json
+from interpreter.cli import main
+passes = []
+gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
+with contextlib.redirect_stdout(io.StringIO()):
+    assert main({argv!r}) == 0
+gc.callbacks.clear()
+print(json.dumps([passes, gc.isenabled(), gc.get_freeze_count()]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    passes, enabled, frozen = json.loads(done.stdout.splitlines()[-1])
+    return passes, enabled, frozen

@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from interpreter import collector
 from interpreter.cli import _common
 
 # The module that registers each command, in the order `tideflow --help` lists them.
@@ -89,12 +90,13 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from interpreter.cli.help_text import subparser_of
-
     if argv is None:
         argv = sys.argv[1:]
-    parser = build_parser(_command_word(argv))
-    args, extras = parser.parse_known_args(argv)
+    with collector.start_up():  # the parser and its modules live until the process ends
+        from interpreter.cli.help_text import subparser_of
+
+        parser = build_parser(_command_word(argv))
+        args, extras = parser.parse_known_args(argv)
     if extras:
         subparser_of(parser, getattr(args, "command", None)).error(
             f"unrecognized arguments: {' '.join(extras)}"

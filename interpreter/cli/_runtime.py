@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from interpreter import collector
 from interpreter.cli._common import (
     EXIT_FAILED,
     EXIT_NOT_FOUND,
@@ -147,9 +148,10 @@ def translated_errors() -> Iterator[None]:
 def open_client(args: argparse.Namespace, *, create: bool = True) -> Client:
     """The store of --db. `create=False` for commands that only read or steer existing runs:
     a store that does not exist is then an error, not a new empty file."""
-    from interpreter.client import Client
+    # The client's modules and its store live as long as the command (interpreter/collector.py).
+    with collector.start_up(), translated_errors():
+        from interpreter.client import Client
 
-    with translated_errors():
         try:
             return Client(getattr(args, "db", None), create=create)
         except StoreNotFound as exc:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from interpreter import collector
 from interpreter.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -129,7 +130,9 @@ def _write(text: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    with _pydantic_plugins_off():
+    # A short batch that keeps every file's result until it prints them: the collector has
+    # next to nothing to find in what it imports and builds (interpreter/collector.py).
+    with _pydantic_plugins_off(), collector.start_up():
         return _validate(args)
 
 
