@@ -74,6 +74,8 @@ class _DaemonThreads:
         self._waking = 0  # of those, woken and not yet come to take a call
         self._queued: collections.deque[_Job] = collections.deque()
         self._settling: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
+        # Called with a call's future as the loop sets it (see `call_when_settled`).
+        self._when_settled: dict[asyncio.Future[Any], Callable[[asyncio.Future[Any]], None]] = {}
         self._lock = threading.Lock()
 
     def submit(self, function: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
@@ -108,6 +110,7 @@ class _DaemonThreads:
         """Drop the calls still queued: their worker stopped and cancelled them."""
         with self._lock:
             self._queued.clear()
+        self._when_settled.clear()
 
     def take(self, woken: bool) -> _Job | None:
         """The next queued call for a thread serving this pool (`woken`: its first); None:
@@ -138,16 +141,32 @@ class _DaemonThreads:
             with self._lock:
                 self._settling.pop(loop, None)
 
+    def call_when_settled(
+        self, future: asyncio.Future[Any], hook: Callable[[asyncio.Future[Any]], None]
+    ) -> None:
+        """Call `hook(future)` as soon as the loop sets the future of a submitted call, in the
+        same turn: a done callback would run a turn of the loop later, on every step. On the
+        loop's thread only."""
+        self._when_settled[future] = hook
+
     def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             batch = self._settling.pop(loop, [])
+        hooks = []
         for future, result, error in batch:
+            hook = self._when_settled.pop(future, None)
             if future.done():  # a timeout or the shutdown gave up on it
                 continue
             if error is None:
                 future.set_result(result)
             else:
                 future.set_exception(error)
+            if hook is not None:
+                hooks.append((hook, future))
+        # After every future is set: a hook that raised cannot leave the others unset (its
+        # future's done callbacks still run in the next turn).
+        for hook, future in hooks:
+            hook(future)
 
 
 _Job = tuple[
@@ -236,6 +255,8 @@ class ActivityRunner:
         guard = _Guard(
             call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task, on_outcome
         )
+        if not isinstance(call, asyncio.Task):  # a sync activity's call, on a thread
+            self._threads.call_when_settled(call, guard._call_done)
         return guard.outcome
 
     def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:

@@ -146,3 +146,60 @@ def test_a_spare_thread_ends_when_no_pool_takes_it(monkeypatch: pytest.MonkeyPat
     seen[0].join(timeout=10)
     assert not seen[0].is_alive()
     assert not executor._IDLE
+
+
+def _attempt_of(activity_name: str) -> tuple[dict[str, Any], Any]:
+    from interpreter.activities.context import ActivityContext
+
+    task = {"activity": activity_name, "input": {"n": 1}, "timeouts": {}, "id": "k1"}
+    ctx = ActivityContext(run_id="r", workflow="w", state="s", attempt=1, idempotency_key="r/k1/1")
+    return task, ctx
+
+
+def test_a_sync_attempt_has_its_outcome_in_the_turn_its_result_arrives() -> None:
+    """The pool sets the call's future and the attempt's outcome in one turn of the loop (no
+    done callback a turn later): one turn less on every step of a sync activity."""
+    seen: list[bool] = []
+
+    async def main() -> None:
+        runner = executor.ActivityRunner()
+        task, ctx = _attempt_of(MUTATED)
+        pool = runner._threads
+        real = pool._deliver
+
+        def deliver(loop: asyncio.AbstractEventLoop) -> None:
+            real(loop)
+            seen.append(outcome.done())
+
+        pool._deliver = deliver  # type: ignore[method-assign]
+        outcome = runner.start(task, ctx)
+        assert (await outcome).ok
+        assert not pool._when_settled
+        runner.close()
+
+    asyncio.run(main())
+    assert seen == [True]
+
+
+def test_an_abandoned_sync_attempt_leaves_no_hook_behind() -> None:
+    release = threading.Event()
+
+    @activity("test.held_for_hook")
+    def held(payload: Any) -> None:
+        release.wait(10)
+
+    async def main() -> executor._DaemonThreads:
+        runner = executor.ActivityRunner()
+        task, ctx = _attempt_of("test.held_for_hook")
+        outcome = runner.start(task, ctx)
+        await asyncio.sleep(0.05)
+        outcome.cancel()  # the run gave up on it (cancelled, lost its lease, a race lost)
+        release.set()
+        pool = runner._threads
+        wait_for_settled = asyncio.get_running_loop().time() + 10
+        while pool._when_settled and asyncio.get_running_loop().time() < wait_for_settled:
+            await asyncio.sleep(0.01)
+        runner.close()
+        return pool
+
+    assert not asyncio.run(main())._when_settled
