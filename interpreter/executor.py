@@ -163,8 +163,7 @@ class _DaemonThreads:
                 future.set_exception(error)
             if hook is not None:
                 hooks.append((hook, future))
-        # After every future is set: a hook that raised cannot leave the others unset (its
-        # future's done callbacks still run in the next turn).
+        # After every future is set: a hook that raised cannot leave the others unset.
         for hook, future in hooks:
             hook(future)
 
@@ -252,11 +251,10 @@ class ActivityRunner:
             settled: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
             settled.set_result(_err("ActivityNotRegistered", str(exc), final=True))
             return settled
+        threads = None if isinstance(call, asyncio.Task) else self._threads  # sync: a thread's
         guard = _Guard(
-            call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task, on_outcome
+            call, ctx, limit, timeouts.get("heartbeat"), deadline_bound, task, on_outcome, threads
         )
-        if not isinstance(call, asyncio.Task):  # a sync activity's call, on a thread
-            self._threads.call_when_settled(call, guard._call_done)
         return guard.outcome
 
     def _start(self, name: str, input_: Any, ctx: ActivityContext) -> asyncio.Future[Any]:
@@ -290,7 +288,9 @@ class _Guard:
         deadline_bound: bool,
         task: dict[str, Any],
         on_outcome: Callable[[], None] | None,
+        threads: _DaemonThreads | None,
     ) -> None:
+        """`threads`: the pool whose thread runs the call (None: a task on the loop)."""
         self.call, self.ctx, self.task, self.on_outcome = call, ctx, task, on_outcome
         self.limit, self.heartbeat, self.deadline_bound = limit, heartbeat, deadline_bound
         self.started = clock.monotonic()
@@ -298,7 +298,10 @@ class _Guard:
         self.outcome: asyncio.Future[Outcome] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
         self.outcome.add_done_callback(self._outcome_done)
-        call.add_done_callback(self._call_done)
+        if threads is None:
+            call.add_done_callback(self._call_done)
+        else:  # called as the pool sets the call's future, not a turn of the loop later
+            threads.call_when_settled(call, self._call_done)
         self._arm(self.started)
 
     def _arm(self, now: float) -> None:

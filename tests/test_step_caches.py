@@ -196,8 +196,8 @@ def test_an_abandoned_sync_attempt_leaves_no_hook_behind() -> None:
         outcome.cancel()  # the run gave up on it (cancelled, lost its lease, a race lost)
         release.set()
         pool = runner._threads
-        wait_for_settled = asyncio.get_running_loop().time() + 10
-        while pool._when_settled and asyncio.get_running_loop().time() < wait_for_settled:
+        deadline = asyncio.get_running_loop().time() + 10
+        while pool._when_settled and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         runner.close()
         return pool
