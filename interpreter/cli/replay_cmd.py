@@ -88,10 +88,15 @@ def _recorded(args: argparse.Namespace, name: str) -> list[tuple[str, list[dict[
                 )
             out.append((str(doc.get("run_id")), doc["events"]))
         return out
+    # Closed here, as the replay goes on without it: left to the collector, a PostgreSQL
+    # store's pool could be finalized in one of its own threads ("cannot join current thread").
     client = rt.open_client(args, create=False)
-    for record in rt.call(lambda: client.list_runs(status=args.status, workflow=name)):
-        with rt.translated_errors():
-            out.append((record.id, list(client.history(record.id, all_segments=True))))
+    try:
+        for record in rt.call(lambda: client.list_runs(status=args.status, workflow=name)):
+            with rt.translated_errors():
+                out.append((record.id, list(client.history(record.id, all_segments=True))))
+    finally:
+        client.close()
     return out
 
 
