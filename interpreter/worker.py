@@ -32,6 +32,7 @@ from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import LeaseLost, RunRecord, Store
 from interpreter.store.leases import new_owner_id
 from interpreter.store.writes import NewRun
+from interpreter.wake_flag import WakeFlag
 
 # A run is kept (not released) while its next timer is at most this far away.
 HOLD_SECONDS = 2.0
@@ -84,7 +85,7 @@ class Worker:
         self._stop_now = asyncio.Event()
         # Set when a driver ends (its run finished or was released) or the store notifies new
         # work: look for work at once.
-        self._look_for_work = asyncio.Event()
+        self._look_for_work = WakeFlag()
         self.steps = 0
         # Whoever adds work calls notify() (tests on virtual time): poll only for timers.
         self.timers_only = False
@@ -140,7 +141,8 @@ class Worker:
         try:
             while not self._stopping.is_set() and not (until and until()):
                 now = clock.wall()
-                free = self.concurrency - len(self._drivers)
+                held = len(self._drivers)  # runs held before this round's claim
+                free = self.concurrency - held
                 due = None
                 if free > 0:
                     due = self.store.next_due(self.root_id, self.owner, activities=self.activities)
@@ -158,7 +160,9 @@ class Worker:
                             task = asyncio.create_task(driver.drive())
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
-                if self._drivers:
+                # Runs claimed just now have their attention cleared by the claim, and their
+                # drivers read the inbox first: only runs held before need the look.
+                if held:
                     for run_id in self.store.needs_attention(self.owner):
                         woken = self._drivers.get(run_id)
                         if woken is not None:
@@ -170,8 +174,7 @@ class Worker:
                 if unsubscribe is not None or self.timers_only:  # poll only for timers
                     wait = self.idle_poll if due is None else due - clock.wall()
                     wait = min(self.idle_poll, max(self.poll_interval, wait))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._look_for_work.wait(), wait)
+                await self._look_for_work.wait(wait)
                 self._look_for_work.clear()
         finally:
             if unsubscribe is not None:
