@@ -6,10 +6,13 @@
 
 Each process drives `--rounds` rounds of W2 on a fresh SQLite store (`--runs` runs of 10 no-op
 steps started, then one Worker until all are done; at 200 runs a round writes about 4,000 WAL
-frames, so 12 rounds pass the WAL limits several times) and times every COMMIT the store's
-connection makes: all of them together, the ones over 5 ms (a checkpoint made inside the
-COMMIT, interpreter/store/sqlite_checkpoints.py) and the longest. Steps/s is printed too, but
-on a noisy machine it moves more than what the checkpoints change; the commit times do not.
+frames, so 12 rounds pass the WAL's checkpoint limit several times) and times every COMMIT the
+store's connection makes: all of them together, the ones over 5 ms (those that ran a WAL
+checkpoint, see WAL_CHECKPOINT_PAGES in interpreter/store/sqlite.py) and the longest; with a
+tree whose store has a background checkpointer (`_checkpoints.passes`), its passes too. Steps/s
+is printed as well, but on a noisy machine it moves more than the checkpoints change it; the
+commit times do not. Read it beside `bench/engine.py w2`'s worker CPU a step: moving work off
+the loop can cost more of it in all (docs/benchmarks.md, 2026-12-04 (morning)).
 
 Figures are printed, never asserted.
 """
@@ -171,8 +174,10 @@ def main() -> None:
     print(f"{'':34}" + "".join(f"{name:>14}" for name in names))
     for label, key in METRICS:
         print(f"{label:34}" + "".join(f"{medians[name][key]:>14.1f}" for name in names))
-    passes = [r["background_passes"] for r in samples["current"]]
-    print(f"background checkpoint passes a process (current tree): {passes}")
+    for name, runs in samples.items():
+        passes = [r["background_passes"] for r in runs]
+        if any(p is not None for p in passes):
+            print(f"background checkpoint passes a process ({name}): {passes}")
 
 
 if __name__ == "__main__":

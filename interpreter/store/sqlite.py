@@ -27,7 +27,6 @@ from interpreter.store.base import check_version, dumps
 from interpreter.store.migrations import SCHEMA_VERSION
 from interpreter.store.sql import SQLStore
 from interpreter.store.sqlcore import Cursor, Session
-from interpreter.store.sqlite_checkpoints import SAFETY_FRAMES, Checkpointer
 
 T = TypeVar("T")
 
@@ -91,6 +90,14 @@ def _friendly(exc: sqlite3.Error, path: str, opened: bool = False) -> StoreError
     return StoreError(f"store {path}: {text}")
 
 
+# A checkpoint copies each page changed since the last one back into the store file, once. At
+# SQLite's default (1,000 pages, 4 MB of WAL) the pages that every step and start change (the
+# runs table and its indexes, the newest events) were copied again every hundred or so starts:
+# a quarter of what starting a run cost. At 10,000 pages they are copied a tenth as often; the
+# WAL file grows to about 40 MB between checkpoints (and is reused, not regrown, after each).
+WAL_CHECKPOINT_PAGES = 10_000
+
+
 class _Session:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -141,12 +148,6 @@ class SQLiteStore(SQLStore):
         self.path = path
         self._lock = threading.RLock()
         self._identity: tuple[int, int] | None = None  # set once the store is open
-        self._sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
-        if self._sync not in ("NORMAL", "FULL", "EXTRA"):
-            self._sync = "NORMAL"
-        self._checkpoints: Checkpointer | None = None
-        if path != ":memory:":  # sqlite_checkpoints.py: WAL checkpoints off the writer's path
-            self._checkpoints = Checkpointer(self._checkpoint_connection)
         if path != ":memory:":
             parent = Path(path).parent
             try:
@@ -185,18 +186,19 @@ class SQLiteStore(SQLStore):
     def _prepare(self) -> None:
         # Before switching to WAL: that rewrites the header of another program's database.
         version = self._version(self._session)
+        sync = os.environ.get("TIDEFLOW_SQLITE_SYNC", "NORMAL").upper()
+        if sync not in ("NORMAL", "FULL", "EXTRA"):
+            sync = "NORMAL"
         if self._db.execute("PRAGMA journal_mode=WAL").fetchone() is None:
             raise NotAStore(f"{self.path} is not a tideflow store")
-        self._db.execute(f"PRAGMA synchronous={self._sync}")
-        self._db.execute(f"PRAGMA wal_autocheckpoint={SAFETY_FRAMES}")
+        self._db.execute(f"PRAGMA synchronous={sync}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         if version != SCHEMA_VERSION:
             # Processes opening a new store together: the first takes the write lock and
             # migrates; the others wait for it, then read the version it left behind.
             self._in_transaction(lambda q: self._migrate(q, self.path))
 
     def close(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.close()
         with self._lock:
             self._db.close()
 
@@ -210,12 +212,6 @@ class SQLiteStore(SQLStore):
         except OSError:
             return None
         return (main.st_ino, wal.st_ino)
-
-    def _checkpoint_connection(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA synchronous={self._sync}")  # a checkpoint syncs as the store does
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens -wal and -shm now
-        return db
 
     def _check_identity(self) -> None:
         """Refuse to write when the store file or its WAL was deleted or replaced while this
@@ -236,7 +232,6 @@ class SQLiteStore(SQLStore):
         covers the wait. Plain code rather than a context manager: this runs for every step,
         and the generator's two resumptions were 2 us of its 40."""
         with self._lock:
-            changes = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if self._identity is not None:
@@ -245,11 +240,8 @@ class SQLiteStore(SQLStore):
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            # Before COMMIT: the file was checked just now, and nobody else writes until then.
-            if self._checkpoints is not None and self._db.total_changes != changes:
-                self._checkpoints.wrote()  # (an idle worker's empty claim changed nothing)
             self._db.execute("COMMIT")
-        return result
+            return result
 
     def _read(self, op: Callable[[Session], T]) -> T:
         try:
