@@ -392,7 +392,10 @@ def test_query_whose_value_is_not_json_data_fails_cleanly(store_url: str, tmp_pa
 
 
 def test_ctrl_c_during_run_says_how_to_continue(store_url: str, tmp_path: Path) -> None:
-    wf = napping(tmp_path, duration="4s")
+    # Long enough that the run is still asleep when the Ctrl-C comes on a loaded machine (a
+    # 4 s nap ended first there once: each `list` below is a fresh process); `resume` then
+    # sleeps what is left of it.
+    wf = napping(tmp_path, duration="12s")
     proc = cli_popen("run", str(wf), "--id", "nap-1", "--db", store_url, "--json")
 
     def run_exists() -> bool:
