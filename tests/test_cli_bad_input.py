@@ -391,20 +391,25 @@ def test_query_whose_value_is_not_json_data_fails_cleanly(store_url: str, tmp_pa
 # --------------------------------------------------------------------------- Ctrl-C
 
 
+def _asleep(
+    run_id: str, *db: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> bool:
+    """The run's sleep has begun: `tideflow run` drives it, so its Ctrl-C handler is in place.
+    (The run exists before that; a SIGINT sent in between is lost where the test's process
+    was started with SIGINT ignored, as a shell's background job is, and the nap then ends
+    normally.)"""
+    shown = run_cli("history", run_id, *db, "--json", cwd=cwd, env=env)
+    if shown.returncode != 0:
+        return False
+    return any(event["type"] == "TimerStarted" for event in json.loads(shown.stdout))
+
+
 def test_ctrl_c_during_run_says_how_to_continue(store_url: str, tmp_path: Path) -> None:
-    # Long enough that the run is still asleep when the Ctrl-C comes on a loaded machine (a
-    # 4 s nap ended first there once: each `list` below is a fresh process); `resume` then
-    # sleeps what is left of it.
-    wf = napping(tmp_path, duration="12s")
+    # Long enough that the run is still asleep when the Ctrl-C comes on a loaded machine;
+    # `resume` then sleeps what is left of it.
+    wf = napping(tmp_path, duration="8s")
     proc = cli_popen("run", str(wf), "--id", "nap-1", "--db", store_url, "--json")
-
-    def run_exists() -> bool:
-        listed = run_cli("list", "--json", "--db", store_url)
-        return listed.returncode == 0 and any(
-            r["run_id"] == "nap-1" for r in json.loads(listed.stdout)
-        )
-
-    wait_for(run_exists, timeout=30, interval=0.05)
+    wait_for(lambda: _asleep("nap-1", "--db", store_url), timeout=30, interval=0.05)
     proc.send_signal(signal.SIGINT)
     done = finish(proc)
     assert_clean(done, 130)
@@ -427,7 +432,7 @@ def test_ctrl_c_hint_names_no_db_when_none_was_given(tmp_path: Path) -> None:
     proc = cli_popen("run", str(wf), "--id", "nap-2", cwd=tmp_path, env={"TIDEFLOW_DB": ""})
     wait_for(lambda: (tmp_path / ".tideflow" / "tideflow.db").exists(), timeout=30)
     wait_for(
-        lambda: "nap-2" in run_cli("list", cwd=tmp_path, env={"TIDEFLOW_DB": ""}).stdout,
+        lambda: _asleep("nap-2", cwd=tmp_path, env={"TIDEFLOW_DB": ""}),
         timeout=30,
         interval=0.05,
     )
