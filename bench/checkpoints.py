@@ -8,8 +8,7 @@ Each process drives `--rounds` rounds of W2 on a fresh SQLite store (`--runs` ru
 steps started, then one Worker until all are done; at 200 runs a round writes about 4,000 WAL
 frames, so 12 rounds pass the WAL's checkpoint limit several times) and times every COMMIT the
 store's connection makes: all of them together, the ones over 5 ms (those that ran a WAL
-checkpoint, see WAL_CHECKPOINT_PAGES in interpreter/store/sqlite.py) and the longest; with a
-tree whose store has a background checkpointer (`_checkpoints.passes`), its passes too. Steps/s
+checkpoint, see WAL_CHECKPOINT_PAGES in interpreter/store/sqlite.py) and the longest. Steps/s
 is printed as well, but on a noisy machine it moves more than the checkpoints change it; the
 commit times do not. Read it beside `bench/engine.py w2`'s worker CPU a step: moving work off
 the loop can cost more of it in all (docs/benchmarks.md, 2026-12-04 (morning)).
@@ -35,7 +34,7 @@ sys.path.insert(0, str(BENCH))
 
 from _baseline import worktree  # noqa: E402
 
-STALL_SECONDS = 0.005
+STALL_SECONDS = 0.005  # the "commits over 5 ms" of the table
 
 
 def child(tree: Path, rounds: int, runs: int) -> dict[str, Any]:
@@ -86,8 +85,6 @@ def child(tree: Path, rounds: int, runs: int) -> dict[str, Any]:
             worker = Worker(store, concurrency=200)
             asyncio.run(worker.run(until=lambda: not running()))
         wall = time.perf_counter() - started
-        checkpointer = getattr(store, "_checkpoints", None)
-        passes = getattr(checkpointer, "passes", None)
         store._db = connection
         store._session.db = connection
         client.close()
@@ -99,7 +96,6 @@ def child(tree: Path, rounds: int, runs: int) -> dict[str, Any]:
         "stalls": len(stalls),
         "stall_ms_total": sum(stalls) * 1000,
         "longest_commit_ms": max(commits) * 1000,
-        "background_passes": passes,
     }
 
 
@@ -174,10 +170,6 @@ def main() -> None:
     print(f"{'':34}" + "".join(f"{name:>14}" for name in names))
     for label, key in METRICS:
         print(f"{label:34}" + "".join(f"{medians[name][key]:>14.1f}" for name in names))
-    for name, runs in samples.items():
-        passes = [r["background_passes"] for r in runs]
-        if any(p is not None for p in passes):
-            print(f"background checkpoint passes a process ({name}): {passes}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from interpreter.map_rows import MapRowTracker
 from interpreter.store.base import LeaseLost, RunRecord, Store
 from interpreter.store.leases import new_owner_id
 from interpreter.store.writes import NewRun
-from interpreter.wake_flag import WakeFlag
+from interpreter.wake_flag import WakeFlag, settle
 
 # A run is kept (not released) while its next timer is at most this far away.
 HOLD_SECONDS = 2.0
@@ -268,11 +268,6 @@ def _signal_waits(engine: Engine) -> set[tuple[str, str, int]]:
     }
 
 
-def _settle(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
 class _RunDriver:
     """Drives one claimed run until it ends, is released, or the lease is lost."""
 
@@ -301,11 +296,11 @@ class _RunDriver:
 
     def wake_up(self) -> None:
         self.woken = True
-        _settle(self._waiter)
+        settle(self._waiter)
 
     def _attempt_ended(self) -> None:
         """An attempt's outcome is set: end the wait (the loop then collects the outcomes)."""
-        _settle(self._waiter)
+        settle(self._waiter)
 
     async def _wait(self, timeout: float) -> None:
         """Until an attempt ends, wake_up() is called or `timeout` passes. One future instead of
@@ -316,7 +311,7 @@ class _RunDriver:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
-        timer = loop.call_later(timeout, _settle, waiter) if timeout < self.w.step_wait else None
+        timer = loop.call_later(timeout, settle, waiter) if timeout < self.w.step_wait else None
         if timer is None:
             self.w.capped_waits.add(waiter, self.w.step_wait)
         try:
