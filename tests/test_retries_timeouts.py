@@ -326,7 +326,13 @@ def test_schedule_to_close_bounds_all_attempts(client: Client, tmp_path: Path) -
     assert run.status == "failed"
     assert run.error["type"] == "Timeout"
     assert "schedule_to_close" in run.error["message"]
-    assert run.error["details"]["last_error"]["type"] == "Flaky"
+    details = run.error["details"]
+    if "last_error" in details:  # the deadline left no time for another attempt
+        assert details["last_error"]["type"] == "Flaky"
+    else:
+        # On a loaded machine an attempt can start just before the deadline and still be
+        # running when it comes: the deadline cuts that attempt (seen once on PostgreSQL).
+        assert details == {"timeout": "schedule_to_close"}, details
     assert 2 <= len(calls(log)) <= 5
     assert elapsed < 2.5
 
